@@ -1,0 +1,42 @@
+import type { Activation } from "../kernels/activations.js";
+import type { Tensor } from "../tensor.js";
+
+/**
+ * What the model asks of a backend. Two implementations with the same bits: "ts" runs the readable kernels of
+ * src/kernels/, "wasm" their SIMD twins in assembly/. Weights are handed over once, at load, so a backend can
+ * repack them (the wasm backend copies them into its memory in GEMM panel order).
+ */
+export interface Backend {
+  readonly name: string;
+  /** w: [N, K] as nn.Linear stores it; b: [N]. */
+  prepareLinear(w: Tensor, b: Tensor | null): LinearWeights;
+  /** w: [O, C, kh, kw]; b: [O] (a folded batch norm). */
+  prepareConv2d(w: Tensor, b: Tensor | null, stride: number, padding: number): Conv2dWeights;
+
+  /** x: [..., K] → act(x·wᵀ + b + residual): [..., N] */
+  linear(x: Tensor, w: LinearWeights, act?: Activation, residual?: Tensor | null): Tensor;
+  /** x: [N, C, H, W] → act(conv(x) + b + residual): [N, O, Ho, Wo] */
+  conv2d(x: Tensor, w: Conv2dWeights, act?: Activation, residual?: Tensor | null): Tensor;
+  /** over the last dimension */
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps?: number): Tensor;
+  /** q: [B, Lq, D], k and v: [B, Lk, D] → [B, Lq, D]; keyCount[b·Lq + i] keys visible to query i (null: all). */
+  attention(q: Tensor, k: Tensor, v: Tensor, heads: number, keyCount?: Int32Array | null): Tensor;
+  /** AvgPool2d(k) on [N, C, H, W] */
+  avgPool2d(x: Tensor, k: number): Tensor;
+  /** Frees what the backend holds (wasm memory, worker threads). */
+  dispose(): void;
+}
+
+export interface LinearWeights {
+  readonly N: number;
+  readonly K: number;
+}
+
+export interface Conv2dWeights {
+  readonly O: number;
+  readonly C: number;
+  readonly kh: number;
+  readonly kw: number;
+  readonly stride: number;
+  readonly padding: number;
+}
