@@ -72,8 +72,8 @@ export class Conv2d {
         p.get(`${bn}.weight`, [outC]).data, p.get(`${bn}.bias`, [outC]).data,
         p.get(`${bn}.running_mean`, [outC]).data, p.get(`${bn}.running_var`, [outC]).data,
       );
-      weight = tensor(w.shape, folded.weight);
-      bias = tensor([outC], folded.bias);
+      weight = { data: folded.weight, shape: w.shape };
+      bias = { data: folded.bias, shape: [outC] };
     }
     this.weights = backend.prepareConv2d(weight, bias, stride, padding);
   }
@@ -249,7 +249,9 @@ export class ResidualAttentionBlock {
     const inW = p.get(`${prefix}.attn.in_proj_weight`, [3 * d, d]);
     const inB = p.get(`${prefix}.attn.in_proj_bias`, [3 * d]);
     const proj = (i: number) => new Linear(
-      backend, tensor([d, d], inW.data.subarray(i * d * d, (i + 1) * d * d)), tensor([d], inB.data.subarray(i * d, (i + 1) * d)),
+      backend,
+      { data: inW.data.subarray(i * d * d, (i + 1) * d * d), shape: [d, d] },
+      { data: inB.data.subarray(i * d, (i + 1) * d), shape: [d] },
     );
     this.q_proj = proj(0);
     this.k_proj = proj(1);
