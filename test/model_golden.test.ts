@@ -1,0 +1,40 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, test } from "vitest";
+import { TsBackend } from "../src/backend/ts.js";
+import { buildModel } from "../src/model.js";
+import type { Tensor } from "../src/tensor.js";
+import { parseSafetensors } from "../src/weights/safetensors.js";
+import { agreement, goldenDir, lndToNld, npy, npyTokens } from "./helpers/golden.js";
+
+// Every module's output against the reference's, captured by forward hooks in tools/golden/make_model_goldens.py.
+for (const name of ["vit", "rn"]) {
+  describe(`${name}: the readable TypeScript path against PyTorch`, () => {
+    const dir = goldenDir(name);
+    const manifest = JSON.parse(readFileSync(`${dir}/manifest.json`, "utf8"));
+    const model = buildModel(parseSafetensors(readFileSync(`${dir}/weights.safetensors`)), new TsBackend());
+    const acts = new Map<string, Tensor>();
+    const hook = (n: string, t: Tensor) => acts.set(n, t);
+    const image = model.encodeImage(npy(`${dir}/pixels.npy`), hook);
+    const text = model.encodeText(npyTokens(`${dir}/tokens.npy`), hook);
+
+    for (const m of manifest.modules as { name: string; path: string; layout: string }[]) {
+      test(m.name, () => {
+        const expected = npy(`${dir}/${m.path}`);
+        const actual = acts.get(m.name);
+        expect(actual, `no output hooked for ${m.name}`).toBeDefined();
+        const a = agreement(actual!, m.layout === "LND" ? lndToNld(expected) : expected);
+        console.log(`${name} ${m.name}: max abs ${a.maxAbs.toExponential(2)}, max rel ${a.maxRel.toExponential(2)}`);
+        expect(a.ok).toBe(true);
+      });
+    }
+
+    test("encode_image, encode_text and both logits", () => {
+      const { logitsPerImage, logitsPerText } = model.forward(npy(`${dir}/pixels.npy`), npyTokens(`${dir}/tokens.npy`));
+      for (const [what, actual] of [["encode_image", image], ["encode_text", text], ["logits_per_image", logitsPerImage], ["logits_per_text", logitsPerText]] as const) {
+        const a = agreement(actual, npy(`${dir}/${what}.npy`));
+        console.log(`${name} ${what}: max abs ${a.maxAbs.toExponential(2)}, max rel ${a.maxRel.toExponential(2)}`);
+        expect(a.ok, what).toBe(true);
+      }
+    });
+  });
+}
