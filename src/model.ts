@@ -433,6 +433,11 @@ export class CLIP {
     return this.text_projection.forward(rows(x, argmaxPerRow(ids, N, L)));
   }
 
+  /** Releases the backend's memory and threads. */
+  dispose(): void {
+    this.backend.dispose();
+  }
+
   /** Both logits, as the reference forward(): cosine similarities scaled by exp(logit_scale). */
   forward(image: Tensor, text: TokenTensor): { logitsPerImage: Tensor; logitsPerText: Tensor } {
     const imageFeatures = normalize(this.encodeImage(image));
