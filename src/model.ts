@@ -276,6 +276,18 @@ export class ResidualAttentionBlock {
     const h = this.c_fc.forward(this.ln_2.forward(x), "quickgelu");
     return this.c_proj.forward(h, "none", x); // x + mlp(ln_2(x))
   }
+
+  /**
+   * forward() for one token per sequence, x[n, index[n]] → [N, 1, D]; every token is still a key and a value.
+   * For the last block: the other tokens' outputs are never read. Every op is row-wise, so the bits are the same.
+   */
+  forwardPooled(x: Tensor, index: Int32Array, keyCount: Int32Array | null): Tensor {
+    const h = this.ln_1.forward(x);
+    const q = this.q_proj.forward(rows(h, index, true));
+    const attn = this.backend.attention(q, this.k_proj.forward(h), this.v_proj.forward(h), this.nHead, keyCount);
+    const y = this.out_proj.forward(attn, "none", rows(x, index, true));
+    return this.c_proj.forward(this.c_fc.forward(this.ln_2.forward(y), "quickgelu"), "none", y);
+  }
 }
 
 export class Transformer {
@@ -291,6 +303,14 @@ export class Transformer {
       hook?.(`${name}.resblocks.${i}`, x);
     });
     return x;
+  }
+
+  /** forward(), then only the token index[n] of each sequence: [N, D]. The last block computes just those. */
+  forwardPooled(x: Tensor, index: Int32Array, keyCount: Int32Array | null, pooledKeyCount: Int32Array | null): Tensor {
+    const last = this.resblocks.length - 1;
+    for (let i = 0; i < last; i++) x = this.resblocks[i].forward(x, keyCount);
+    const y = last >= 0 ? this.resblocks[last].forwardPooled(x, index, pooledKeyCount) : rows(x, index, true);
+    return { data: y.data, shape: [y.shape[0], y.shape[2]] };
   }
 }
 
@@ -335,9 +355,11 @@ export class VisionTransformer {
     x = this.ln_pre.forward(tokens);
     hook?.("visual.ln_pre", x);
 
-    x = this.transformer.forward(x, null, hook, "visual.transformer");
+    const classToken = new Int32Array(N);
+    if (hook) x = rows(this.transformer.forward(x, null, hook, "visual.transformer"), classToken);
+    else x = this.transformer.forwardPooled(x, classToken, null, null);
 
-    x = this.ln_post.forward(rows(x, new Int32Array(N))); // the class token
+    x = this.ln_post.forward(x); // the class token
     hook?.("visual.ln_post", x);
     return this.proj.forward(x);
   }
@@ -398,7 +420,7 @@ export class CLIP {
   encodeImage(image: Tensor, hook?: ForwardHook): Tensor {
     const r = this.config.imageResolution;
     const [, c, h, w] = image.shape;
-    if (image.shape.length !== 4 || c !== 3 || h !== r || w !== r) {
+    if (image.shape.length !== 4 || c !== 3 || h !== r || w !== r || image.data.length !== image.shape[0] * 3 * r * r) {
       throw new RangeError(`encodeImage: expected pixels of shape [N, 3, ${r}, ${r}], got ${shapeString(image.shape)}`);
     }
     return this.visual.forward(image, hook);
@@ -407,7 +429,7 @@ export class CLIP {
   encodeText(text: TokenTensor, hook?: ForwardHook): Tensor {
     const { contextLength: L, vocabSize, transformerWidth: D } = this.config;
     const [N] = text.shape;
-    if (text.shape.length !== 2 || text.shape[1] !== L) {
+    if (text.shape.length !== 2 || text.shape[1] !== L || text.data.length !== N * L) {
       throw new RangeError(`encodeText: expected token ids of shape [N, ${L}], got ${shapeString(text.shape)}`);
     }
     const ids = new Int32Array(N * L);
@@ -419,18 +441,31 @@ export class CLIP {
       ids[i] = id;
     }
 
-    // token_embedding(text) + positional_embedding: [batch_size, n_ctx, d_model]
-    let x = tensor([N, L, D]);
-    const emb = this.token_embedding.data, pos = this.positional_embedding.data;
-    for (let t = 0; t < N * L; t++) {
-      for (let d = 0; d < D; d++) x.data[t * D + d] = f(emb[ids[t] * D + d] + pos[(t % L) * D + d]);
-    }
-    x = this.transformer.forward(x, causalKeyCounts(N, L), hook);
-    x = this.ln_final.forward(x);
-    hook?.("ln_final", x);
+    // the end-of-text token is the highest id in each row (text.argmax(dim=-1)): the features are taken there
+    const eot = argmaxPerRow(ids, N, L);
+    // Causal attention: no position after the last end-of-text token can change the output, so they are not
+    // computed (unless a hook asks for every module's full output). The bits are the same either way.
+    const Lt = hook ? L : Math.max(...eot) + 1;
 
-    // features at the end-of-text token, the highest id in each row (text.argmax(dim=-1))
-    return this.text_projection.forward(rows(x, argmaxPerRow(ids, N, L)));
+    // token_embedding(text) + positional_embedding: [batch_size, n_ctx, d_model]
+    let x = tensor([N, Lt, D]);
+    const emb = this.token_embedding.data, pos = this.positional_embedding.data;
+    for (let n = 0; n < N; n++) {
+      for (let t = 0; t < Lt; t++) {
+        const id = ids[n * L + t], o = (n * Lt + t) * D;
+        for (let d = 0; d < D; d++) x.data[o + d] = f(emb[id * D + d] + pos[t * D + d]);
+      }
+    }
+    const causal = causalKeyCounts(N, Lt);
+    if (hook) {
+      x = this.transformer.forward(x, causal, hook);
+      x = this.ln_final.forward(x);
+      hook("ln_final", x);
+      x = rows(x, eot);
+    } else {
+      x = this.ln_final.forward(this.transformer.forwardPooled(x, eot, causal, Int32Array.from(eot, (e) => e + 1)));
+    }
+    return this.text_projection.forward(x);
   }
 
   /** Releases the backend's memory and threads. */
@@ -478,10 +513,10 @@ function projection(backend: Backend, proj: Tensor): Linear {
   return new Linear(backend, wT, null);
 }
 
-/** x[arange(N), index] for x: [N, L, D] → [N, D]. */
-function rows(x: Tensor, index: Int32Array): Tensor {
+/** x[arange(N), index] for x: [N, L, D] → [N, D] (or [N, 1, D]). */
+function rows(x: Tensor, index: Int32Array, keepDim = false): Tensor {
   const [N, L, D] = x.shape;
-  const y = tensor([N, D]);
+  const y = tensor(keepDim ? [N, 1, D] : [N, D]);
   for (let n = 0; n < N; n++) y.data.set(x.data.subarray((n * L + index[n]) * D, (n * L + index[n] + 1) * D), n * D);
   return y;
 }
