@@ -1,0 +1,145 @@
+// Element types of stored tensors (safetensors spellings, also used for torch storages) and their widening to f32.
+import { WeightsError } from "./errors.js";
+
+export type DType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
+
+export const DTYPE_SIZE: Readonly<Record<DType, number>> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+
+export function isDType(s: unknown): s is DType {
+  return typeof s === "string" && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, s);
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+let f16Table: Float32Array | undefined;
+
+/** All 65536 half-precision values, so widening is one table lookup per element. */
+function halfTable(): Float32Array {
+  if (f16Table) return f16Table;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) t[h] = f16BitsToF32(h);
+  f16Table = t;
+  return t;
+}
+
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
+  return sign * (1024 + mant) * 2 ** (exp - 25);
+}
+
+const cvtF32 = new Float32Array(1);
+const cvtU32 = new Uint32Array(cvtF32.buffer);
+
+/** IEEE binary16 bits of x, rounded to nearest, ties to even (as torch's .half()). */
+export function f32ToF16Bits(x: number): number {
+  cvtF32[0] = x;
+  const u = cvtU32[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  const mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 | (mant >>> 13) : 0);
+  const e = exp - 127 + 15;
+  if (e <= 0) {
+    // Result is subnormal or zero: the value counts units of 2^-24.
+    if (e < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    let half = m >>> shift;
+    const rem = m & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && (half & 1) !== 0)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1) !== 0)) half++;
+  if (half >= 0x7c00) return sign | 0x7c00;
+  return sign | half;
+}
+
+/**
+ * A typed view of `count` elements starting at `byteOffset`, copying only when the
+ * position is misaligned for the element size (typed arrays require alignment).
+ */
+function aligned(bytes: Uint8Array, byteOffset: number, byteLength: number, elemSize: number): ArrayBuffer | { buffer: ArrayBufferLike; offset: number } {
+  const abs = bytes.byteOffset + byteOffset;
+  if (abs % elemSize === 0) return { buffer: bytes.buffer, offset: abs };
+  return bytes.slice(byteOffset, byteOffset + byteLength).buffer;
+}
+
+function view<T>(bytes: Uint8Array, byteOffset: number, count: number, elemSize: number, make: (b: ArrayBufferLike, o: number, n: number) => T): T {
+  const a = aligned(bytes, byteOffset, count * elemSize, elemSize);
+  return a instanceof ArrayBuffer ? make(a, 0, count) : make(a.buffer, a.offset, count);
+}
+
+/**
+ * Widen `count` contiguous little-endian elements of `dtype` at `byteOffset` into a new Float32Array.
+ * The caller has checked that the range lies inside `bytes`.
+ */
+export function decodeToF32(bytes: Uint8Array, byteOffset: number, count: number, dtype: DType): Float32Array {
+  const size = DTYPE_SIZE[dtype];
+  if (!Number.isSafeInteger(count) || count < 0 || byteOffset < 0 || byteOffset + count * size > bytes.length) {
+    throw new WeightsError(`decode: ${count} ${dtype} elements at byte ${byteOffset} do not fit in ${bytes.length} bytes`);
+  }
+  const out = new Float32Array(count);
+  if (count === 0) return out;
+  // Stored tensors are little-endian; typed arrays use the platform's order (little-endian wherever wasm runs).
+  if (!LITTLE_ENDIAN) throw new WeightsError("decode: big-endian platforms are not supported");
+  switch (dtype) {
+    case "F32":
+      out.set(view(bytes, byteOffset, count, 4, (b, o, n) => new Float32Array(b, o, n)));
+      break;
+    case "F64":
+      out.set(view(bytes, byteOffset, count, 8, (b, o, n) => new Float64Array(b, o, n)));
+      break;
+    case "F16": {
+      const src = view(bytes, byteOffset, count, 2, (b, o, n) => new Uint16Array(b, o, n));
+      const t = halfTable();
+      for (let i = 0; i < count; i++) out[i] = t[src[i]!]!;
+      break;
+    }
+    case "BF16": {
+      // bfloat16 is the top half of an f32.
+      const src = view(bytes, byteOffset, count, 2, (b, o, n) => new Uint16Array(b, o, n));
+      const dst = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) dst[i] = src[i]! << 16;
+      break;
+    }
+    case "I64": {
+      const src = view(bytes, byteOffset, count * 2, 4, (b, o, n) => new Uint32Array(b, o, n));
+      for (let i = 0; i < count; i++) out[i] = (src[2 * i + 1]! | 0) * 4294967296 + src[2 * i]!;
+      break;
+    }
+    case "I32":
+      out.set(view(bytes, byteOffset, count, 4, (b, o, n) => new Int32Array(b, o, n)));
+      break;
+    case "I16":
+      out.set(view(bytes, byteOffset, count, 2, (b, o, n) => new Int16Array(b, o, n)));
+      break;
+    case "I8":
+      out.set(new Int8Array(bytes.buffer, bytes.byteOffset + byteOffset, count));
+      break;
+    case "U8":
+      out.set(bytes.subarray(byteOffset, byteOffset + count));
+      break;
+    case "BOOL":
+      for (let i = 0; i < count; i++) out[i] = bytes[byteOffset + i]! !== 0 ? 1 : 0;
+      break;
+  }
+  return out;
+}
