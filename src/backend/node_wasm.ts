@@ -1,0 +1,55 @@
+// The Node half of the wasm backend: the module from build/ via fs, workers via worker_threads. A browser
+// adapter would implement the same WasmPlatform with fetch and Web Workers.
+import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { WORKER_LOOP, type WasmPlatform, type WorkerHandle, type WorkerInit } from "./wasm_platform.js";
+
+// src/backend/ when run from source, dist/src/backend/ when compiled: build/ is at the project root either way
+const CANDIDATE_DIRS = ["../../build/", "../../../build/"];
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+${WORKER_LOOP}
+const loop = workerLoop(workerData.init, workerData.tid, (e) => parentPort.postMessage({ error: String(e && e.stack || e) }));
+parentPort.postMessage({ ready: true });
+loop();
+`;
+
+async function loadModule(threaded: boolean): Promise<WebAssembly.Module> {
+  const name = threaded ? "clip-threads.wasm" : "clip.wasm";
+  const tried: string[] = [];
+  for (const dir of CANDIDATE_DIRS) {
+    const path = fileURLToPath(new URL(dir + name, import.meta.url));
+    tried.push(path);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch {
+      continue;
+    }
+    return WebAssembly.compile(new Uint8Array(bytes));
+  }
+  throw new Error(`wasm backend: ${name} not found (run "npm run build:wasm"); looked at ${tried.join(", ")}`);
+}
+
+function startWorkers(init: WorkerInit, count: number): Promise<WorkerHandle[]> {
+  return Promise.all(
+    Array.from({ length: count }, (_, i) => new Promise<WorkerHandle>((resolve, reject) => {
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { init, tid: i + 1 } });
+      worker.unref(); // an idle pool must not keep the process alive
+      worker.on("message", (m: { ready?: boolean; error?: string }) => {
+        if (m.ready) resolve({ terminate: () => void worker.terminate() });
+        else if (m.error) console.error(`wasm worker ${i + 1}: ${m.error}`);
+      });
+      worker.once("error", reject);
+    })),
+  );
+}
+
+export const nodePlatform: WasmPlatform = {
+  loadModule,
+  startWorkers,
+  defaultThreads: () => availableParallelism(),
+};

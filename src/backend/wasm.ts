@@ -1,0 +1,364 @@
+import type { Activation } from "../kernels/activations.js";
+import { conv2dOutputSize } from "../kernels/conv2d.js";
+import { numel, shapeString, tensor, type Tensor } from "../tensor.js";
+import type { Backend, Conv2dWeights, LinearWeights } from "./backend.js";
+import { nodePlatform } from "./node_wasm.js";
+import { KERNELS, CTRL, type KernelName, type WasmPlatform, type WorkerHandle } from "./wasm_platform.js";
+
+export type { WasmPlatform } from "./wasm_platform.js";
+
+/** Columns per packed weight panel (assembly/gemm.ts NR). */
+const NR = 8;
+const PAGE = 65536;
+/** Bytes below the heap: the control block lives here (0 stays unused: the kernels read 0 as "no tensor"). */
+const HEAP_BASE = 4096;
+/** Upper bound of one im2col chunk, so a large convolution does not need all its columns at once. */
+const COL_CHUNK_BYTES = 32 << 20;
+const MAX_THREADS = 8;
+
+const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2 };
+
+interface WasmLinear extends LinearWeights { ptr: number; bias: number }
+interface WasmConv extends Conv2dWeights { ptr: number; bias: number }
+
+type Exports = Record<KernelName, (...args: number[]) => number> & { simdPeak(iters: number, seed: number): number };
+
+export interface WasmBackendOptions {
+  /** Threads including the calling one (default: the available parallelism, at most 8). 1: no workers. */
+  threads?: number;
+  /** Where the module and the workers come from (default: Node's fs and worker_threads). */
+  platform?: WasmPlatform;
+}
+
+export async function createWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
+  const platform = options.platform ?? nodePlatform;
+  const threads = options.threads ?? Math.min(MAX_THREADS, platform.defaultThreads());
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new RangeError(`createWasmBackend: threads must be an integer in [1, 256], got ${threads}`);
+  }
+  const shared = threads > 1;
+  const module = await platform.loadModule(shared);
+  const memory = shared
+    ? new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true })
+    : new WebAssembly.Memory({ initial: 1 });
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const workers = shared ? await platform.startWorkers({ module, memory, ctrl: CTRL.OFFSET, kernels: KERNELS }, threads - 1) : [];
+  return new WasmBackend(instance.exports as unknown as Exports, memory, workers);
+}
+
+/**
+ * The SIMD backend: weights live in wasm memory (linear weights packed into GEMM panels) from prepare on;
+ * each op copies its inputs into a scratch arena above them, runs, and copies the output into a new Tensor.
+ * With threads, every kernel call is split into ranges of independent output units (panels, heads, rows,
+ * planes) run by the workers and this thread at once, so the bits do not depend on the thread count.
+ */
+export class WasmBackend implements Backend {
+  readonly name = "wasm";
+  readonly threads: number;
+  private top = HEAP_BASE; // end of the weights; the per-op arena starts here
+  private arena = HEAP_BASE;
+  private views: { buffer: ArrayBufferLike; f32: Float32Array; i32: Int32Array; f64: Float64Array } | null = null;
+  private disposed = false;
+
+  constructor(private readonly exports: Exports, private readonly memory: WebAssembly.Memory, private readonly workers: WorkerHandle[]) {
+    this.threads = workers.length + 1;
+  }
+
+  prepareLinear(w: Tensor, b: Tensor | null): LinearWeights {
+    this.live();
+    if (w.shape.length !== 2) throw new Error(`prepareLinear: weight must be [N, K], got ${shapeString(w.shape)}`);
+    const [N, K] = w.shape;
+    checkData("prepareLinear: weight", w);
+    if (b && (b.shape.length !== 1 || b.shape[0] !== N)) throw new Error(`prepareLinear: bias ${shapeString(b.shape)} for ${N} outputs`);
+    const panels = Math.ceil(N / NR);
+    const ptr = this.alloc(panels * NR * K * 4);
+    let bias = 0;
+    if (b) {
+      bias = this.alloc(panels * NR * 4);
+      const padded = new Float32Array(panels * NR); // the GEMM reads whole panels of bias
+      padded.set(b.data);
+      this.write(bias, padded);
+    }
+    const raw = this.push(w.data);
+    this.run("packLinearWeights", [raw, N, K, ptr], 0, panels);
+    const prepared: WasmLinear = { N, K, ptr, bias };
+    return prepared;
+  }
+
+  prepareConv2d(w: Tensor, b: Tensor | null, stride: number, padding: number): Conv2dWeights {
+    this.live();
+    if (w.shape.length !== 4) throw new Error(`prepareConv2d: weight must be [O, C, kh, kw], got ${shapeString(w.shape)}`);
+    const [O, C, kh, kw] = w.shape;
+    checkData("prepareConv2d: weight", w);
+    if (b && (b.shape.length !== 1 || b.shape[0] !== O)) throw new Error(`prepareConv2d: bias ${shapeString(b.shape)} for ${O} channels`);
+    if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(padding) || padding < 0) {
+      throw new Error(`prepareConv2d: stride ${stride} / padding ${padding} must be integers ≥ 1 / ≥ 0`);
+    }
+    const ptr = this.alloc(w.data.length * 4);
+    this.write(ptr, w.data);
+    let bias = 0;
+    if (b) {
+      bias = this.alloc(O * 4);
+      this.write(bias, b.data);
+    }
+    const prepared: WasmConv = { O, C, kh, kw, stride, padding, ptr, bias };
+    return prepared;
+  }
+
+  linear(x: Tensor, weights: LinearWeights, act: Activation = "none", residual: Tensor | null = null): Tensor {
+    this.live();
+    const w = weights as WasmLinear;
+    checkData("linear: input", x);
+    const K = x.shape[x.shape.length - 1];
+    if (x.shape.length < 1 || K !== w.K) throw new Error(`linear: input ${shapeString(x.shape)} does not end in ${w.K}`);
+    const M = K === 0 ? numel(x.shape.slice(0, -1)) : x.data.length / K;
+    const shape = [...x.shape.slice(0, -1), w.N];
+    this.arena = this.top;
+    const xp = this.push(x.data);
+    const rp = residual ? this.push(checkResidual("linear", residual, shape)) : 0;
+    const yp = this.reserve(M * w.N);
+    this.run("gemm", [xp, w.ptr, w.bias, w.bias ? 1 : 0, rp, yp, M, K, w.N, ACT[act]], 0, M > 0 ? Math.ceil(w.N / NR) : 0);
+    return tensor(shape, this.read(yp, M * w.N));
+  }
+
+  conv2d(x: Tensor, weights: Conv2dWeights, act: Activation = "none", residual: Tensor | null = null): Tensor {
+    this.live();
+    const w = weights as WasmConv;
+    checkData("conv2d: input", x);
+    if (x.shape.length !== 4 || x.shape[1] !== w.C) {
+      throw new Error(`conv2d: input ${shapeString(x.shape)} is not [N, ${w.C}, H, W]`);
+    }
+    const [N, C, H, W] = x.shape;
+    const s = { N, C, H, W, O: w.O, kh: w.kh, kw: w.kw, stride: w.stride, padding: w.padding };
+    const [Ho, Wo] = conv2dOutputSize(s);
+    if (!(Ho >= 1 && Wo >= 1)) throw new Error(`conv2d: input ${shapeString(x.shape)} is smaller than the ${w.kh}×${w.kw} kernel`);
+    const shape = [N, w.O, Ho, Wo];
+    const P = Ho * Wo, K = C * w.kh * w.kw, panels = Math.ceil(P / NR);
+    const chunk = Math.max(Math.min(panels, this.threads), Math.floor(COL_CHUNK_BYTES / (K * NR * 4)));
+    this.arena = this.top;
+    const xp = this.push(x.data);
+    const rp = residual ? this.push(checkResidual("conv2d", residual, shape)) : 0;
+    const yp = this.reserve(numel(shape));
+    const col = this.reserve(Math.min(chunk, panels) * K * NR);
+    for (let n = 0; n < N; n++) {
+      for (let c0 = 0; c0 < panels; c0 += chunk) {
+        this.run("conv2dImage", [
+          xp + n * C * H * W * 4, C, H, W, w.O, w.kh, w.kw, w.stride, w.padding, Ho, Wo,
+          w.ptr, w.bias, rp ? rp + n * w.O * P * 4 : 0, yp + n * w.O * P * 4, ACT[act], col, c0,
+        ], c0, Math.min(panels, c0 + chunk));
+      }
+    }
+    return tensor(shape, this.read(yp, numel(shape)));
+  }
+
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+    this.live();
+    checkData("layerNorm: input", x);
+    const D = x.shape[x.shape.length - 1];
+    if (weight.data.length !== D || bias.data.length !== D) {
+      throw new Error(`layerNorm: weight ${shapeString(weight.shape)} / bias ${shapeString(bias.shape)} for rows of ${D}`);
+    }
+    const rows = D > 0 ? x.data.length / D : 0;
+    this.arena = this.top;
+    const xp = this.push(x.data), gp = this.push(weight.data), bp = this.push(bias.data);
+    const yp = this.reserve(x.data.length);
+    this.run("layerNorm", [xp, gp, bp, yp, D, eps], 0, rows);
+    return tensor([...x.shape], this.read(yp, x.data.length));
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, heads: number, keyCount: Int32Array | null = null): Tensor {
+    this.live();
+    for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
+      checkData(`attention: ${name}`, t);
+      if (t.shape.length !== 3) throw new Error(`attention: ${name} must be [B, L, D], got ${shapeString(t.shape)}`);
+    }
+    const [B, Lq, D] = q.shape;
+    const Lk = k.shape[1];
+    if (k.shape[0] !== B || k.shape[2] !== D || shapeString(v.shape) !== shapeString(k.shape)) {
+      throw new Error(`attention: q ${shapeString(q.shape)}, k ${shapeString(k.shape)}, v ${shapeString(v.shape)} do not match`);
+    }
+    if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) throw new Error(`attention: ${heads} heads do not divide ${D}`);
+    if (keyCount) {
+      if (keyCount.length !== B * Lq) throw new Error(`attention: keyCount has ${keyCount.length} entries, expected ${B * Lq}`);
+      for (let i = 0; i < keyCount.length; i++) {
+        if (!(keyCount[i] >= 0 && keyCount[i] <= Lk)) throw new Error(`attention: keyCount[${i}] = ${keyCount[i]} not in [0, ${Lk}]`);
+      }
+    }
+    const hd = D / heads;
+    const scale = Math.fround(1 / Math.sqrt(hd));
+    const scratchBytes = align16((hd + 1) * ((Lk + 3) & ~3) * 4);
+    this.arena = this.top;
+    const qp = this.push(q.data), kp = this.push(k.data), vp = this.push(v.data);
+    let kc = 0;
+    if (keyCount) {
+      kc = this.reserve(keyCount.length);
+      this.view().i32.set(keyCount, kc >>> 2);
+    }
+    const out = this.reserve(q.data.length);
+    const scratch = this.reserve((scratchBytes / 4) * Math.min(this.threads, B * heads));
+    this.run("attention", [qp, kp, vp, out, B, Lq, Lk, heads, hd, scale, kc, scratch, scratchBytes], 0, B * heads);
+    return tensor([B, Lq, D], this.read(out, q.data.length));
+  }
+
+  avgPool2d(x: Tensor, k: number): Tensor {
+    this.live();
+    checkData("avgPool2d: input", x);
+    if (x.shape.length !== 4) throw new Error(`avgPool2d: input must be [N, C, H, W], got ${shapeString(x.shape)}`);
+    if (!Number.isInteger(k) || k < 1) throw new Error(`avgPool2d: kernel ${k} must be a positive integer`);
+    const [N, C, H, W] = x.shape;
+    const shape = [N, C, Math.floor(H / k), Math.floor(W / k)];
+    this.arena = this.top;
+    const xp = this.push(x.data);
+    const yp = this.reserve(numel(shape));
+    this.run("avgPool2d", [xp, yp, H, W, k], 0, N * C);
+    return tensor(shape, this.read(yp, numel(shape)));
+  }
+
+  /** y = expf(x) elementwise (the SIMD twin of src/kernels/exp.ts), for tests. */
+  expf(x: Float32Array): Float32Array {
+    this.live();
+    this.arena = this.top;
+    const xp = this.push(x), yp = this.reserve(x.length);
+    this.run("expfArray", [xp, yp], 0, x.length);
+    return this.read(yp, x.length);
+  }
+
+  /** y = act(x) elementwise, for tests. */
+  activate(x: Float32Array, act: Activation): Float32Array {
+    this.live();
+    this.arena = this.top;
+    const xp = this.push(x), yp = this.reserve(x.length);
+    this.run("activateArray", [xp, yp, ACT[act]], 0, x.length);
+    return this.read(yp, x.length);
+  }
+
+  /** The raw exports, for benchmarks (see bench/gemm.mjs). */
+  get raw(): Exports {
+    return this.exports;
+  }
+
+  /** Stops the workers (they are unref'd, so they never hold the process open) and drops the memory. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.workers.length > 0) {
+      const { i32 } = this.view();
+      const c = CTRL.OFFSET >> 2;
+      Atomics.store(i32, c + CTRL.FN, -1);
+      Atomics.add(i32, c + CTRL.GEN, 1);
+      Atomics.notify(i32, c + CTRL.GEN);
+      for (const w of this.workers) w.terminate();
+    }
+    this.views = null;
+  }
+
+  private live(): void {
+    if (this.disposed) throw new Error("wasm backend: used after dispose()");
+  }
+
+  /**
+   * Runs kernel `name` over the units [u0, u1): split into one contiguous range per thread, workers first,
+   * this thread the first range; returns when all are done. Arguments go through the shared control block.
+   */
+  private run(name: KernelName, args: number[], u0: number, u1: number): void {
+    const fnIndex = KERNELS.findIndex(([n]) => n === name);
+    const withTid = KERNELS[fnIndex][1];
+    const T = Math.min(this.threads, u1 - u0);
+    const call = (tid: number, a: number, b: number) =>
+      withTid ? this.exports[name](...args, tid, a, b) : this.exports[name](...args, a, b);
+    if (T <= 1) {
+      if (u1 > u0) call(0, u0, u1);
+      return;
+    }
+    const { i32, f64 } = this.view();
+    const c = CTRL.OFFSET >> 2;
+    if (args.length > CTRL.MAX_ARGS) throw new Error(`wasm backend: ${name} has too many arguments`);
+    f64.set(args, (CTRL.OFFSET + CTRL.ARGS_BYTE) >> 3);
+    i32[c + CTRL.FN] = fnIndex;
+    i32[c + CTRL.NARGS] = args.length;
+    i32[c + CTRL.U0] = u0;
+    i32[c + CTRL.U1] = u1;
+    i32[c + CTRL.THREADS] = T;
+    i32[c + CTRL.ERROR] = 0;
+    Atomics.store(i32, c + CTRL.DONE, 0);
+    Atomics.add(i32, c + CTRL.GEN, 1);
+    Atomics.notify(i32, c + CTRL.GEN);
+    try {
+      call(0, u0, splitPoint(u0, u1, 1, T));
+    } finally {
+      const n = this.workers.length;
+      for (let spin = 0; Atomics.load(i32, c + CTRL.DONE) < n; spin++) {
+        const done = Atomics.load(i32, c + CTRL.DONE);
+        if (spin > CTRL.SPINS && done < n) Atomics.wait(i32, c + CTRL.DONE, done, 1000);
+      }
+    }
+    if (i32[c + CTRL.ERROR] !== 0) throw new Error(`wasm backend: ${name} failed in a worker thread`);
+  }
+
+  private view(): { f32: Float32Array; i32: Int32Array; f64: Float64Array } {
+    const buffer = this.memory.buffer;
+    if (!this.views || this.views.buffer !== buffer) {
+      this.views = { buffer, f32: new Float32Array(buffer), i32: new Int32Array(buffer), f64: new Float64Array(buffer) };
+    }
+    return this.views;
+  }
+
+  /** Makes [0, end) addressable, growing the memory (and so renewing the views) if needed. */
+  private ensure(end: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return;
+    if (end > 65536 * PAGE) throw new RangeError(`wasm backend: ${end} bytes exceed the 4 GiB of wasm32 memory`);
+    this.memory.grow(Math.ceil((end - have) / PAGE));
+  }
+
+  /** Permanent (weights). Only between ops, as it moves the arena. */
+  private alloc(bytes: number): number {
+    const p = this.top;
+    this.ensure(p + bytes);
+    this.top = align16(p + bytes);
+    this.arena = this.top;
+    return p;
+  }
+
+  /** n floats of the current op's arena, uninitialised. */
+  private reserve(n: number): number {
+    const p = this.arena;
+    this.ensure(p + n * 4);
+    this.arena = align16(p + n * 4);
+    return p;
+  }
+
+  private push(data: Float32Array): number {
+    const p = this.reserve(data.length);
+    this.write(p, data);
+    return p;
+  }
+
+  private write(p: number, data: Float32Array): void {
+    this.view().f32.set(data, p >>> 2);
+  }
+
+  private read(p: number, n: number): Float32Array {
+    return this.view().f32.slice(p >>> 2, (p >>> 2) + n);
+  }
+}
+
+/** Thread t of T runs the units [splitPoint(t), splitPoint(t + 1)); the workers use the same formula. */
+export function splitPoint(u0: number, u1: number, t: number, T: number): number {
+  return u0 + Math.floor(((u1 - u0) * t) / T);
+}
+
+function align16(n: number): number {
+  return Math.ceil(n / 16) * 16;
+}
+
+function checkData(what: string, t: Tensor): void {
+  if (t.data.length !== numel(t.shape)) throw new Error(`${what}: ${t.data.length} values for shape ${shapeString(t.shape)}`);
+}
+
+function checkResidual(op: string, r: Tensor, shape: number[]): Float32Array {
+  if (shapeString(r.shape) !== shapeString(shape) || r.data.length !== numel(shape)) {
+    throw new Error(`${op}: residual ${shapeString(r.shape)} does not match the output ${shapeString(shape)}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,95 @@
+// What the wasm backend needs from its host, so that Node (node_wasm.ts: fs, worker_threads) and, later, a
+// browser (fetch, Web Workers) can each provide it; and the layout of the control block both sides share.
+
+export interface WorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory; // shared
+  ctrl: number; // byte offset of the control block in memory
+  kernels: typeof KERNELS;
+}
+
+export interface WorkerHandle {
+  terminate(): void;
+}
+
+export interface WasmPlatform {
+  /** The compiled module: the shared-memory build (atomics enabled) when `threaded`. */
+  loadModule(threaded: boolean): Promise<WebAssembly.Module>;
+  /** Starts `count` workers running the loop of WORKER_LOOP; resolves once each has instantiated the module. */
+  startWorkers(init: WorkerInit, count: number): Promise<WorkerHandle[]>;
+  defaultThreads(): number;
+}
+
+/** Dispatchable exports of assembly/index.ts, and whether each takes the thread index before its unit range. */
+export const KERNELS = [
+  ["gemm", false],
+  ["packLinearWeights", false],
+  ["conv2dImage", false],
+  ["attention", true],
+  ["layerNorm", false],
+  ["avgPool2d", false],
+  ["expfArray", false],
+  ["activateArray", false],
+] as const satisfies readonly (readonly [string, boolean])[];
+
+export type KernelName = (typeof KERNELS)[number][0];
+
+/** Control block: Int32 slots at OFFSET, then the f64 arguments at OFFSET + ARGS_BYTE. */
+export const CTRL = {
+  OFFSET: 256,
+  GEN: 0, // bumped by the main thread for each job (and to stop)
+  DONE: 1, // workers that finished the current job
+  FN: 2, // index into KERNELS; −1: exit
+  NARGS: 3,
+  U0: 4,
+  U1: 5,
+  THREADS: 6, // threads taking part (the main thread is thread 0)
+  ERROR: 7,
+  ARGS_BYTE: 64,
+  MAX_ARGS: 24,
+  SPINS: 20000, // polls before sleeping in Atomics.wait: jobs come back to back within a forward pass
+} as const;
+
+/**
+ * The body of a worker as plain JavaScript source (a worker runs a script, not this module): the host wraps it
+ * with its own way of receiving `init` (see node_wasm.ts). Workers never allocate: they only run their range of
+ * the job the main thread posts in the control block, then count themselves done.
+ */
+export const WORKER_LOOP = `
+function workerLoop(init, tid, onError) {
+  const { module, memory, ctrl, kernels } = init;
+  const C = ${JSON.stringify(CTRL)};
+  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  const fns = kernels.map(([name]) => exports[name]);
+  const i32 = new Int32Array(memory.buffer, ctrl, 16);
+  const f64 = new Float64Array(memory.buffer, ctrl + C.ARGS_BYTE, C.MAX_ARGS);
+  let gen = Atomics.load(i32, C.GEN);
+  return function loop() {
+    for (;;) {
+      for (let spin = 0; Atomics.load(i32, C.GEN) === gen; spin++) {
+        if (spin > C.SPINS) Atomics.wait(i32, C.GEN, gen);
+      }
+      gen = Atomics.load(i32, C.GEN);
+      const fn = i32[C.FN];
+      if (fn < 0) return;
+      const T = i32[C.THREADS], u0 = i32[C.U0], u1 = i32[C.U1];
+      if (tid < T) {
+        const a = u0 + Math.floor(((u1 - u0) * tid) / T), b = u0 + Math.floor(((u1 - u0) * (tid + 1)) / T);
+        if (a < b) {
+          const args = Array.from(f64.subarray(0, i32[C.NARGS]));
+          if (kernels[fn][1]) args.push(tid);
+          args.push(a, b);
+          try {
+            fns[fn](...args);
+          } catch (e) {
+            Atomics.store(i32, C.ERROR, 1);
+            onError(e);
+          }
+        }
+      }
+      Atomics.add(i32, C.DONE, 1);
+      Atomics.notify(i32, C.DONE);
+    }
+  };
+}
+`;
