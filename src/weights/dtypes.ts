@@ -22,6 +22,11 @@ export function isDType(s: unknown): s is DType {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/** Stored tensors are little-endian and typed arrays use the platform's order (little-endian wherever wasm runs). */
+export function requireLittleEndian(): void {
+  if (!LITTLE_ENDIAN) throw new WeightsError("big-endian platforms are not supported");
+}
+
 let f16Table: Float32Array | undefined;
 
 /** All 65536 half-precision values, so widening is one table lookup per element. */
@@ -98,8 +103,7 @@ export function decodeToF32(bytes: Uint8Array, byteOffset: number, count: number
   }
   const out = new Float32Array(count);
   if (count === 0) return out;
-  // Stored tensors are little-endian; typed arrays use the platform's order (little-endian wherever wasm runs).
-  if (!LITTLE_ENDIAN) throw new WeightsError("decode: big-endian platforms are not supported");
+  requireLittleEndian();
   switch (dtype) {
     case "F32":
       out.set(view(bytes, byteOffset, count, 4, (b, o, n) => new Float32Array(b, o, n)));

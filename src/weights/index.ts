@@ -10,8 +10,7 @@ export { WeightsError } from "./errors.js";
 export { hfToOpenAI, isHuggingFaceClip, normaliseKeys } from "./keys.js";
 export { parseSafetensors, writeSafetensors } from "./safetensors.js";
 export { loadTorchZip, type TorchArchiveKind, type TorchLoadOptions } from "./torch.js";
-export { readZip, ZipArchive, type ZipEntry } from "./zip.js";
-export { unpickle } from "./pickle.js";
+export { ZipArchive, type ZipEntry } from "./zip.js";
 
 export type WeightsFormat = "safetensors" | "torch-zip" | "torchscript";
 

@@ -2,7 +2,7 @@
 // Header entries: name → {dtype, shape, data_offsets: [begin, end]} relative to the data area.
 import type { StateDict } from "../tensor.js";
 import { numel } from "../tensor.js";
-import { DTYPE_SIZE, decodeToF32, f32ToF16Bits, isDType, type DType } from "./dtypes.js";
+import { DTYPE_SIZE, decodeToF32, f32ToF16Bits, isDType, requireLittleEndian, type DType } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 
 /** The reference implementation refuses headers above 100 MB; so do we, before decoding any of it. */
@@ -111,12 +111,15 @@ export function writeSafetensors(sd: StateDict, dtype: "F32" | "F16", metadata?:
   dv.setUint32(4, Math.floor(headerLen / 4294967296), true);
   out.set(json, 8);
   out.fill(0x20, 8 + json.length, 8 + headerLen);
+  // The data area starts 8-aligned and every tensor spans whole elements, so typed views line up.
+  requireLittleEndian();
   let pos = 8 + headerLen;
   for (const t of sd.values()) {
     if (dtype === "F32") {
-      for (let i = 0; i < t.data.length; i++) dv.setFloat32(pos + 4 * i, t.data[i]!, true);
+      new Float32Array(out.buffer, pos, t.data.length).set(t.data);
     } else {
-      for (let i = 0; i < t.data.length; i++) dv.setUint16(pos + 2 * i, f32ToF16Bits(t.data[i]!), true);
+      const dst = new Uint16Array(out.buffer, pos, t.data.length);
+      for (let i = 0; i < t.data.length; i++) dst[i] = f32ToF16Bits(t.data[i]!);
     }
     pos += t.data.length * size;
   }

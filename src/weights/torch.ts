@@ -162,7 +162,7 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
 
   // Every stored element is at least one byte, so honest files never need more than this; views
   // sharing storage (or stride-0 broadcasts) must not multiply a small file into a huge allocation.
-  let budget = 2 * zip.size + (1 << 24);
+  let budget = 2 * zip.size + (1 << 20);
   const storages = new Map<string, Uint8Array>();
   const sd: StateDict = new Map();
   for (const [name, t] of named) {

@@ -133,7 +133,8 @@ export class ZipArchive {
         throw new WeightsError(`zip: corrupt deflate data in "${e.name}" (${(err as Error).message})`);
       }
       if (data.length !== e.uncompressedSize) {
-        throw new WeightsError(`zip: entry "${e.name}" inflates to ${data.length > e.uncompressedSize ? "more than" : data.length} bytes, declared ${e.uncompressedSize}`);
+        const got = data.length > e.uncompressedSize ? "more than the" : `${data.length} bytes, not the`;
+        throw new WeightsError(`zip: entry "${e.name}" inflates to ${got} declared ${e.uncompressedSize} bytes`);
       }
     } else {
       throw new WeightsError(`zip: entry "${e.name}" uses unsupported compression method ${e.method}`);
