@@ -22,39 +22,39 @@ function transpose(t: Entry, name: string): Entry {
   return { data: out, shape: [c, r], dtype: t.dtype };
 }
 
-const LAYER_PARTS: Readonly<Record<string, string>> = {
-  "self_attn.out_proj.weight": "attn.out_proj.weight",
-  "self_attn.out_proj.bias": "attn.out_proj.bias",
-  "layer_norm1.weight": "ln_1.weight",
-  "layer_norm1.bias": "ln_1.bias",
-  "layer_norm2.weight": "ln_2.weight",
-  "layer_norm2.bias": "ln_2.bias",
-  "mlp.fc1.weight": "mlp.c_fc.weight",
-  "mlp.fc1.bias": "mlp.c_fc.bias",
-  "mlp.fc2.weight": "mlp.c_proj.weight",
-  "mlp.fc2.bias": "mlp.c_proj.bias",
-};
+const LAYER_PARTS: ReadonlyMap<string, string> = new Map([
+  ["self_attn.out_proj.weight", "attn.out_proj.weight"],
+  ["self_attn.out_proj.bias", "attn.out_proj.bias"],
+  ["layer_norm1.weight", "ln_1.weight"],
+  ["layer_norm1.bias", "ln_1.bias"],
+  ["layer_norm2.weight", "ln_2.weight"],
+  ["layer_norm2.bias", "ln_2.bias"],
+  ["mlp.fc1.weight", "mlp.c_fc.weight"],
+  ["mlp.fc1.bias", "mlp.c_fc.bias"],
+  ["mlp.fc2.weight", "mlp.c_proj.weight"],
+  ["mlp.fc2.bias", "mlp.c_proj.bias"],
+]);
 
-const TOP_LEVEL: Readonly<Record<string, string>> = {
-  "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
-  "text_model.embeddings.position_embedding.weight": "positional_embedding",
-  "text_model.final_layer_norm.weight": "ln_final.weight",
-  "text_model.final_layer_norm.bias": "ln_final.bias",
-  "vision_model.embeddings.class_embedding": "visual.class_embedding",
-  "vision_model.embeddings.patch_embedding.weight": "visual.conv1.weight",
-  "vision_model.embeddings.position_embedding.weight": "visual.positional_embedding",
+const TOP_LEVEL: ReadonlyMap<string, string> = new Map([
+  ["text_model.embeddings.token_embedding.weight", "token_embedding.weight"],
+  ["text_model.embeddings.position_embedding.weight", "positional_embedding"],
+  ["text_model.final_layer_norm.weight", "ln_final.weight"],
+  ["text_model.final_layer_norm.bias", "ln_final.bias"],
+  ["vision_model.embeddings.class_embedding", "visual.class_embedding"],
+  ["vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"],
+  ["vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"],
   // "pre_layrnorm" is HF's spelling.
-  "vision_model.pre_layrnorm.weight": "visual.ln_pre.weight",
-  "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
-  "vision_model.post_layernorm.weight": "visual.ln_post.weight",
-  "vision_model.post_layernorm.bias": "visual.ln_post.bias",
-  logit_scale: "logit_scale",
-};
+  ["vision_model.pre_layrnorm.weight", "visual.ln_pre.weight"],
+  ["vision_model.pre_layrnorm.bias", "visual.ln_pre.bias"],
+  ["vision_model.post_layernorm.weight", "visual.ln_post.weight"],
+  ["vision_model.post_layernorm.bias", "visual.ln_post.bias"],
+  ["logit_scale", "logit_scale"],
+]);
 
-const TRANSPOSED: Readonly<Record<string, string>> = {
-  "text_projection.weight": "text_projection",
-  "visual_projection.weight": "visual.proj",
-};
+const TRANSPOSED: ReadonlyMap<string, string> = new Map([
+  ["text_projection.weight", "text_projection"],
+  ["visual_projection.weight", "visual.proj"],
+]);
 
 const LAYER_RE = /^(text_model|vision_model)\.encoder\.layers\.(\d+)\.(.+)$/;
 const QKV_RE = /^self_attn\.([qkv])_proj\.(weight|bias)$/;
@@ -69,20 +69,23 @@ export function hfToOpenAI(sd: StateDict): StateDict {
   };
   for (const [k, t] of sd) {
     if (k.endsWith(".position_ids")) continue; // an index buffer (arange), not a weight
-    if (TOP_LEVEL[k] !== undefined) {
-      put(TOP_LEVEL[k], t, k);
+    const renamed = TOP_LEVEL.get(k);
+    if (renamed !== undefined) {
+      put(renamed, t, k);
       continue;
     }
-    if (TRANSPOSED[k] !== undefined) {
-      put(TRANSPOSED[k], transpose(t, k), k);
+    const transposed = TRANSPOSED.get(k);
+    if (transposed !== undefined) {
+      put(transposed, transpose(t, k), k);
       continue;
     }
     const m = LAYER_RE.exec(k);
     if (m) {
       const base = `${m[1] === "vision_model" ? "visual." : ""}transformer.resblocks.${m[2]}.`;
       const part = m[3]!;
-      if (LAYER_PARTS[part] !== undefined) {
-        put(base + LAYER_PARTS[part], t, k);
+      const layerPart = LAYER_PARTS.get(part);
+      if (layerPart !== undefined) {
+        put(base + layerPart, t, k);
         continue;
       }
       const q = QKV_RE.exec(part);

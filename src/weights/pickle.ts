@@ -78,18 +78,18 @@ export type PyValue =
   | TensorRef;
 
 /** torch storage classes → element dtype (safetensors spelling). */
-export const STORAGE_DTYPES: Readonly<Record<string, string>> = {
-  "torch.DoubleStorage": "F64",
-  "torch.FloatStorage": "F32",
-  "torch.HalfStorage": "F16",
-  "torch.BFloat16Storage": "BF16",
-  "torch.LongStorage": "I64",
-  "torch.IntStorage": "I32",
-  "torch.ShortStorage": "I16",
-  "torch.CharStorage": "I8",
-  "torch.ByteStorage": "U8",
-  "torch.BoolStorage": "BOOL",
-};
+export const STORAGE_DTYPES: ReadonlyMap<string, string> = new Map([
+  ["torch.DoubleStorage", "F64"],
+  ["torch.FloatStorage", "F32"],
+  ["torch.HalfStorage", "F16"],
+  ["torch.BFloat16Storage", "BF16"],
+  ["torch.LongStorage", "I64"],
+  ["torch.IntStorage", "I32"],
+  ["torch.ShortStorage", "I16"],
+  ["torch.CharStorage", "I8"],
+  ["torch.ByteStorage", "U8"],
+  ["torch.BoolStorage", "BOOL"],
+]);
 
 type Builder = (args: PyValue[], g: PyGlobal) => PyValue;
 
@@ -194,7 +194,7 @@ const ALLOWED_GLOBALS: ReadonlyMap<string, Builder> = new Map<string, Builder>([
   ["torch.jit._pickle.build_boollist", firstArg],
   ["torch.jit._pickle.build_tensorlist", firstArg],
   ["torch.jit._pickle.restore_type_tag", firstArg],
-  ...Object.keys(STORAGE_DTYPES).map((k): [string, Builder] => [k, notCallable]),
+  ...[...STORAGE_DTYPES.keys()].map((k): [string, Builder] => [k, notCallable]),
 ]);
 
 /** TorchScript module classes: `__torch__.<qualified python name>`, possibly with `___torch_mangle_N` parts. */

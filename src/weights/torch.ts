@@ -42,11 +42,12 @@ function storageFromPid(pid: PyValue): StorageRef {
     return fail(`unsupported persistent id ${describe(pid)}; expected ('storage', type, key, location, numel)`);
   }
   const [, type, key, location, numel] = pid.items;
-  if (!(type instanceof PyGlobal) || STORAGE_DTYPES[type.qualified] === undefined) fail(`unsupported storage type ${describe(type)}`);
+  const dtype = type instanceof PyGlobal ? STORAGE_DTYPES.get(type.qualified) : undefined;
+  if (dtype === undefined) return fail(`unsupported storage type ${describe(type)}`);
   if (typeof key !== "string") fail(`storage key must be a string, got ${describe(key)}`);
   if (typeof location !== "string") fail(`storage location must be a string, got ${describe(location)}`);
   if (typeof numel !== "number" || !Number.isSafeInteger(numel) || numel < 0) fail(`storage "${key}" has invalid size ${String(numel)}`);
-  return new StorageRef(STORAGE_DTYPES[type.qualified]!, key, location, numel);
+  return new StorageRef(dtype, key, location, numel);
 }
 
 /** Collect (name, tensor) pairs from a pickled TorchScript module tree: each module's state dict holds its tensors and submodules. */
@@ -112,10 +113,10 @@ function materialise(name: string, t: TensorRef, storage: Uint8Array, dtype: DTy
   }
   const size = DTYPE_SIZE[dtype];
   let contiguous = true;
-  let expect = 1;
+  let rowMajor = 1;
   for (let i = t.shape.length - 1; i >= 0; i--) {
-    if (t.shape[i] !== 1 && t.stride[i] !== expect) contiguous = false;
-    expect *= t.shape[i]!;
+    if (t.shape[i] !== 1 && t.stride[i] !== rowMajor) contiguous = false;
+    rowMajor *= t.shape[i]!;
   }
   if (contiguous) return decodeToF32(storage, t.offset * size, count, dtype);
   const span = decodeToF32(storage, t.offset * size, last - t.offset + 1, dtype);
