@@ -36,10 +36,11 @@ function pyRepr(x: number): string {
 }
 
 /** Pickle bytes from opcodes and literal strings (latin1). */
-function pk(...parts: (number | string)[]): Uint8Array {
+function pk(...parts: (number | string | Uint8Array)[]): Uint8Array {
   const out: number[] = [];
   for (const p of parts) {
     if (typeof p === "number") out.push(p);
+    else if (p instanceof Uint8Array) out.push(...p);
     else for (const c of p) out.push(c.charCodeAt(0));
   }
   return Uint8Array.from(out);
@@ -91,6 +92,35 @@ describe("torch records", () => {
     const pid = seen as unknown as PyTuple;
     expect(pid.items[0]).toBe("storage");
     expect((pid.items[1] as PyGlobal).qualified).toBe("torch.HalfStorage");
+  });
+
+  describe("other tensor rebuilders", () => {
+    const storage = pk("(", "X", 7, 0, 0, 0, "storage", "ctorch\nFloatStorage\n", "X", 1, 0, 0, 0, "0", "X", 3, 0, 0, 0, "cpu", "K", 4, "t", "Q");
+    const args = pk(storage, "K", 1, "K", 3, 0x85, "K", 1, 0x85);
+    const opts = { persistentLoad: () => new StorageRef("F32", "0", "cpu", 4) };
+
+    test("_rebuild_tensor (v1) and _rebuild_parameter_with_state", () => {
+      const v1 = unpickle(pk(pk(0x80, 2, "ctorch._utils\n_rebuild_tensor\n("), args, pk("tR.")), opts);
+      expect(v1).toEqual(new TensorRef(new StorageRef("F32", "0", "cpu", 4), 1, [3], [1]));
+      const inner = pk(pk("ctorch._utils\n_rebuild_tensor_v2\n("), args, pk(0x89, "}", "tR"));
+      const param = unpickle(pk(pk(0x80, 2, "ctorch._utils\n_rebuild_parameter_with_state\n("), inner, pk(0x88, "}", "}", "tR.")), opts);
+      expect(param).toBeInstanceOf(TensorRef);
+      expect((param as TensorRef).offset).toBe(1);
+    });
+
+    test("_rebuild_from_type_v2 accepts torch.Tensor and Parameter only", () => {
+      const wrapped = (type: string) =>
+        pk(pk(0x80, 2, "ctorch._tensor\n_rebuild_from_type_v2\n(", "ctorch._utils\n_rebuild_tensor_v2\n", type, "("), args, pk(0x89, "}", "t", "}", "tR."));
+      expect(unpickle(wrapped("ctorch\nTensor\n"), opts)).toBeInstanceOf(TensorRef);
+      expect(unpickle(wrapped("ctorch.nn.parameter\nParameter\n"), opts)).toBeInstanceOf(TensorRef);
+      throwsWeights(() => unpickle(wrapped("c__torch__\nMyTensor\n"), opts), /unsupported tensor type global __torch__\.MyTensor/);
+    });
+
+    test("torch.device is an inert record", () => {
+      const d = unpickle(pk(0x80, 2, "ctorch\ndevice\n", "X", 4, 0, 0, 0, "cuda", "K", 0, 0x86, "R."));
+      expect(d).toBeInstanceOf(PyObject);
+      expect((d as PyObject).args).toEqual(["cuda", 0]);
+    });
   });
 
   test("TorchScript classes become inert records carrying their BUILD state", () => {

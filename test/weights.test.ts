@@ -56,6 +56,7 @@ describe("fixtures load as torch recorded them", () => {
   const files = [
     "torch_sd.pt",
     "torch_wrapped.pt",
+    "torch_extras.pt",
     "torch_sd_zip64.pt",
     "torchscript_tree.pt",
     "clip_tiny_traced.pt",
