@@ -1,0 +1,209 @@
+// The SIMD wasm kernels against the readable TypeScript ones, bit for bit, on random shapes and values; and the
+// same cases on 1, 2 and 3 threads (work is split over output units only, so the bits cannot depend on it).
+import fc from "fast-check";
+import { test } from "@fast-check/vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
+import { TsBackend } from "../src/backend/ts.js";
+import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
+import { activate, type Activation } from "../src/kernels/activations.js";
+import { conv2dOutputSize } from "../src/kernels/conv2d.js";
+import { EXP_HI, EXP_LO, expf } from "../src/kernels/exp.js";
+import type { Tensor } from "../src/tensor.js";
+
+const ts = new TsBackend();
+let wasm: WasmBackend[] = []; // threads 1, 2, 3
+
+beforeAll(async () => {
+  wasm = await Promise.all([1, 2, 3].map((threads) => createWasmBackend({ threads })));
+});
+afterAll(() => wasm.forEach((b) => b.dispose()));
+
+/** The bits of each value; NaN canonicalised, as wasm and JS may carry different NaN signs and payloads. */
+function bits(a: Float32Array): Uint32Array {
+  const u = new Uint32Array(a.length);
+  const view = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  for (let i = 0; i < a.length; i++) u[i] = Number.isNaN(a[i]) ? 0x7fc00000 : view[i];
+  return u;
+}
+
+/** Runs op on the TS backend and on every wasm backend; all must agree to the bit. */
+function same(op: (b: TsBackend | WasmBackend) => Float32Array | Tensor): void {
+  const data = (r: Float32Array | Tensor) => (r instanceof Float32Array ? r : r.data);
+  const expected = bits(data(op(ts)));
+  for (const b of wasm) expect(bits(data(op(b))), `${b.threads} thread(s)`).toEqual(expected);
+}
+
+/** Deterministic values from a seed: mostly uniform in [−2, 2], with exact zeros, −0 and small integers. */
+function values(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = next();
+    out[i] = r < 0.05 ? 0 : r < 0.08 ? -0 : r < 0.12 ? Math.round(next() * 8 - 4) : next() * 4 - 2;
+  }
+  return out;
+}
+
+const t = (shape: number[], seed: number): Tensor => ({ shape, data: values(shape.reduce((a, b) => a * b, 1), seed) });
+const seed = fc.integer({ min: 0, max: 0x7fffffff });
+const act = fc.constantFrom<Activation>("none", "relu", "quickgelu");
+const RUNS = { numRuns: 60 };
+
+describe("expf and activations", () => {
+  const edges = [
+    EXP_HI, Math.fround(EXP_HI * (1 + 2 ** -23)), EXP_LO, Math.fround(EXP_LO * (1 + 2 ** -23)), -87.33654, 88.7,
+    Infinity, -Infinity, NaN, 0, -0, 1, -1, 0.5, -0.5, 1e-30, -1e-30, 1e-45, 3.4028234663852886e38, -3.4028234663852886e38,
+    Math.LN2, -Math.LN2, 63.5, -63.5, 126 * Math.LN2, -125 * Math.LN2,
+  ];
+
+  test("expf on the edge values", () => {
+    const x = Float32Array.from(edges);
+    same((b) => (b instanceof TsBackend ? x.map(expf) : b.expf(x)));
+  });
+
+  test.prop([fc.array(fc.float(), { minLength: 1, maxLength: 67 })], RUNS)("expf on any float", (xs) => {
+    const x = Float32Array.from(xs);
+    same((b) => (b instanceof TsBackend ? x.map(expf) : b.expf(x)));
+  });
+
+  test.prop([fc.array(fc.float({ min: -100, max: 100 }), { minLength: 1, maxLength: 67 })], RUNS)("expf around its range", (xs) => {
+    const x = Float32Array.from(xs);
+    same((b) => (b instanceof TsBackend ? x.map(expf) : b.expf(x)));
+  });
+
+  test.prop([fc.array(fc.float(), { minLength: 1, maxLength: 67 }), act], RUNS)("activations on any float", (xs, a) => {
+    const x = Float32Array.from([...xs, ...edges]);
+    same((b) => (b instanceof TsBackend ? x.map((v) => activate(v, a)) : b.activate(x, a)));
+  });
+
+  test("the edges hit every branch of expf", () => {
+    const y = wasm[0].expf(Float32Array.from([EXP_HI * 1.01, EXP_LO * 1.01, 0, NaN]));
+    expect([...y.slice(0, 3)]).toEqual([Infinity, 0, 1]);
+    expect(y[3]).toBeNaN();
+  });
+});
+
+describe("linear", () => {
+  test.prop(
+    [fc.integer({ min: 1, max: 23 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 37 }), act, fc.boolean(), fc.boolean(), seed],
+    RUNS,
+  )("x·wᵀ + b + residual, activated", (M, K, N, a, withBias, withResidual, s) => {
+    const x = t([M, K], s), w = t([N, K], s + 1), bias = withBias ? t([N], s + 2) : null;
+    const res = withResidual ? t([M, N], s + 3) : null;
+    same((b) => b.linear(x, b.prepareLinear(w, bias), a, res));
+  });
+
+  test("several K and M blocks, a partial last panel, a 3-D input", () => {
+    const x = t([2, 101, 600], 1), w = t([37, 600], 2), bias = t([37], 3), res = t([2, 101, 37], 4);
+    same((b) => b.linear(x, b.prepareLinear(w, bias), "quickgelu", res));
+  });
+
+  test("non-finite inputs propagate the same way", () => {
+    const x = t([5, 9], 7), w = t([11, 9], 8);
+    x.data[3] = Infinity;
+    x.data[20] = NaN;
+    w.data[50] = -Infinity;
+    w.data[7] = 3e38;
+    same((b) => b.linear(x, b.prepareLinear(w, null), "relu"));
+  });
+
+  test("rejects an input of the wrong width", () => {
+    const lw = wasm[0].prepareLinear(t([4, 3], 1), null);
+    expect(() => wasm[0].linear(t([2, 5], 2), lw)).toThrow(/does not end in 3/);
+    expect(() => wasm[0].linear(t([2, 3], 2), lw, "none", t([2, 5], 3))).toThrow(/residual/);
+  });
+});
+
+describe("conv2d", () => {
+  const conv = fc.record({
+    N: fc.integer({ min: 1, max: 2 }), C: fc.integer({ min: 1, max: 5 }), H: fc.integer({ min: 1, max: 13 }),
+    W: fc.integer({ min: 1, max: 13 }), O: fc.integer({ min: 1, max: 11 }), kh: fc.integer({ min: 1, max: 4 }),
+    kw: fc.integer({ min: 1, max: 4 }), stride: fc.integer({ min: 1, max: 3 }), padding: fc.integer({ min: 0, max: 2 }),
+  }).filter((s) => s.H + 2 * s.padding >= s.kh && s.W + 2 * s.padding >= s.kw);
+
+  function check(s: { N: number; C: number; H: number; W: number; O: number; kh: number; kw: number; stride: number; padding: number },
+    a: Activation, withBias: boolean, withResidual: boolean, sd: number): void {
+    const [Ho, Wo] = conv2dOutputSize(s);
+    const x = t([s.N, s.C, s.H, s.W], sd), w = t([s.O, s.C, s.kh, s.kw], sd + 1);
+    const bias = withBias ? t([s.O], sd + 2) : null, res = withResidual ? t([s.N, s.O, Ho, Wo], sd + 3) : null;
+    same((b) => b.conv2d(x, b.prepareConv2d(w, bias, s.stride, s.padding), a, res));
+  }
+
+  test.prop([conv, act, fc.boolean(), fc.boolean(), seed], RUNS)("any kernel, stride, padding", (s, a, wb, wr, sd) => check(s, a, wb, wr, sd));
+
+  test.prop([fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 12 }), act, seed], RUNS)(
+    "1×1 stride 1 (the packing fast path)", (C, HW, O, a, sd) => check({ N: 2, C, H: HW, W: HW + 1, O, kh: 1, kw: 1, stride: 1, padding: 0 }, a, true, true, sd),
+  );
+
+  test.prop([fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 5 }), seed], { numRuns: 30 })(
+    "patch embedding (kernel = stride, no padding, no bias)", (p, g, O, sd) =>
+      check({ N: 1, C: 3, H: p * g + (sd % 3), W: p * g, O, kh: p, kw: p, stride: p, padding: 0 }, "none", false, false, sd),
+  );
+
+  test("3×3 stride 1 and 2, padding 1, ResNet-like sizes", () => {
+    check({ N: 1, C: 16, H: 14, W: 14, O: 24, kh: 3, kw: 3, stride: 1, padding: 1 }, "relu", true, false, 5);
+    check({ N: 2, C: 3, H: 17, W: 15, O: 9, kh: 3, kw: 3, stride: 2, padding: 1 }, "relu", true, true, 6);
+  });
+
+  test("padding taps are 0·w, so infinite weights give NaN like the TypeScript", () => {
+    const x = t([1, 1, 3, 3], 1), w = t([2, 1, 3, 3], 2);
+    w.data[0] = Infinity;
+    same((b) => b.conv2d(x, b.prepareConv2d(w, null, 1, 1)));
+  });
+});
+
+describe("attention", () => {
+  const shape = fc.record({
+    B: fc.integer({ min: 1, max: 3 }), Lq: fc.integer({ min: 1, max: 9 }), Lk: fc.integer({ min: 1, max: 21 }),
+    heads: fc.integer({ min: 1, max: 4 }), hd: fc.integer({ min: 1, max: 21 }),
+  });
+
+  test.prop([shape, seed], RUNS)("all keys visible", ({ B, Lq, Lk, heads, hd }, s) => {
+    const q = t([B, Lq, heads * hd], s), k = t([B, Lk, heads * hd], s + 1), v = t([B, Lk, heads * hd], s + 2);
+    same((b) => b.attention(q, k, v, heads));
+  });
+
+  test.prop([shape, seed, fc.boolean()], RUNS)("per-row key counts (causal or random, zero included)", ({ B, Lq, Lk, heads, hd }, s, causal) => {
+    const L = causal ? Lk : Lq;
+    const q = t([B, L, heads * hd], s), k = t([B, Lk, heads * hd], s + 1), v = t([B, Lk, heads * hd], s + 2);
+    const counts = Int32Array.from({ length: B * L }, (_, i) => (causal ? (i % L) + 1 : (i * 7 + s) % (Lk + 1)));
+    same((b) => b.attention(q, k, v, heads, counts));
+  });
+
+  test("CLIP text shape: 77 tokens, 8 heads of 64, causal", () => {
+    const q = t([1, 77, 512], 1), k = t([1, 77, 512], 2), v = t([1, 77, 512], 3);
+    same((b) => b.attention(q, k, v, 8, Int32Array.from({ length: 77 }, (_, i) => i + 1)));
+  });
+
+  test("rejects key counts out of range", () => {
+    const q = t([1, 2, 4], 1);
+    expect(() => wasm[0].attention(q, q, q, 2, Int32Array.from([1, 3]))).toThrow(/keyCount\[1\] = 3/);
+    expect(() => wasm[0].attention(q, q, q, 3)).toThrow(/heads/);
+  });
+});
+
+describe("layer norm and average pooling", () => {
+  test.prop([fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 70 }), fc.constantFrom(1e-5, 1e-6, 1e-12, 0.1), seed], RUNS)(
+    "layer norm", (rows, D, eps, s) => {
+      const x = t([rows, D], s), g = t([D], s + 1), be = t([D], s + 2);
+      same((b) => b.layerNorm(x, g, be, eps));
+    },
+  );
+
+  test("layer norm of a constant row (σ² = 0) and of a 3-D input", () => {
+    const x = { shape: [2, 3, 5], data: new Float32Array(30).fill(0.3) };
+    same((b) => b.layerNorm(x, t([5], 1), t([5], 2)));
+  });
+
+  test.prop([fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 13 }),
+    fc.integer({ min: 1, max: 4 }), seed], RUNS)("avgPool2d", (N, C, H, W, k, s) => {
+    const x = t([N, C, H, W], s);
+    same((b) => b.avgPool2d(x, k));
+  });
+});
