@@ -126,9 +126,15 @@ export class ZipArchive {
       if (e.uncompressedSize > MAX_ENTRY_BYTES || e.uncompressedSize > Math.max(1024, e.compressedSize * MAX_DEFLATE_RATIO)) {
         throw new WeightsError(`zip: entry "${e.name}" declares ${e.uncompressedSize} bytes from ${e.compressedSize} deflated bytes, which is impossible`);
       }
+      let out: Uint8Array;
       try {
         // One spare byte reveals data longer than declared (fflate stops when the buffer is full).
-        data = inflateSync(raw, { out: new Uint8Array(e.uncompressedSize + 1) });
+        out = new Uint8Array(e.uncompressedSize + 1);
+      } catch {
+        throw new WeightsError(`zip: cannot allocate ${e.uncompressedSize} bytes for "${e.name}"`);
+      }
+      try {
+        data = inflateSync(raw, { out });
       } catch (err) {
         throw new WeightsError(`zip: corrupt deflate data in "${e.name}" (${(err as Error).message})`);
       }
