@@ -12,8 +12,8 @@ const CANDIDATE_DIRS = ["../../build/", "../../../build/"];
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 ${WORKER_LOOP}
-const loop = workerLoop(workerData.init, workerData.tid, (e) => parentPort.postMessage({ error: String(e && e.stack || e) }));
-parentPort.postMessage({ ready: true });
+const loop = workerLoop(workerData.init, workerData.tid, (e) => console.error("wasm worker " + workerData.tid + ":", e));
+parentPort.postMessage("ready");
 loop();
 `;
 
@@ -38,10 +38,10 @@ function startWorkers(init: WorkerInit, count: number): Promise<WorkerHandle[]> 
   return Promise.all(
     Array.from({ length: count }, (_, i) => new Promise<WorkerHandle>((resolve, reject) => {
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { init, tid: i + 1 } });
-      worker.unref(); // an idle pool must not keep the process alive
-      worker.on("message", (m: { ready?: boolean; error?: string }) => {
-        if (m.ready) resolve({ terminate: () => void worker.terminate() });
-        else if (m.error) console.error(`wasm worker ${i + 1}: ${m.error}`);
+      // one message only: a lasting 'message' listener would ref the worker again and hold the process open
+      worker.once("message", () => {
+        worker.unref(); // from now on an idle pool must not keep the process alive
+        resolve({ terminate: () => void worker.terminate() });
       });
       worker.once("error", reject);
     })),

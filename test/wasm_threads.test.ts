@@ -1,0 +1,145 @@
+// The worker-pool machinery of the wasm backend: instances that share one memory must not touch it on start-up,
+// an idle pool must not keep the process alive, dispose() ends it, and the split never depends on timing.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, test } from "vitest";
+import { TsBackend } from "../src/backend/ts.js";
+import { createWasmBackend, splitPoint } from "../src/backend/wasm.js";
+import { nodePlatform } from "../src/backend/node_wasm.js";
+import type { Tensor } from "../src/tensor.js";
+
+const builds = ["build/clip.wasm", "build/clip-threads.wasm"];
+
+/** Section ids of a wasm binary (1 type, 2 import, 3 function, 7 export, 8 start, 10 code, 11 data, 12 data count). */
+function sections(bytes: Uint8Array): number[] {
+  const ids: number[] = [];
+  let p = 8;
+  const leb = () => {
+    let v = 0, shift = 0, b: number;
+    do {
+      b = bytes[p++];
+      v += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
+    return v;
+  };
+  while (p < bytes.length) {
+    ids.push(bytes[p++]);
+    const size = leb();
+    p += size;
+  }
+  return ids;
+}
+
+describe("the module", () => {
+  test.each(builds)("%s has no data segments and no start function, and imports its memory", (file) => {
+    const bytes = new Uint8Array(readFileSync(file));
+    const ids = sections(bytes);
+    expect(ids).toContain(10);
+    expect(ids).not.toContain(11);
+    expect(ids).not.toContain(8);
+    const imports = WebAssembly.Module.imports(new WebAssembly.Module(bytes));
+    expect(imports).toEqual([{ module: "env", name: "memory", kind: "memory" }]);
+  });
+
+  test("a second instance on a live shared memory leaves every byte as it was", async () => {
+    const module = await nodePlatform.loadModule(true);
+    const memory = new WebAssembly.Memory({ initial: 4, maximum: 65536, shared: true });
+    const bytes = new Uint8Array(memory.buffer);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+    const before = bytes.slice();
+    new WebAssembly.Instance(module, { env: { memory } });
+    new WebAssembly.Instance(module, { env: { memory } });
+    expect(bytes).toEqual(before);
+  });
+});
+
+describe("the pool", () => {
+  const backends: Awaited<ReturnType<typeof createWasmBackend>>[] = [];
+  afterAll(() => backends.forEach((b) => b.dispose()));
+
+  test("the units split into contiguous ranges covering each unit once", () => {
+    for (const [u0, u1, T] of [[0, 7, 3], [5, 6, 2], [0, 96, 8], [3, 3, 2]]) {
+      const seen: number[] = [];
+      for (let t = 0; t < T; t++) for (let u = splitPoint(u0, u1, t, T); u < splitPoint(u0, u1, t + 1, T); u++) seen.push(u);
+      expect(seen).toEqual(Array.from({ length: u1 - u0 }, (_, i) => u0 + i));
+    }
+  });
+
+  test("many back-to-back jobs on 3 threads give the bits of 1 thread, across memory growth", async () => {
+    const one = await createWasmBackend({ threads: 1 });
+    const three = await createWasmBackend({ threads: 3 });
+    backends.push(one, three);
+    const rnd = (shape: number[], s: number): Tensor => ({
+      shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898 + s) * 2),
+    });
+    const w1 = rnd([40, 33], 1), b1 = rnd([40], 2);
+    const p1 = one.prepareLinear(w1, b1), p3 = three.prepareLinear(w1, b1);
+    for (let i = 0; i < 200; i++) {
+      const x = rnd([1 + (i % 9), 33], i);
+      expect(three.linear(x, p3, "quickgelu").data).toEqual(one.linear(x, p1, "quickgelu").data);
+    }
+    // a large input forces memory.grow, which replaces the shared buffer under the views
+    const big = rnd([3000, 33], 9);
+    const a = three.linear(big, p3, "relu"), e = new TsBackend().linear(big, new TsBackend().prepareLinear(w1, b1), "relu");
+    expect(new Uint32Array(a.data.buffer)).toEqual(new Uint32Array(e.data.buffer));
+  });
+
+  test("use after dispose throws", async () => {
+    const b = await createWasmBackend({ threads: 2 });
+    b.dispose();
+    b.dispose();
+    expect(() => b.avgPool2d({ shape: [1, 1, 2, 2], data: new Float32Array(4) }, 2)).toThrow(/after dispose/);
+  });
+
+  test("rejects a bad thread count", async () => {
+    await expect(createWasmBackend({ threads: 0 })).rejects.toThrow(/threads/);
+    await expect(createWasmBackend({ threads: 1.5 })).rejects.toThrow(/threads/);
+  });
+
+  test("a process with an idle pool exits without dispose(), and with it", () => {
+    // a child Node process (no TypeScript runner is installed, so a loader hook transpiles the sources)
+    const dir = mkdtempSync(join(tmpdir(), "clip-wasm-"));
+    try {
+      const ts = join(process.cwd(), "node_modules/typescript/lib/typescript.js");
+      writeFileSync(join(dir, "hooks.mjs"), `
+        import { readFileSync, existsSync } from "node:fs";
+        import { createRequire } from "node:module";
+        const ts = createRequire(import.meta.url)(${JSON.stringify(ts)});
+        export async function resolve(spec, ctx, next) {
+          if (spec.endsWith(".js") && ctx.parentURL && ctx.parentURL.endsWith(".ts")) {
+            const url = new URL(spec.slice(0, -3) + ".ts", ctx.parentURL);
+            if (existsSync(url)) return { url: url.href, shortCircuit: true };
+          }
+          return next(spec, ctx);
+        }
+        export async function load(url, ctx, next) {
+          if (!url.endsWith(".ts")) return next(url, ctx);
+          const out = ts.transpileModule(readFileSync(new URL(url), "utf8"), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+          return { format: "module", source: out.outputText, shortCircuit: true };
+        }`);
+      writeFileSync(join(dir, "register.mjs"), `import { register } from "node:module"; register(${JSON.stringify(pathToFileURL(join(dir, "hooks.mjs")).href)});`);
+      for (const dispose of [false, true]) {
+        writeFileSync(join(dir, "main.ts"), `
+          import { createWasmBackend } from ${JSON.stringify(pathToFileURL(join(process.cwd(), "src/backend/wasm.ts")).href)};
+          const b = await createWasmBackend({ threads: 3 });
+          const y = b.avgPool2d({ shape: [1, 4, 2, 2], data: new Float32Array(16).fill(2) }, 2);
+          console.log("ok", y.data.join(","));
+          ${dispose ? "b.dispose();" : ""}`);
+        const started = Date.now();
+        const r = spawnSync(process.execPath, ["--import", pathToFileURL(join(dir, "register.mjs")).href, join(dir, "main.ts")], {
+          encoding: "utf8", timeout: 30_000,
+        });
+        expect(r.stderr.replace(/.*ExperimentalWarning.*\n|.*--trace-warnings.*\n/g, "")).toBe("");
+        expect(r.stdout.trim()).toBe("ok 2,2,2,2");
+        expect(r.status).toBe(0);
+        expect(Date.now() - started).toBeLessThan(20_000);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
