@@ -1,0 +1,235 @@
+// What the commands share: the I/O they write to, files in and out with one-line errors, the embedded default
+// model, model / tokenizer / image loading from the common options.
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Backend } from "../backend/backend.js";
+import { createBackend, type BackendName } from "../clip.js";
+import { buildModel, type CLIP, type TokenTensor } from "../model.js";
+import { readNpyFloat32, readNpyTokens, writeNpy } from "../npy.js";
+import type { StateDict, Tensor } from "../tensor.js";
+import { loadStateDict } from "../weights/index.js";
+import type { PromptTokenizer } from "../zero_shot.js";
+import { choice, CliError, integer, UsageError } from "./args.js";
+import { Progress, type ProgressSink } from "./progress.js";
+
+export interface Io {
+  stdout: { write(s: string): void };
+  /** Errors and the progress bar (drawn only when isTTY). */
+  stderr: ProgressSink;
+  /** Relative paths on the command line resolve against this. */
+  cwd: string;
+}
+
+export interface Command {
+  name: string;
+  /** One line for the command list. */
+  summary: string;
+  help: string;
+  run(argv: string[], io: Io): Promise<void>;
+}
+
+/** The package root: the nearest directory above this module holding package.json (src/cli/ or dist/src/cli/). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new CliError("cannot find the clip-ts package root (no package.json above the CLI)");
+    dir = up;
+  }
+}
+
+export const DEFAULT_MODEL = "weights/clip-tiny-vit.safetensors";
+export const DEFAULT_VOCAB = "weights/vocab.txt.gz";
+
+function embedded(rel: string, flag: string): string {
+  const path = join(packageRoot(), rel);
+  if (!existsSync(path)) throw new CliError(`the embedded default ${rel} is missing from the package; pass ${flag}`);
+  return path;
+}
+
+/** Reads a whole file; the progress bar shows for files of 64 MiB and more. */
+export function readInput(io: Io, path: string, what: string, label = "loading"): Uint8Array {
+  const full = resolve(io.cwd, path);
+  let fd: number;
+  try {
+    fd = openSync(full, "r");
+  } catch (e) {
+    throw new CliError(`${what}: ${fsReason(e)} "${path}"`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (fstatSync(fd).isDirectory()) throw new CliError(`${what}: "${path}" is a directory, expected a file`);
+    if (size < 64 * 2 ** 20 || !io.stderr.isTTY) return new Uint8Array(readFileSync(fd));
+    const out = new Uint8Array(size);
+    const bar = new Progress(io.stderr, label, size, "bytes");
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, out, off, Math.min(16 * 2 ** 20, size - off), off);
+      if (n === 0) throw new CliError(`${what}: "${path}" shrank while being read`);
+      off += n;
+      bar.update(off);
+    }
+    bar.finish();
+    return out;
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(`${what}: ${fsReason(e)} "${path}"`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeOutput(io: Io, path: string, bytes: Uint8Array | string, what = "--out"): void {
+  try {
+    writeFileSync(resolve(io.cwd, path), bytes);
+  } catch (e) {
+    throw new CliError(`${what}: ${fsReason(e)} "${path}"`);
+  }
+}
+
+function fsReason(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  switch (code) {
+    case "ENOENT": return "no such file";
+    case "EISDIR": return "is a directory:";
+    case "EACCES": case "EPERM": return "permission denied for";
+    default: return `cannot access (${(e as Error).message}):`;
+  }
+}
+
+/** A user-facing message for an error thrown by the library on bad input. */
+export function wrap<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof CliError || e instanceof UsageError) throw e;
+    throw new CliError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+export function readPixels(io: Io, path: string): Tensor {
+  const t = wrap(`--pixels "${path}"`, () => readNpyFloat32(readInput(io, path, "--pixels"), path));
+  if (t.shape.length !== 4 || t.shape[1] !== 3) throw new CliError(`--pixels "${path}": expected shape [N, 3, H, W], found [${t.shape.join(", ")}]`);
+  return t;
+}
+
+export function readTokens(io: Io, path: string): TokenTensor {
+  const t = wrap(`--tokens "${path}"`, () => readNpyTokens(readInput(io, path, "--tokens"), path));
+  if (t.shape.length !== 2) throw new CliError(`--tokens "${path}": expected shape [N, context_length], found [${t.shape.join(", ")}]`);
+  return t;
+}
+
+export function writeTensor(io: Io, path: string, t: Tensor): void {
+  writeOutput(io, path, writeNpy(t));
+}
+
+// ---- the model options shared by every command that runs the model
+
+export const MODEL_OPTIONS = {
+  model: { type: "string" },
+  backend: { type: "string" },
+  threads: { type: "string" },
+} as const;
+
+export const MODEL_HELP = `  --model FILE       weights: safetensors, torch.save .pt/.pth, OpenAI TorchScript .pt, Hugging Face CLIPModel
+                     (default: the embedded tiny model ${DEFAULT_MODEL})
+  --backend ts|wasm  kernels: readable TypeScript or SIMD WebAssembly (same bits)
+  --threads N        worker threads for the wasm backend`;
+
+export interface ModelArgs {
+  model?: string;
+  backend?: string;
+  threads?: string;
+}
+
+export interface OpenedModel {
+  model: CLIP;
+  stateDict: StateDict;
+  /** What --model named, or the embedded default. */
+  path: string;
+}
+
+export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
+  const backendName = choice<BackendName>(args.backend, "--backend", ["ts", "wasm"]);
+  const threads = integer(args.threads, "--threads", 1, 1024);
+  const path = args.model ?? embedded(DEFAULT_MODEL, "--model");
+  const bytes = readInput(io, path, "--model", "loading weights");
+  const stateDict = wrap(`--model "${path}"`, () => loadStateDict(bytes));
+  let backend: Backend;
+  try {
+    backend = await createBackend({ backend: backendName, threads });
+  } catch (e) {
+    throw new CliError(`--backend ${backendName ?? "default"}: ${(e as Error).message}`);
+  }
+  try {
+    return { model: buildModel(stateDict, backend), stateDict, path };
+  } catch (e) {
+    backend.dispose();
+    throw new CliError(`--model "${path}": ${(e as Error).message}`);
+  }
+}
+
+export async function openTokenizer(io: Io, vocab: string | undefined): Promise<PromptTokenizer> {
+  const path = vocab === undefined ? embedded(DEFAULT_VOCAB, "--vocab") : resolve(io.cwd, vocab);
+  if (!existsSync(path)) throw new CliError(`--vocab: no such file "${vocab}"`);
+  try {
+    const { loadTokenizer } = await import("../simple_tokenizer.js"); // loaded only by the commands that tokenize
+    return await loadTokenizer(path);
+  } catch (e) {
+    throw new CliError(`--vocab "${vocab ?? DEFAULT_VOCAB}": ${(e as Error).message}`);
+  }
+}
+
+/** Preprocessed images stacked into [N, 3, size, size]. */
+export async function loadImages(io: Io, paths: readonly string[], size: number, noteInexact = false): Promise<Tensor> {
+  const { preprocess } = await import("../image/index.js"); // the decoders load only for commands given images
+  const per = 3 * size * size;
+  const out = new Float32Array(paths.length * per);
+  const bar = new Progress(io.stderr, "preprocessing", paths.length);
+  paths.forEach((p, i) => {
+    const t = wrap(`image "${p}"`, () => preprocess(readInput(io, p, "image"), { size }));
+    out.set(t.data, i * per);
+    if (noteInexact && !t.exact) io.stderr.write(`note: "${p}" was decoded by ${t.decoder}; its pixels may differ slightly from Pillow's\n`);
+    bar.update(i + 1);
+  });
+  bar.finish();
+  return { data: out, shape: [paths.length, 3, size, size] };
+}
+
+/** Runs fn over row batches of an [N, ...] tensor with a progress bar, concatenating the [n, E] results. */
+export function batched(io: Io, label: string, x: { shape: number[] }, batch: number, slice: (start: number, end: number) => Tensor): Tensor {
+  const N = x.shape[0];
+  const parts: Tensor[] = [];
+  const bar = new Progress(io.stderr, label, N);
+  for (let s = 0; s < N; s += batch) {
+    parts.push(slice(s, Math.min(N, s + batch)));
+    bar.update(Math.min(N, s + batch));
+  }
+  bar.finish();
+  const E = parts.length ? parts[0].shape[1] : 0;
+  const data = new Float32Array(N * E);
+  let off = 0;
+  for (const p of parts) {
+    data.set(p.data, off);
+    off += p.data.length;
+  }
+  return { data, shape: [N, E] };
+}
+
+export function rowsOf<T extends { data: ArrayLike<unknown> & { subarray(a: number, b: number): unknown }; shape: number[] }>(t: T, start: number, end: number): T {
+  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  return { ...t, data: t.data.subarray(start * per, end * per), shape: [end - start, ...t.shape.slice(1)] };
+}
+
+/** float32 values as JSON numbers that read back to the same float32 (9 significant digits); NaN/±∞ as null. */
+export function f32Json(values: ArrayLike<number>): string {
+  const parts: string[] = [];
+  for (let i = 0; i < values.length; i++) parts.push(Number.isFinite(values[i]) ? String(Number(values[i].toPrecision(9))) : "null");
+  return `[${parts.join(",")}]`;
+}
+
+export function usageIfEmpty(list: readonly unknown[], what: string): void {
+  if (list.length === 0) throw new UsageError(`missing ${what}`);
+}

@@ -1,0 +1,240 @@
+// The clip-ts commands run in-process (runCli with an in-memory Io) on the golden models of test/golden/models.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import { COMMANDS, memoryIo, runCli } from "../src/cli/cli.js";
+import { normalize } from "../src/model.js";
+import { readNpyTokens, writeNpy } from "../src/npy.js";
+import { agreement, goldenDir, npy } from "./helpers/golden.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "clip-ts-cli-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function run(...argv: string[]) {
+  const io = memoryIo();
+  const code = await runCli(argv, io);
+  return { code, stdout: io.out(), stderr: io.err() };
+}
+
+/** A user error: the status, and exactly one line on stderr that names the problem, no stack trace. */
+async function expectError(status: number, pattern: RegExp, ...argv: string[]) {
+  const r = await run(...argv);
+  expect(r.code, r.stderr).toBe(status);
+  expect(r.stderr.endsWith("\n")).toBe(true);
+  expect(r.stderr.trimEnd().split("\n"), r.stderr).toHaveLength(1);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.stdout).toBe("");
+  return r.stderr;
+}
+
+const within = (actual: ReturnType<typeof npy>, expected: ReturnType<typeof npy>) => {
+  const a = agreement(actual, expected);
+  expect(a.ok, `max abs ${a.maxAbs}, max rel ${a.maxRel}`).toBe(true);
+};
+
+for (const name of ["vit", "rn"]) {
+  const dir = goldenDir(name);
+  const model = `${dir}/weights.safetensors`;
+
+  describe(`${name}: model commands against the PyTorch goldens`, () => {
+    test("embed-image --pixels --out = encode_image", async () => {
+      const out = join(tmp, `${name}_image.npy`);
+      const r = await run("embed-image", "--model", model, "--pixels", `${dir}/pixels.npy`, "--out", out);
+      expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+      within(npy(out), npy(`${dir}/encode_image.npy`));
+    });
+
+    test("embed-text --tokens --out = encode_text (int64 and int32 ids)", async () => {
+      const out = join(tmp, `${name}_text.npy`);
+      expect((await run("embed-text", "--model", model, "--tokens", `${dir}/tokens.npy`, "--out", out)).code).toBe(0);
+      within(npy(out), npy(`${dir}/encode_text.npy`));
+
+      const t64 = readNpyTokens(readFileSync(`${dir}/tokens.npy`));
+      expect(t64.data).toBeInstanceOf(BigInt64Array);
+      const i32 = join(tmp, `${name}_tokens_i32.npy`);
+      writeFileSync(i32, writeNpy({ data: Int32Array.from(t64.data, Number), shape: t64.shape }));
+      const out32 = join(tmp, `${name}_text32.npy`);
+      expect((await run("embed-text", "--model", model, "--tokens", i32, "--out", out32)).code).toBe(0);
+      expect(npy(out32).data).toEqual(npy(out).data);
+    });
+
+    test("logits --out = logits_per_image", async () => {
+      const out = join(tmp, `${name}_logits.npy`);
+      const r = await run("logits", "--model", model, "--pixels", `${dir}/pixels.npy`, "--tokens", `${dir}/tokens.npy`, "--out", out);
+      expect(r.code, r.stderr).toBe(0);
+      within(npy(out), npy(`${dir}/logits_per_image.npy`));
+    });
+  });
+}
+
+describe("output forms", () => {
+  const dir = goldenDir("vit");
+  const model = `${dir}/weights.safetensors`;
+
+  test("without --out: JSON rows that read back to the same float32 values", async () => {
+    const r = await run("embed-image", "--model", model, "--pixels", `${dir}/pixels.npy`);
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout) as number[][];
+    const expected = npy(`${dir}/encode_image.npy`);
+    expect(rows.length).toBe(2);
+    within({ data: Float32Array.from(rows.flat()), shape: [2, rows[0].length] }, expected);
+    const viaNpy = join(tmp, "json_vs_npy.npy");
+    await run("embed-image", "--model", model, "--pixels", `${dir}/pixels.npy`, "--out", viaNpy);
+    expect(Float32Array.from(rows.flat())).toEqual(npy(viaNpy).data); // 9 digits round-trip float32 exactly
+
+    const logits = JSON.parse((await run("logits", "--model", model, "--pixels", `${dir}/pixels.npy`, "--tokens", `${dir}/tokens.npy`)).stdout);
+    within({ data: Float32Array.from(logits.flat()), shape: [2, 3] }, npy(`${dir}/logits_per_image.npy`));
+  });
+
+  test("--normalize gives unit rows in the direction of the raw features", async () => {
+    const out = join(tmp, "normalized.npy");
+    expect((await run("embed-text", "--model", model, "--tokens", `${dir}/tokens.npy`, "--normalize", "--out", out)).code).toBe(0);
+    const y = npy(out);
+    within(y, normalize(npy(`${dir}/encode_text.npy`)));
+    for (let r = 0; r < 3; r++) {
+      const row = y.data.subarray(r * 64, (r + 1) * 64);
+      expect(Math.hypot(...row)).toBeCloseTo(1, 6);
+    }
+  });
+
+  test("--batch-size does not change the result", async () => {
+    const a = join(tmp, "b1.npy"), b = join(tmp, "b2.npy");
+    await run("embed-image", "--model", model, "--pixels", `${dir}/pixels.npy`, "--batch-size", "1", "--out", a);
+    await run("embed-image", "--model", model, "--pixels", `${dir}/pixels.npy`, "--out", b);
+    expect(npy(a).data).toEqual(npy(b).data);
+  });
+});
+
+describe("images through the reference preprocessing", () => {
+  const pre = "test/golden/preprocess";
+  const cases = JSON.parse(readFileSync(`${pre}/cases.json`, "utf8")).cases as { name: string; input: string; nPx: number; tensorNpy?: string }[];
+  const small = cases.filter((c) => c.nPx === 32 && c.tensorNpy && c.input.endsWith(".png")).slice(0, 2);
+
+  test("preprocess --out matches torchvision's tensors", async () => {
+    expect(small.length).toBe(2);
+    for (const c of small) {
+      const out = join(tmp, `${c.name}.npy`);
+      const r = await run("preprocess", `${pre}/${c.input}`, "--size", "32", "--out", out);
+      expect(r.code, r.stderr).toBe(0);
+      const got = npy(out), want = npy(`${pre}/${c.tensorNpy}`);
+      expect(got.shape).toEqual([1, 3, 32, 32]);
+      within({ data: got.data, shape: want.shape }, want);
+    }
+  });
+
+  test("embed-image on image files = embed-image on their preprocessed pixels", async () => {
+    const model = `${goldenDir("vit")}/weights.safetensors`;
+    const files = small.map((c) => `${pre}/${c.input}`);
+    const pixels = join(tmp, "two.npy");
+    expect((await run("preprocess", ...files, "--size", "32", "--out", pixels)).code).toBe(0);
+    expect(npy(pixels).shape).toEqual([2, 3, 32, 32]);
+    const a = join(tmp, "from_files.npy"), b = join(tmp, "from_pixels.npy");
+    expect((await run("embed-image", ...files, "--model", model, "--out", a)).code).toBe(0);
+    expect((await run("embed-image", "--pixels", pixels, "--model", model, "--out", b)).code).toBe(0);
+    expect(npy(a).data).toEqual(npy(b).data);
+    const json = JSON.parse((await run("embed-image", ...files, "--model", model, "--normalize")).stdout);
+    expect(json.map((x: { image: string }) => x.image)).toEqual(files);
+    expect(Math.hypot(...json[0].embedding)).toBeCloseTo(1, 5);
+  });
+});
+
+describe("bad arguments: one line on stderr, non-zero status", () => {
+  const dir = goldenDir("vit");
+  const model = `${dir}/weights.safetensors`;
+
+  test("usage errors exit with 2", async () => {
+    await expectError(2, /unknown option --bogus/, "embed-image", "--bogus", "--pixels", "x.npy");
+    await expectError(2, /unknown command "frobnicate"/, "frobnicate");
+    await expectError(2, /missing --tokens/, "logits", "--model", model, "--pixels", `${dir}/pixels.npy`);
+    await expectError(2, /--backend must be one of ts, wasm, got "gpu"/, "embed-image", "--model", model, "--pixels", `${dir}/pixels.npy`, "--backend", "gpu");
+    await expectError(2, /--threads must be an integer/, "embed-image", "--model", model, "--pixels", `${dir}/pixels.npy`, "--threads", "0");
+    await expectError(2, /either --pixels or image files/, "embed-image", "--model", model, "--pixels", `${dir}/pixels.npy`, "a.png");
+    await expectError(2, /unexpected argument stray/, "logits", "stray");
+    await expectError(2, /option '--out <value>' argument missing/i, "preprocess", "a.png", "--out");
+    await expectError(2, /--size must be an integer/, "preprocess", "a.png", "--size", "big", "--out", "x.npy");
+    await expectError(2, /missing texts to tokenize/, "tokenize");
+  });
+
+  test("missing files name the file", async () => {
+    await expectError(1, /--pixels: no such file "nope\.npy"/, "embed-image", "--model", model, "--pixels", "nope.npy");
+    await expectError(1, /--model: no such file "missing\.safetensors"/, "embed-image", "--model", "missing.safetensors", "--pixels", `${dir}/pixels.npy`);
+    await expectError(1, /is a directory/, "embed-image", "--model", model, "--pixels", dir);
+    await expectError(1, /image: no such file "nope\.png"/, "preprocess", "nope.png", "--out", join(tmp, "x.npy"));
+  });
+
+  test("wrong dtypes and shapes", async () => {
+    await expectError(1, /--pixels ".*tokens\.npy".*expected float32 values, found dtype/, "embed-image", "--model", model, "--pixels", `${dir}/tokens.npy`);
+    await expectError(1, /--tokens ".*pixels\.npy".*expected int32 or int64 token ids/, "embed-text", "--model", model, "--tokens", `${dir}/pixels.npy`);
+    await expectError(1, /expected pixels of shape \[N, 3, 32, 32\], got \[2, 3, 64, 64\]/, "embed-image", "--model", model, "--pixels", `${goldenDir("rn")}/pixels.npy`);
+    const flat = join(tmp, "flat.npy");
+    writeFileSync(flat, writeNpy({ data: new Int32Array(77), shape: [77] }));
+    await expectError(1, /--tokens .*expected shape \[N, context_length\], found \[77\]/, "embed-text", "--model", model, "--tokens", flat);
+    const short = join(tmp, "short.npy");
+    writeFileSync(short, writeNpy({ data: new Int32Array(2 * 64), shape: [2, 64] }));
+    await expectError(1, /expected token ids of shape \[N, 77\], got \[2, 64\]/, "embed-text", "--model", model, "--tokens", short);
+    await expectError(1, /not a readable \.npy file/, "embed-image", "--model", model, "--pixels", model);
+    const oob = join(tmp, "oob.npy");
+    writeFileSync(oob, writeNpy({ data: new Int32Array(77).fill(9999), shape: [1, 77] }));
+    await expectError(1, /token id 9999 .* outside the vocabulary \[0, 512\)/, "embed-text", "--model", model, "--tokens", oob);
+  });
+
+  test("a file that is not weights", async () => {
+    await expectError(1, /--model ".*pixels\.npy": unrecognised weights format/, "embed-image", "--model", `${dir}/pixels.npy`, "--pixels", `${dir}/pixels.npy`);
+  });
+});
+
+describe("help", () => {
+  test("every command has --help on stdout with status 0", async () => {
+    for (const c of COMMANDS) {
+      const r = await run(c.name, "--help");
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(new RegExp(`^Usage:\\n  clip-ts ${c.name} `));
+    }
+  });
+
+  test("the command list, and no command = usage with status 2", async () => {
+    const r = await run("--help");
+    expect(r.code).toBe(0);
+    for (const c of COMMANDS) expect(r.stdout).toContain(`  ${c.name} `);
+    expect((await run()).code).toBe(2);
+  });
+});
+
+describe("tokenize", () => {
+  test("rows as JSON: start, BPE ids, end, zero padding; --out writes the same ids", async () => {
+    const r = await run("tokenize", "a photo of a cat", "hi", "--context-length", "16");
+    expect(r.code, r.stderr).toBe(0);
+    const rows = JSON.parse(r.stdout) as number[][];
+    expect(rows.map((x) => x.length)).toEqual([16, 16]);
+    const sot = rows[0][0], eot = Math.max(...rows[0]);
+    expect(rows[1][0]).toBe(sot);
+    for (const row of rows) {
+      const end = row.indexOf(eot);
+      expect(end).toBeGreaterThan(1);
+      expect(row.slice(end + 1).every((x) => x === 0)).toBe(true);
+    }
+    const out = join(tmp, "tok.npy");
+    expect((await run("tokenize", "a photo of a cat", "hi", "--context-length", "16", "--out", out)).code).toBe(0);
+    const t = readNpyTokens(readFileSync(out));
+    expect(t.shape).toEqual([2, 16]);
+    expect(Array.from(t.data, Number)).toEqual(rows.flat());
+  });
+
+  test("too long without --truncate is an error; with it the row ends in the end token", async () => {
+    const long = "a photo of a cat ".repeat(10);
+    await expectError(1, /context length 8/, "tokenize", long, "--context-length", "8");
+    const r = await run("tokenize", long, "--context-length", "8", "--truncate");
+    const [row] = JSON.parse(r.stdout) as number[][];
+    expect(row[7]).toBe(Math.max(...row));
+  });
+});
+
+test("no progress bar unless stderr is a TTY", async () => {
+  const dir = goldenDir("vit");
+  const io = memoryIo(process.cwd(), false);
+  expect(await runCli(["embed-image", "--model", `${dir}/weights.safetensors`, "--pixels", `${dir}/pixels.npy`, "--batch-size", "1"], io)).toBe(0);
+  expect(io.err()).toBe("");
+});
