@@ -147,15 +147,16 @@ export interface ModelArgs {
 export interface OpenedModel {
   model: CLIP;
   stateDict: StateDict;
-  /** What --model named, or the embedded default. */
+  /** What --model named, or "weights/….safetensors (embedded)". */
   path: string;
 }
 
 export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
   const backendName = choice<BackendName>(args.backend, "--backend", ["ts", "wasm"]);
   const threads = integer(args.threads, "--threads", 1, 1024);
-  const path = args.model ?? embedded(DEFAULT_MODEL, "--model");
-  const bytes = readInput(io, path, "--model", "loading weights");
+  const file = args.model ?? embedded(DEFAULT_MODEL, "--model");
+  const path = args.model ?? `${DEFAULT_MODEL} (embedded)`;
+  const bytes = readInput(io, file, "--model", "loading weights");
   const stateDict = wrap(`--model "${path}"`, () => loadStateDict(bytes));
   let backend: Backend;
   try {

@@ -1,0 +1,59 @@
+// The built executable (package.json "bin" → dist/src/cli/main.js) in a child process: exit statuses, stderr,
+// and paths resolved against the caller's directory while the embedded model is found from the package.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { agreement, goldenDir, npy } from "./helpers/golden.js";
+
+const root = process.cwd();
+const main = resolve(root, "dist/src/cli/main.js");
+const tmp = mkdtempSync(join(tmpdir(), "clip-ts-spawn-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Rebuilds dist/ (npm run build:ts) when a CLI source is newer than the built executable. */
+beforeAll(() => {
+  const sources = ["src/cli", "src"].flatMap((d) => readdirSync(d).filter((f) => f.endsWith(".ts")).map((f) => join(d, f)));
+  const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
+  if (!existsSync(main) || statSync(main).mtimeMs < newest) {
+    // other files' type errors do not stop tsc from emitting; the check below is that main.js exists
+    spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, stdio: "ignore" });
+  }
+  expect(existsSync(main), "dist/src/cli/main.js was not built").toBe(true);
+});
+
+function clip(args: string[], cwd = root) {
+  const r = spawnSync(process.execPath, [main, ...args], { cwd, encoding: "utf8", env: { ...process.env, CLIP_TS_DEBUG: "" } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("the executable starts with a node shebang", () => {
+  expect(readFileSync(main, "utf8").split("\n")[0]).toBe("#!/usr/bin/env node");
+});
+
+test("success: status 0, the output file, nothing on stderr (not a TTY: no progress bar)", () => {
+  const dir = resolve(goldenDir("vit"));
+  const r = clip(["embed-image", "--model", "weights.safetensors", "--pixels", "pixels.npy", "--out", join(tmp, "y.npy")], dir);
+  expect(r).toEqual({ status: 0, stdout: "", stderr: "" });
+  expect(agreement(npy(join(tmp, "y.npy")), npy(join(dir, "encode_image.npy"))).ok).toBe(true);
+});
+
+test("usage error: status 2; file error: status 1; one stderr line each, no stack trace", () => {
+  const bad = clip(["embed-image", "--bogus"]);
+  expect(bad.status).toBe(2);
+  expect(bad.stderr).toBe("clip-ts embed-image: unknown option --bogus (see clip-ts embed-image --help)\n");
+  const missing = clip(["logits", "--model", `${goldenDir("vit")}/weights.safetensors`, "--pixels", "nope.npy", "--tokens", "nope.npy"]);
+  expect(missing.status).toBe(1);
+  expect(missing.stderr).toBe('clip-ts logits: --pixels: no such file "nope.npy"\n');
+  expect(missing.stdout).toBe("");
+});
+
+test("--version, and the embedded default model from any working directory", () => {
+  expect(clip(["--version"]).stdout.trim()).toBe(JSON.parse(readFileSync("package.json", "utf8")).version);
+  const r = clip(["summary"], tmp);
+  expect(r.stderr).toBe("");
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^weights\/clip-tiny-vit\.safetensors \(embedded\): VisionTransformer/);
+  expect(r.stdout).toMatch(/Total parameters: [\d,]+/);
+});
