@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { COMMANDS, memoryIo, runCli } from "../src/cli/cli.js";
+import { Progress } from "../src/cli/progress.js";
 import { normalize } from "../src/model.js";
 import { readNpyTokens, writeNpy } from "../src/npy.js";
 import { agreement, goldenDir, npy } from "./helpers/golden.js";
@@ -237,4 +238,49 @@ test("no progress bar unless stderr is a TTY", async () => {
   const io = memoryIo(process.cwd(), false);
   expect(await runCli(["embed-image", "--model", `${dir}/weights.safetensors`, "--pixels", `${dir}/pixels.npy`, "--batch-size", "1"], io)).toBe(0);
   expect(io.err()).toBe("");
+});
+
+describe("progress bar", () => {
+  test("drawn only on a TTY, throttled, always showing the end, erased by finish()", () => {
+    const writes: string[] = [];
+    let now = 0;
+    const bar = new Progress({ write: (s) => void writes.push(s), isTTY: true, columns: 60 }, "encoding", 4, "items", () => now);
+    bar.update(1);
+    now = 50;
+    bar.update(2); // within 100 ms of the last draw: skipped
+    now = 200;
+    bar.update(3);
+    now = 210;
+    bar.update(4); // the last step is always drawn
+    bar.finish();
+    expect(writes).toHaveLength(4);
+    expect(writes[0]).toMatch(/^\rencoding \[#+\.+\]  25% 1\/4\x1b\[K$/);
+    expect(writes[2]).toMatch(/^\rencoding \[#+\] 100% 4\/4\x1b\[K$/);
+    expect(writes[3]).toBe("\r\x1b[K");
+
+    const silent: string[] = [];
+    const off = new Progress({ write: (s) => void silent.push(s), isTTY: false }, "x", 4);
+    off.update(4);
+    off.finish();
+    expect(silent).toEqual([]);
+    expect(new Progress({ write: () => {}, isTTY: true }, "weights", 3 * 2 ** 20, "bytes").render(2 ** 20)).toMatch(/ 33% 1\.0\/3\.0 MiB$/);
+  });
+
+  test("a batched command on a TTY draws the bar on stderr and leaves a clean line", async () => {
+    const dir = goldenDir("vit");
+    const io = memoryIo(process.cwd(), true);
+    expect(await runCli(["embed-image", "--model", `${dir}/weights.safetensors`, "--pixels", `${dir}/pixels.npy`, "--batch-size", "1", "--out", join(tmp, "tty.npy")], io)).toBe(0);
+    expect(io.err()).toMatch(/^\rencoding images \[#+\.+\]  50% 1\/2\x1b\[K\rencoding images \[#+\] 100% 2\/2\x1b\[K\r\x1b\[K$/);
+    expect(io.out()).toBe("");
+  });
+});
+
+test("--backend wasm --threads 2 gives the bits of --backend ts", async () => {
+  const dir = goldenDir("vit");
+  const a = join(tmp, "ts.npy"), b = join(tmp, "wasm.npy");
+  const args = ["logits", "--model", `${dir}/weights.safetensors`, "--pixels", `${dir}/pixels.npy`, "--tokens", `${dir}/tokens.npy`];
+  expect((await run(...args, "--backend", "ts", "--out", a)).code).toBe(0);
+  const r = await run(...args, "--backend", "wasm", "--threads", "2", "--out", b);
+  expect(r.code, r.stderr).toBe(0);
+  expect(npy(b).data).toEqual(npy(a).data);
 });
