@@ -59,8 +59,9 @@ export function readInput(io: Io, path: string, what: string, label = "loading")
     throw new CliError(`${what}: ${fsReason(e)} "${path}"`);
   }
   try {
-    const size = fstatSync(fd).size;
-    if (fstatSync(fd).isDirectory()) throw new CliError(`${what}: "${path}" is a directory, expected a file`);
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw new CliError(`${what}: "${path}" is a directory, expected a file`);
+    const size = stat.size;
     if (size < 64 * 2 ** 20 || !io.stderr.isTTY) return new Uint8Array(readFileSync(fd));
     const out = new Uint8Array(size);
     const bar = new Progress(io.stderr, label, size, "bytes");
@@ -199,7 +200,7 @@ export async function loadImages(io: Io, paths: readonly string[], size: number,
   return { data: out, shape: [paths.length, 3, size, size] };
 }
 
-/** Runs fn over row batches of an [N, ...] tensor with a progress bar, concatenating the [n, E] results. */
+/** slice(start, end) → [end − start, E] over row batches of x, with a progress bar; the results concatenated. */
 export function batched(io: Io, label: string, x: { shape: number[] }, batch: number, slice: (start: number, end: number) => Tensor): Tensor {
   const N = x.shape[0];
   const parts: Tensor[] = [];
