@@ -4,7 +4,8 @@
 For each model (default: RN50 and ViT-B/32) this builds the reference openai/CLIP
 module (never copied here) with the real hyper-parameters from
 test/golden/configs/<name>.json, randomises it from a fixed seed, and writes into
-the cache directory (default .cache/onnx/, git-ignored; about 1 GB in all):
+the cache directory (default $CLIP_TS_BENCH_CACHE or .cache/onnx/, git-ignored; 2 GB in all),
+where bench/ looks for them:
   <file>.image.onnx    encode_image, input "image" float32 [N, 3, R, R], batch dynamic
   <file>.text.onnx     encode_text, input "text" int64 [N, 77], batch dynamic
   <file>.safetensors   the same weights, fp32 (int64 for num_batches_tracked), so
@@ -134,7 +135,7 @@ def export(tower, example, input_name, path, opset):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="RN50,ViT-B/32")
-    parser.add_argument("--out", default=os.path.join(ROOT, ".cache", "onnx"))
+    parser.add_argument("--out", default=os.environ.get("CLIP_TS_BENCH_CACHE", os.path.join(ROOT, ".cache", "onnx")))
     parser.add_argument("--seed", type=int, default=20240101)
     parser.add_argument("--opset", type=int, default=14)
     args = parser.parse_args()

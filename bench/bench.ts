@@ -1,0 +1,257 @@
+// `npm run bench`: real-size RN50 and ViT-B/32 (random weights) in clip-ts and, in the same run, in ONNX Runtime
+// Web (wasm) and ONNX Runtime Node (CPU EP) at the same thread counts; prints a markdown table. Not a test.
+// Each engine × model × thread count runs in a child process of its own (see engines.ts). Options: --help.
+
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { ENGINES, runJob, type Cell, type CellResult, type EngineName, type Job, type JobResult } from "./engines.js";
+import { imageFlops, loadSpec, MODEL_IDS, present, textFlops } from "./models.js";
+
+const USAGE = `usage: npm run bench -- [options]
+  --model rn50,vit-b-32   models (default: both)
+  --threads 1,2           thread counts for clip-ts wasm and both peers (default: 1,2)
+  --backend all|wasm|ts|none  clip-ts backends (default: all; wasm is skipped with a note when it cannot start)
+                          --backend ts alone: the TS path only, batch 1, image + text, no peers
+  --peers web,node|none   ONNX Runtime peers (default: web,node; none with --backend ts)
+  --batch 1,8             batch sizes (default: 1,8; the TS backend always runs batch 1 only)
+  --runs N                timed runs per cell after warm-up (default 10, --quick 3; TS backend: 2, --quick 1)
+  --quick                 fewer runs
+  --json FILE             also write every timing as JSON
+Weights: .cache/onnx/<model>.safetensors (or $CLIP_TS_BENCH_CACHE/…) when tools/onnx/export_onnx.py has made it:
+the weights of the ONNX files; otherwise seeded random weights made here, and the peers, which need the ONNX
+files, are listed as not measured.`;
+
+interface Options {
+  models: string[];
+  threads: number[];
+  backends: ("wasm" | "ts")[];
+  peers: ("web" | "node")[];
+  batches: number[];
+  quick: boolean;
+  runs?: number;
+  json?: string;
+}
+
+function list<T extends string>(value: string, allowed: readonly T[], flag: string): T[] {
+  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!allowed.includes(item as T)) throw new Error(`${flag}: "${item}" is not one of ${allowed.join(", ")}`);
+  }
+  return items as T[];
+}
+
+function positiveInts(value: string, flag: string): number[] {
+  const items = value.split(",").map(Number);
+  if (!items.length || !items.every((n) => Number.isInteger(n) && n >= 1 && n <= 64)) {
+    throw new Error(`${flag}: expected integers in [1, 64] separated by commas, got "${value}"`);
+  }
+  return items;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { models: Object.keys(MODEL_IDS), threads: [1, 2], backends: ["wasm", "ts"], peers: ["web", "node"], batches: [1, 8], quick: false };
+  let peersGiven = false;
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case "--model": o.models = list(value(), Object.keys(MODEL_IDS), flag); break;
+      case "--threads": o.threads = positiveInts(value(), flag); break;
+      case "--backend": {
+        const v = value();
+        o.backends = v === "all" ? ["wasm", "ts"] : v === "none" ? [] : list(v, ["wasm", "ts"] as const, flag);
+        break;
+      }
+      case "--peers": {
+        const v = value();
+        o.peers = v === "none" ? [] : list(v, ["web", "node"] as const, flag);
+        peersGiven = true;
+        break;
+      }
+      case "--batch": o.batches = positiveInts(value(), flag); break;
+      case "--runs": [o.runs] = positiveInts(value(), flag); break;
+      case "--quick": o.quick = true; break;
+      case "--json": o.json = value(); break;
+      case "--help": case "-h": console.log(USAGE); process.exit(0); break;
+      default: throw new Error(`unknown option "${flag}"\n${USAGE}`);
+    }
+  }
+  if (!peersGiven && o.backends.length === 1 && o.backends[0] === "ts") o.peers = [];
+  return o;
+}
+
+const INPUTS = ["image", "text-short", "text-full"] as const;
+const INPUT_LABEL: Record<Cell["input"], string> = { "image": "image", "text-short": "text, 8-token prompt", "text-full": "text, 77 tokens" };
+
+/** Runs one job in a child process; its last stdout line is the JSON result. */
+function runChild(job: Job): Promise<JobResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--job", JSON.stringify(job)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("close", (code, signal) => {
+      const last = out.trim().split("\n").pop() ?? "";
+      try {
+        resolve(JSON.parse(last) as JobResult);
+      } catch {
+        resolve({ ok: false, reason: `child process ended (${signal ?? `exit ${code}`}) without a result` });
+      }
+    });
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+interface Measured { job: Job; result: JobResult }
+
+async function main(o: Options): Promise<void> {
+  const peerEngines: EngineName[] = [...(o.peers.includes("web") ? ["ORT-web" as const] : []), ...(o.peers.includes("node") ? ["ORT-node" as const] : [])];
+  const cellsFor = (batches: number[]): Cell[] => INPUTS.flatMap((input) => batches.map((batch) => ({ input, batch })));
+  const fastRuns = o.runs ?? (o.quick ? 3 : 10), fastWarmup = o.quick ? 1 : 2;
+  const tsRuns = o.runs ?? (o.quick ? 1 : 2), tsWarmup = o.quick ? 0 : 1;
+
+  const notes: string[] = [];
+  const measured: Measured[] = [];
+  const say = (s: string) => process.stderr.write(s + "\n");
+  for (const model of o.models) {
+    const spec = loadSpec(model);
+    const weights = present(spec.files.weights) ? "cache" : "random";
+    say(`${spec.name}: clip-ts weights from ${weights === "cache" ? spec.files.weights : "a seeded generator (no exported safetensors)"}`);
+    const jobs: Job[] = [];
+    for (const threads of o.threads) {
+      if (o.backends.includes("wasm")) jobs.push({ model, engine: "clip-ts wasm", threads, cells: cellsFor(o.batches), warmup: fastWarmup, runs: fastRuns, weights });
+      for (const engine of peerEngines) jobs.push({ model, engine, threads, cells: cellsFor(o.batches), warmup: fastWarmup, runs: fastRuns, weights });
+    }
+    // the TS kernels are single-threaded and slow: batch 1 only, few runs
+    if (o.backends.includes("ts")) jobs.push({ model, engine: "clip-ts ts", threads: 1, cells: cellsFor([1]), warmup: tsWarmup, runs: tsRuns, weights });
+    for (const job of jobs) {
+      say(`${job.engine}, ${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""}…`);
+      const result = await runChild(job);
+      if (!result.ok) {
+        const note = `${job.engine} (${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""}): not measured — ${result.reason}`;
+        say(note);
+        notes.push(note);
+      }
+      measured.push({ job, result });
+    }
+  }
+  console.log(report(o, measured, notes));
+  if (o.json) writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), options: o, measured }, null, 1));
+}
+
+function report(o: Options, measured: Measured[], notes: string[]): string {
+  type Key = string;
+  const key = (model: string, input: string, batch: number, threads: number): Key => `${model}|${input}|${batch}|${threads}`;
+  const cells = new Map<Key, Map<EngineName, CellResult>>();
+  const rowKeys: { model: string; input: Cell["input"]; batch: number; threads: number }[] = [];
+  for (const { job, result } of measured) {
+    if (!result.ok) continue;
+    for (const c of result.cells) {
+      const k = key(job.model, c.input, c.batch, job.threads);
+      if (!cells.has(k)) {
+        cells.set(k, new Map());
+        rowKeys.push({ model: job.model, input: c.input, batch: c.batch, threads: job.threads });
+      }
+      cells.get(k)!.set(job.engine, c);
+    }
+  }
+  const engines = ENGINES.filter((e) => [...cells.values()].some((m) => m.has(e)));
+  const ours = engines.filter((e) => e.startsWith("clip-ts"));
+  const peers = engines.filter((e) => e.startsWith("ORT"));
+  const order = (r: (typeof rowKeys)[number]) =>
+    [o.models.indexOf(r.model), INPUTS.indexOf(r.input), r.batch, r.threads];
+  rowKeys.sort((a, b) => {
+    const x = order(a), y = order(b);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
+    return 0;
+  });
+
+  const short = (e: EngineName) => e.replace("clip-ts ", "").replace("ORT-", "");
+  const head = ["model", "input", "batch", "threads", "GFLOP",
+    ...engines.map((e) => `${e} ms (GFLOP/s)`),
+    ...ours.flatMap((a) => peers.map((p) => `${short(a)} ÷ ${short(p)}`))];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  for (const r of rowKeys) {
+    const spec = loadSpec(r.model);
+    const flops = r.batch * (r.input === "image" ? imageFlops(spec.config) : textFlops(spec.config));
+    const m = cells.get(key(r.model, r.input, r.batch, r.threads))!;
+    const ms = (e: EngineName) => (m.has(e) ? median(m.get(e)!.times) : undefined);
+    const row = [spec.name, INPUT_LABEL[r.input], String(r.batch), String(r.threads), (flops / 1e9).toFixed(2)];
+    for (const e of engines) {
+      const t = ms(e);
+      const c = m.get(e);
+      row.push(t === undefined ? "–" : `${fmt(t)} (${(flops / 1e6 / t).toFixed(1)})${c && c.times.length < 10 ? ` [${c.times.length} run${c.times.length > 1 ? "s" : ""}]` : ""}`);
+    }
+    for (const a of ours) {
+      for (const p of peers) {
+        const ta = ms(a), tp = ms(p);
+        row.push(ta !== undefined && tp !== undefined ? `${(ta / tp).toFixed(2)}×` : "–");
+      }
+    }
+    lines.push(`| ${row.join(" | ")} |`);
+  }
+
+  const out = [
+    `clip-ts bench — Node ${process.version}, ${o.quick ? "quick" : "full"} run; median ms over the runs after warm-up, `
+    + `GFLOP/s from the analytic FLOP count (2 × MACs of convolutions, linears and attention matmuls); `
+    + `a ÷ b = time ratio (below 1×: clip-ts faster). [n runs] marks cells with fewer than 10 runs.`,
+    "",
+    ...lines,
+  ];
+
+  const mem = measured.filter((m): m is Measured & { result: { ok: true } } => m.result.ok);
+  if (mem.length) {
+    out.push("", "| engine | model | threads | load ms | peak RSS after load + first cell, MiB | peak RSS, MiB | wasm memory, MiB |", "|---|---|---|---|---|---|---|");
+    for (const { job, result: r } of mem) {
+      out.push(`| ${job.engine} | ${MODEL_IDS[job.model]} | ${job.threads} | ${r.loadMs.toFixed(0)} | ${r.peakRssAfterFirstMiB.toFixed(0)} | ${r.peakRssMiB.toFixed(0)} | ${r.wasmMemoryMiB?.toFixed(0) ?? "–"} |`);
+    }
+  }
+
+  // same weights and inputs: the features must agree (to float rounding) across engines
+  const agreement: string[] = [];
+  const ownWeights = new Set(measured.filter((m) => m.job.weights === "random").map((m) => m.job.model));
+  for (const r of rowKeys.filter((r) => r.batch === 1 && !ownWeights.has(r.model))) {
+    const m = cells.get(key(r.model, r.input, r.batch, r.threads))!;
+    const ref = m.get("ORT-node") ?? m.get("ORT-web");
+    if (!ref) continue;
+    const refName = m.has("ORT-node") ? "ORT-node" : "ORT-web";
+    for (const e of engines.filter((e) => e !== refName && m.has(e))) {
+      const a = m.get(e)!.firstRow, b = ref.firstRow;
+      const scale = Math.max(...b.map(Math.abs));
+      const diff = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+      agreement.push(`${MODEL_IDS[r.model]} ${INPUT_LABEL[r.input]} t${r.threads}: ${e} vs ${refName} max |Δ| / max |x| = ${(diff / scale).toExponential(1)}`);
+    }
+  }
+  if (agreement.length) out.push("", "Same function check (batch 1 features):", ...agreement.map((s) => `- ${s}`));
+  if (notes.length) out.push("", "Not measured:", ...notes.map((s) => `- ${s}`));
+  return out.join("\n");
+}
+
+function fmt(ms: number): string {
+  return ms >= 100 ? ms.toFixed(0) : ms.toFixed(1);
+}
+
+const argv = process.argv.slice(2);
+if (argv[0] === "--job") {
+  const result = await runJob(JSON.parse(argv[1]) as Job);
+  process.stdout.write("\n" + JSON.stringify(result) + "\n");
+  process.exit(0); // worker threads of a backend or ORT-web must not keep the child alive
+} else {
+  try {
+    await main(parseArgs(argv));
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exitCode = 1;
+  }
+}
