@@ -16,7 +16,7 @@ export interface LoadOptions {
 }
 
 export async function createBackend(options: LoadOptions = {}): Promise<Backend> {
-  const name = options.backend ?? "ts";
+  const name = options.backend ?? "wasm";
   if (name === "ts") return new TsBackend();
   if (name === "wasm") {
     const { createWasmBackend } = await import("./backend/wasm.js");
