@@ -1,0 +1,104 @@
+// openai/CLIP's `_transform(n_px)`: Resize(n_px, BICUBIC) → CenterCrop(n_px) → convert("RGB") → ToTensor →
+// Normalize(mean, std), as torchvision 0.14 + Pillow 9.4 compute it on a PIL image.
+import type { Tensor } from "../tensor.js";
+import { convertToRGB } from "./convert.js";
+import { decodeImage, fromRaw } from "./decode.js";
+import { ImageError } from "./errors.js";
+import { resizeImage } from "./resample.js";
+import { bandsOf, DEFAULT_MAX_PIXELS, type DecodedImage, type DecoderName, type PixelImage, type RawImage } from "./types.js";
+
+export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
+export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
+
+/**
+ * torchvision's `_compute_resized_output_size` for an int size: the short side becomes `size`, the long side
+ * `int(size * long / short)` (float division, truncated). Returns [width, height].
+ */
+export function resizedSize(width: number, height: number, size: number): [number, number] {
+  const [short, long] = width <= height ? [width, height] : [height, width];
+  const newLong = Math.trunc((size * long) / short);
+  return width <= height ? [size, newLong] : [newLong, size];
+}
+
+/** `Resize(size, BICUBIC)` on a PIL image: unchanged when already the target size, else Pillow's resize. */
+export function resizeShortSide(img: PixelImage, size: number): PixelImage {
+  checkSize(size);
+  const [w, h] = resizedSize(img.width, img.height, size);
+  return w === img.width && h === img.height ? img : resizeImage(img, w, h);
+}
+
+// Python's round(): halves go to the even neighbour.
+function roundHalfEven(v: number): number {
+  const f = Math.floor(v);
+  const d = v - f;
+  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
+}
+
+/**
+ * `CenterCrop(size)`: offsets round((dim - size) / 2) half-to-even; an image smaller than the crop is first padded
+ * with zeros (index 0 for "P"), floor(diff / 2) before and the rest after, as torchvision does.
+ */
+export function centerCrop(img: PixelImage, size: number): PixelImage {
+  checkSize(size);
+  const { width: w, height: h } = img;
+  const padLeft = size > w ? Math.floor((size - w) / 2) : 0;
+  const padTop = size > h ? Math.floor((size - h) / 2) : 0;
+  const left = roundHalfEven((Math.max(w, size) - size) / 2) - padLeft;
+  const top = roundHalfEven((Math.max(h, size) - size) / 2) - padTop;
+  const bands = bandsOf(img.mode);
+  const data = new (img.data.constructor as new (n: number) => Uint8Array | Int32Array)(size * size * bands);
+  for (let y = 0; y < size; y++) {
+    const sy = y + top;
+    if (sy < 0 || sy >= h) continue;
+    const x0 = Math.max(0, -left);
+    const x1 = Math.min(size, w - left);
+    if (x1 <= x0) continue;
+    data.set(img.data.subarray((sy * w + x0 + left) * bands, (sy * w + x1 + left) * bands), (y * size + x0) * bands);
+  }
+  return { ...img, width: size, height: size, data } as PixelImage;
+}
+
+/** ToTensor + Normalize on packed RGB bytes: CHW float32 of float32((float32(v / 255) - mean) / std). */
+export function toTensorNormalize(rgb: Uint8Array, width: number, height: number): Float32Array {
+  const n = width * height;
+  if (rgb.length !== n * 3) throw new ImageError(`toTensorNormalize: ${rgb.length} bytes is not ${width}x${height}x3`);
+  const out = new Float32Array(3 * n);
+  for (let c = 0; c < 3; c++) {
+    // Every step is a float32 operation in torch; each JS double op rounded by fround gives the same result.
+    const mean = Math.fround(CLIP_MEAN[c]);
+    const std = Math.fround(CLIP_STD[c]);
+    const table = new Float32Array(256);
+    for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(Math.fround(v / 255) - mean) / std);
+    for (let i = 0; i < n; i++) out[c * n + i] = table[rgb[3 * i + c]];
+  }
+  return out;
+}
+
+export interface PreprocessOptions {
+  /** Output side (CLIP's n_px: 224, or 336 for ViT-L/14@336px). */
+  size?: number;
+  /** Refuse images declaring more pixels than this, before allocating them. */
+  maxPixels?: number;
+}
+
+export interface PreprocessResult extends Tensor {
+  shape: [1, 3, number, number];
+  /** Which decoder produced the pixels; exact is false when they may differ from Pillow's (see decode_jpeg.ts). */
+  decoder: DecoderName;
+  exact: boolean;
+}
+
+function checkSize(size: number): void {
+  if (!Number.isSafeInteger(size) || size < 1) throw new ImageError(`invalid output size ${size}`);
+}
+
+/** CLIP's preprocessing of PNG/JPEG bytes or raw pixels into a [1, 3, size, size] float32 tensor. */
+export function preprocess(input: Uint8Array | RawImage, options: PreprocessOptions = {}): PreprocessResult {
+  const size = options.size ?? 224;
+  checkSize(size);
+  const decodeOptions = { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS };
+  const img: DecodedImage = input instanceof Uint8Array ? decodeImage(input, decodeOptions) : fromRaw(input, decodeOptions);
+  const cropped = centerCrop(resizeShortSide(img, size), size);
+  const data = toTensorNormalize(convertToRGB(cropped), size, size);
+  return { data, shape: [1, 3, size, size], decoder: img.decoder, exact: img.exact };
+}
