@@ -1,5 +1,5 @@
-// conv2d as im2col + the GEMM, the SIMD twin of src/kernels/conv2d.ts. Per image, the weights [O, C·kh·kw] are
-// the GEMM's rows and the im2col matrix [C·kh·kw, Ho·Wo] its packed panels, so the output comes out NCHW. Each
+// conv2d as im2col + the GEMM, the SIMD twin of src/kernels/conv2d.ts. Per image, the weights [O, C·kh·kw]
+// (packed into row tiles once, by packRows) are the GEMM's rows and the im2col matrix [C·kh·kw, Ho·Wo] its packed panels, so the output comes out NCHW. Each
 // thread packs and multiplies only its own pixel panels. Padding taps are packed as 0 and multiplied like the
 // others (0·w, as the TypeScript does), and k = (c·kh + ky)·kw + kx runs in that order.
 
@@ -55,7 +55,8 @@ function im2col(
 }
 
 /**
- * One image: y [O, Ho·Wo] = act(w [O, C·kh·kw] · im2col(x) + bias[o] + res), for the pixel panels [p0, p1).
+ * One image: y [O, Ho·Wo] = act(w [O, C·kh·kw] · im2col(x) + bias[o] + res), for the pixel panels [p0, p1);
+ * w packed in row tiles.
  * col: scratch for the panels [pBase, …) of this call; bias and res may be 0.
  */
 export function conv2dImage(

@@ -7,11 +7,14 @@ import { KERNELS, CTRL, type KernelName, type WasmPlatform, type WorkerHandle } 
 
 export type { WasmPlatform } from "./wasm_platform.js";
 
-/** Columns per packed weight panel (assembly/gemm.ts NR). */
+/** Columns per packed B panel and rows per packed A tile (assembly/gemm.ts NR and MR). */
 const NR = 8;
+const MR = 4;
 const PAGE = 65536;
 /** Bytes below the heap: the control block lives here (0 stays unused: the kernels read 0 as "no tensor"). */
 const HEAP_BASE = 4096;
+/** Below HEAP_BASE, after the control block: simdPeak's two operand vectors. */
+const PEAK_OPERANDS = 2048;
 /** Upper bound of one im2col chunk, so a large convolution does not need all its columns at once. */
 const COL_CHUNK_BYTES = 32 << 20;
 const MAX_THREADS = 8;
@@ -21,7 +24,7 @@ const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2 };
 interface WasmLinear extends LinearWeights { ptr: number; bias: number }
 interface WasmConv extends Conv2dWeights { ptr: number; bias: number }
 
-type Exports = Record<KernelName, (...args: number[]) => number> & { simdPeak(iters: number, seed: number): number };
+type Exports = Record<KernelName, (...args: number[]) => number> & { simdPeak(iters: number, operands: number): number };
 
 export interface WasmBackendOptions {
   /** Threads including the calling one (default: the available parallelism, at most 8). 1: no workers. */
@@ -94,13 +97,15 @@ export class WasmBackend implements Backend {
     if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(padding) || padding < 0) {
       throw new Error(`prepareConv2d: stride ${stride} / padding ${padding} must be integers ≥ 1 / ≥ 0`);
     }
-    const ptr = this.alloc(w.data.length * 4);
-    this.write(ptr, w.data);
+    const K = C * kh * kw, tiles = Math.ceil(O / MR);
+    const ptr = this.alloc(tiles * MR * K * 4);
     let bias = 0;
     if (b) {
       bias = this.alloc(O * 4);
       this.write(bias, b.data);
     }
+    const raw = this.push(w.data);
+    this.run("packRows", [raw, O, K, ptr], 0, tiles);
     const prepared: WasmConv = { O, C, kh, kw, stride, padding, ptr, bias };
     return prepared;
   }
@@ -117,7 +122,10 @@ export class WasmBackend implements Backend {
     const xp = this.push(x.data);
     const rp = residual ? this.push(checkResidual("linear", residual, shape)) : 0;
     const yp = this.reserve(M * w.N);
-    this.run("gemm", [xp, w.ptr, w.bias, w.bias ? 1 : 0, rp, yp, M, K, w.N, ACT[act]], 0, M > 0 ? Math.ceil(w.N / NR) : 0);
+    const tiles = Math.ceil(M / MR);
+    const ap = this.reserve(tiles * MR * K);
+    this.run("packRows", [xp, M, K, ap], 0, tiles);
+    this.run("gemm", [ap, w.ptr, w.bias, w.bias ? 1 : 0, rp, yp, M, K, w.N, ACT[act]], 0, M > 0 ? Math.ceil(w.N / NR) : 0);
     return tensor(shape, this.read(yp, M * w.N));
   }
 
@@ -232,9 +240,12 @@ export class WasmBackend implements Backend {
     return this.read(yp, x.length);
   }
 
-  /** The raw exports, for benchmarks (see bench/gemm.mjs). */
-  get raw(): Exports {
-    return this.exports;
+  /** Runs assembly/peak.ts's simdPeak (iters × 96 flops on this thread), for bench/gemm.ts. */
+  simdPeak(iters: number): number {
+    this.live();
+    const operands = PEAK_OPERANDS;
+    this.view().f32.set([0.999, 0.999, 0.999, 0.999, 1e-7, 1e-7, 1e-7, 1e-7], operands >>> 2);
+    return this.exports.simdPeak(iters, operands);
   }
 
   /** Stops the workers (they are unref'd, so they never hold the process open) and drops the memory. */

@@ -24,6 +24,7 @@ export interface WasmPlatform {
 export const KERNELS = [
   ["gemm", false],
   ["packLinearWeights", false],
+  ["packRows", false],
   ["conv2dImage", false],
   ["attention", true],
   ["layerNorm", false],
