@@ -3,7 +3,10 @@
 
 import type { Backend } from "./backend/backend.js";
 import { TsBackend } from "./backend/ts.js";
-import { buildModel, type CLIP } from "./model.js";
+import { preprocess, type RawImage } from "./image/index.js";
+import { buildModel, type CLIP, type TokenTensor } from "./model.js";
+import { loadTokenizer, type SimpleTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
+import type { Tensor } from "./tensor.js";
 import { loadStateDict } from "./weights/index.js";
 
 export type BackendName = "ts" | "wasm";
@@ -45,4 +48,75 @@ export async function loadModel(source: string | Uint8Array, options: LoadOption
     backend.dispose();
     throw e;
   }
+}
+
+// ---- clip.load: the model with the tokenizer and image transform that go with it
+
+/** Vocab files looked for next to a checkpoint, in this order. */
+const VOCAB_NAMES = ["bpe_simple_vocab_16e6.txt.gz", "vocab.txt.gz", "tokenizer.json", "vocab.json"];
+
+export interface ClipLoadOptions extends LoadOptions {
+  /** The tokenizer's vocab (merges .txt/.gz, tokenizer.json, a folder with vocab.json + merges.txt, or bytes).
+   *  Default: the first of bpe_simple_vocab_16e6.txt.gz, vocab.txt.gz, tokenizer.json, vocab.json next to the weights. */
+  vocab?: TokenizerSource;
+  /** Images with more pixels are refused before decoding (decompression bombs). */
+  maxPixels?: number;
+}
+
+export interface LoadedClip {
+  model: CLIP;
+  tokenizer: SimpleTokenizer;
+  /** The reference's _transform(n_px): image bytes (PNG, JPEG) or raw pixels → [1, 3, n_px, n_px]. */
+  preprocess(image: Uint8Array | RawImage): Tensor;
+  /** clip.tokenize with the model's context length. */
+  tokenize(texts: string | readonly string[], options?: { truncate?: boolean }): TokenTensor;
+}
+
+/** The embedded tiny model (Node): weights/ of this package. */
+export async function embeddedModelPaths(): Promise<{ weights: string; vocab: string }> {
+  const { existsSync } = await import("node:fs");
+  const { fileURLToPath } = await import("node:url");
+  // src/clip.ts in the repository, dist/src/clip.js once built
+  for (const up of ["../", "../../"]) {
+    const weights = fileURLToPath(new URL(`${up}weights/clip-tiny-vit.safetensors`, import.meta.url));
+    if (existsSync(weights)) return { weights, vocab: fileURLToPath(new URL(`${up}weights/vocab.txt.gz`, import.meta.url)) };
+  }
+  throw new Error("the embedded model (weights/clip-tiny-vit.safetensors) is missing from this installation");
+}
+
+async function vocabNextTo(weightsPath: string): Promise<string | undefined> {
+  const { existsSync } = await import("node:fs");
+  const { dirname, join } = await import("node:path");
+  return VOCAB_NAMES.map((n) => join(dirname(weightsPath), n)).find((p) => existsSync(p));
+}
+
+/**
+ * clip.load of the reference: `const { model, preprocess, tokenize } = await load(path)`. Without a path, the
+ * embedded tiny model and its vocab.
+ */
+export async function load(source?: string | Uint8Array, options: ClipLoadOptions = {}): Promise<LoadedClip> {
+  let vocab = options.vocab;
+  if (source === undefined) {
+    const paths = await embeddedModelPaths();
+    source = paths.weights;
+    vocab ??= paths.vocab;
+  } else if (vocab === undefined && typeof source === "string") {
+    vocab = await vocabNextTo(source);
+  }
+  if (vocab === undefined) {
+    throw new Error(`no tokenizer vocab: pass options.vocab (none of ${VOCAB_NAMES.join(", ")} is next to the weights)`);
+  }
+  const tokenizer = await loadTokenizer(vocab);
+  const model = await loadModel(source, options);
+  const { imageResolution: size, contextLength, vocabSize } = model.config;
+  if (tokenizer.vocabSize !== vocabSize) {
+    model.dispose();
+    throw new Error(`the vocab has ${tokenizer.vocabSize} tokens but the model's token_embedding has ${vocabSize}`);
+  }
+  return {
+    model,
+    tokenizer,
+    preprocess: (image) => preprocess(image, { size, maxPixels: options.maxPixels }),
+    tokenize: (texts, o = {}) => tokenizer.tokenize(texts, { contextLength, truncate: o.truncate }),
+  };
 }

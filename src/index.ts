@@ -1,7 +1,13 @@
 // The public API of clip-ts.
-export { loadModel, createBackend, readBytes, type LoadOptions, type BackendName } from "./clip.js";
+export {
+  load, loadModel, createBackend, readBytes, embeddedModelPaths,
+  type LoadOptions, type ClipLoadOptions, type LoadedClip, type BackendName,
+} from "./clip.js";
 export { CLIP, buildModel, inferConfig, normalize, StateDictError, type CLIPConfig, type ForwardHook, type TokenTensor } from "./model.js";
-export { loadStateDict } from "./weights/index.js";
+export { loadTokenizer, SimpleTokenizer, TokenizerFormatError, ContextLengthError, type TokenizerSource } from "./simple_tokenizer.js";
+export { preprocess, decodeImage, ImageError, type RawImage } from "./image/index.js";
+export { zeroShot, IMAGENET_TEMPLATES, IMAGENET_TEMPLATES_7 } from "./zero_shot.js";
+export { loadStateDict, loadStateDictWithFormat, writeSafetensors, type WeightsFormat } from "./weights/index.js";
 export { WeightsError } from "./weights/errors.js";
 export { readNpy, readNpyFloat32, readNpyTokens, writeNpy, NpyError } from "./npy.js";
 export type { Tensor, StateDict } from "./tensor.js";
