@@ -5,53 +5,104 @@
 
 import { BIAS_NONE, BIAS_PER_ROW, gemmPanels, NR } from "./gemm";
 
-/** Packs the im2col panels [p0, p1) of one image x [C, H, W] at dst. */
+// @ts-ignore: decorator
+@inline function ceilDiv(a: i32, b: i32): i32 {
+  return a > 0 ? (a + b - 1) / b : -(-a / b);
+}
+
+// @ts-ignore: decorator
+@inline function floorDiv(a: i32, b: i32): i32 {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+/**
+ * Packs the im2col panels [p0, p1) of one image x [C, H, W] at dst: panel p, row k = (c·kh + ky)·kw + kx, lane j
+ * holds x[c, i·s + ky − pad, jj·s + kx − pad] (0 outside) for pixel q = p·NR + j = i·Wo + jj (0 past P).
+ */
 function im2col(
   x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, stride: i32, pad: i32, Wo: i32, P: i32,
   dst: usize, p0: i32, p1: i32,
 ): void {
   const K = C * kh * kw;
+  const panelBytes = <usize>K * NR * 4;
   const plane = <usize>H * W * 4;
-  for (let p = p0; p < p1; p++) {
-    const panel = dst + <usize>(p - p0) * K * NR * 4;
-    const q0 = p * NR;
-    if (kh == 1 && kw == 1 && stride == 1 && pad == 0 && q0 + NR <= P) {
-      // 1×1 stride 1: the panel is eight consecutive pixels of each channel
-      let src = x + (<usize>q0 << 2);
+  const q0 = p0 * NR, q1 = min(p1 * NR, P);
+  for (let q = max(q1, q0); q < p1 * NR; q++) {
+    let d = dst + <usize>(p1 - 1 - p0) * panelBytes + (<usize>(q & (NR - 1)) << 2);
+    for (let k = 0; k < K; k++) {
+      store<f32>(d, 0);
+      d += NR * 4;
+    }
+  }
+  if (kh == 1 && kw == 1 && stride == 1 && pad == 0) {
+    // 1×1 stride 1: pixels are contiguous in each channel, whole panels are two vector copies per channel
+    const full = q1 / NR;
+    for (let p = p0; p < full; p++) {
+      let src = x + (<usize>(p * NR) << 2), d = dst + <usize>(p - p0) * panelBytes;
       for (let c = 0; c < C; c++) {
-        const d = panel + (<usize>c * NR << 2);
         v128.store(d, v128.load(src));
         v128.store(d, v128.load(src, 16), 16);
         src += plane;
-      }
-      continue;
-    }
-    for (let j = 0; j < NR; j++) {
-      const q = q0 + j;
-      let d = panel + (<usize>j << 2);
-      if (q >= P) {
-        for (let k = 0; k < K; k++) {
-          store<f32>(d, 0);
-          d += NR * 4;
-        }
-        continue;
-      }
-      const iy = (q / Wo) * stride - pad, ix = (q % Wo) * stride - pad;
-      for (let c = 0; c < C; c++) {
-        const xc = x + <usize>c * plane;
-        for (let ky = 0; ky < kh; ky++) {
-          const yy = iy + ky;
-          const rowIn = yy >= 0 && yy < H;
-          const xr = xc + (<usize>(yy * W) << 2);
-          for (let kx = 0; kx < kw; kx++) {
-            const xx = ix + kx;
-            store<f32>(d, rowIn && xx >= 0 && xx < W ? load<f32>(xr + (<usize>xx << 2)) : 0);
-            d += NR * 4;
-          }
-        }
+        d += NR * 4;
       }
     }
+    if (full * NR >= q1) return;
+    im2colRows(x, C, H, W, 1, 1, 1, 0, Wo, dst, p0, max(full * NR, q0), q1);
+    return;
   }
+  im2colRows(x, C, H, W, kh, kw, stride, pad, Wo, dst, p0, q0, q1);
+}
+
+/** The pixels [q0, q1) of im2col, output row by output row. */
+function im2colRows(
+  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, stride: i32, pad: i32, Wo: i32,
+  dst: usize, p0: i32, q0: i32, q1: i32,
+): void {
+  const panelBytes = <usize>C * kh * kw * NR * 4;
+  const plane = <usize>H * W * 4;
+  let q = q0;
+  while (q < q1) {
+    const i = q / Wo, ja = q % Wo, jb = min(Wo, ja + q1 - q);
+    const qa = q - ja; // pixel of (i, 0)
+    let rowK: usize = 0; // k·NR·4
+    for (let c = 0; c < C; c++) {
+      for (let ky = 0; ky < kh; ky++) {
+        const yy = i * stride + ky - pad;
+        const src = x + <usize>c * plane + (<usize>(yy * W) << 2);
+        for (let kx = 0; kx < kw; kx++) {
+          // the j whose tap falls inside the row: 0 ≤ j·s + kx − pad < W
+          let jlo = max(ja, ceilDiv(pad - kx, stride)), jhi = min(jb, floorDiv(W - 1 - kx + pad, stride) + 1);
+          if (yy < 0 || yy >= H || jlo > jhi) jlo = jhi = jb;
+          let j = ja;
+          for (; j < jlo; j++) store<f32>(colAddr(dst, p0, panelBytes, qa + j, rowK), 0);
+          if (stride == 1) {
+            for (; j < jhi; j++) {
+              const qq = qa + j;
+              if ((qq & (NR - 1)) == 0 && j + NR <= jhi) break;
+              store<f32>(colAddr(dst, p0, panelBytes, qq, rowK), load<f32>(src + (<usize>(j + kx - pad) << 2)));
+            }
+            for (; j + NR <= jhi; j += NR) {
+              // a whole panel row: eight consecutive taps
+              const s = src + (<usize>(j + kx - pad) << 2), d = colAddr(dst, p0, panelBytes, qa + j, rowK);
+              v128.store(d, v128.load(s));
+              v128.store(d, v128.load(s, 16), 16);
+            }
+          }
+          for (; j < jhi; j++) {
+            store<f32>(colAddr(dst, p0, panelBytes, qa + j, rowK), load<f32>(src + (<usize>(j * stride + kx - pad) << 2)));
+          }
+          for (; j < jb; j++) store<f32>(colAddr(dst, p0, panelBytes, qa + j, rowK), 0);
+          rowK += NR * 4;
+        }
+      }
+    }
+    q += jb - ja;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function colAddr(dst: usize, p0: i32, panelBytes: usize, q: i32, rowK: usize): usize {
+  return dst + <usize>(<u32>q / NR - p0) * panelBytes + rowK + (<usize>(q & (NR - 1)) << 2);
 }
 
 /**

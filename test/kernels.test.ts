@@ -151,6 +151,12 @@ describe("conv2d", () => {
     check({ N: 2, C: 3, H: 17, W: 15, O: 9, kh: 3, kw: 3, stride: 2, padding: 1 }, "relu", true, true, 6);
   });
 
+  test("wide rows: whole-panel copies in im2col, panels and thread shares straddling rows", () => {
+    check({ N: 1, C: 3, H: 5, W: 37, O: 5, kh: 3, kw: 3, stride: 1, padding: 1 }, "none", true, false, 7);
+    check({ N: 1, C: 2, H: 4, W: 40, O: 6, kh: 3, kw: 5, stride: 1, padding: 2 }, "relu", false, true, 8);
+    check({ N: 1, C: 2, H: 9, W: 33, O: 4, kh: 1, kw: 1, stride: 1, padding: 0 }, "quickgelu", true, true, 9);
+  });
+
   test("padding taps are 0·w, so infinite weights give NaN like the TypeScript", () => {
     const x = t([1, 1, 3, 3], 1), w = t([2, 1, 3, 3], 2);
     w.data[0] = Infinity;
