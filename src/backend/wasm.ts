@@ -2,7 +2,6 @@ import type { Activation } from "../kernels/activations.js";
 import { conv2dOutputSize } from "../kernels/conv2d.js";
 import { numel, shapeString, tensor, type Tensor } from "../tensor.js";
 import type { Backend, Conv2dWeights, LinearWeights } from "./backend.js";
-import { nodePlatform } from "./node_wasm.js";
 import { KERNELS, CTRL, type KernelName, type WasmPlatform, type WorkerHandle } from "./wasm_platform.js";
 
 export type { WasmPlatform } from "./wasm_platform.js";
@@ -34,7 +33,8 @@ export interface WasmBackendOptions {
 }
 
 export async function createWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
-  const platform = options.platform ?? nodePlatform;
+  // loaded on demand, so that a browser bundle with its own platform never pulls in node: modules
+  const platform = options.platform ?? (await import("./node_wasm.js")).nodePlatform;
   const threads = options.threads ?? Math.min(MAX_THREADS, platform.defaultThreads());
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
     throw new RangeError(`createWasmBackend: threads must be an integer in [1, 256], got ${threads}`);
