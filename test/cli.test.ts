@@ -181,6 +181,12 @@ describe("bad arguments: one line on stderr, non-zero status", () => {
     await expectError(1, /token id 9999 .* outside the vocabulary \[0, 512\)/, "embed-text", "--model", model, "--tokens", oob);
   });
 
+  test("texts need a vocab that fits the model", async () => {
+    await expectError(1, /no tokenizer vocab next to ".*vit\/weights\.safetensors" \(looked for .*\); pass --vocab/, "embed-text", "hi", "--model", model);
+    await expectError(1, /--vocab "weights\/vocab\.txt\.gz" has \d+ tokens but the model's token_embedding has 512/, "zero-shot", "x.png", "--labels", "a,b", "--model", model, "--vocab", "weights/vocab.txt.gz");
+    await expectError(1, /--vocab: no such file "none\.txt"/, "tokenize", "hi", "--vocab", "none.txt");
+  });
+
   test("a file that is not weights", async () => {
     await expectError(1, /--model ".*pixels\.npy": unrecognised weights format/, "embed-image", "--model", `${dir}/pixels.npy`, "--pixels", `${dir}/pixels.npy`);
   });

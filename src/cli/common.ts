@@ -5,11 +5,11 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend } from "../backend/backend.js";
 import { createBackend, type BackendName } from "../clip.js";
-import { buildModel, type CLIP, type TokenTensor } from "../model.js";
+import { buildModel, type CLIP, type CLIPConfig, type TokenTensor } from "../model.js";
 import { readNpyFloat32, readNpyTokens, writeNpy } from "../npy.js";
 import type { StateDict, Tensor } from "../tensor.js";
 import { loadStateDict } from "../weights/index.js";
-import type { PromptTokenizer } from "../zero_shot.js";
+import type { SimpleTokenizer } from "../simple_tokenizer.js";
 import { choice, CliError, integer, UsageError } from "./args.js";
 import { Progress, type ProgressSink } from "./progress.js";
 
@@ -136,7 +136,7 @@ export const MODEL_OPTIONS = {
 
 export const MODEL_HELP = `  --model FILE       weights: safetensors, torch.save .pt/.pth, OpenAI TorchScript .pt, Hugging Face CLIPModel
                      (default: the embedded tiny model ${DEFAULT_MODEL})
-  --backend ts|wasm  kernels: readable TypeScript or SIMD WebAssembly (same bits)
+  --backend ts|wasm  kernels: SIMD WebAssembly (default) or the readable TypeScript; the same bits
   --threads N        worker threads for the wasm backend`;
 
 export interface ModelArgs {
@@ -150,6 +150,8 @@ export interface OpenedModel {
   stateDict: StateDict;
   /** What --model named, or "weights/….safetensors (embedded)". */
   path: string;
+  /** --model, if given. */
+  file?: string;
 }
 
 export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
@@ -166,22 +168,45 @@ export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
     throw new CliError(`--backend ${backendName ?? "default"}: ${(e as Error).message}`);
   }
   try {
-    return { model: buildModel(stateDict, backend), stateDict, path };
+    return { model: buildModel(stateDict, backend), stateDict, path, file: args.model };
   } catch (e) {
     backend.dispose();
     throw new CliError(`--model "${path}": ${(e as Error).message}`);
   }
 }
 
-export async function openTokenizer(io: Io, vocab: string | undefined): Promise<PromptTokenizer> {
-  const path = vocab === undefined ? embedded(DEFAULT_VOCAB, "--vocab") : resolve(io.cwd, vocab);
-  if (!existsSync(path)) throw new CliError(`--vocab: no such file "${vocab}"`);
+/** Vocab files looked for next to --model when --vocab is absent, in the order load() of src/clip.ts uses. */
+const VOCAB_NAMES = ["bpe_simple_vocab_16e6.txt.gz", "vocab.txt.gz", "tokenizer.json", "vocab.json"];
+
+/**
+ * The tokenizer: --vocab; else, with --model, a vocab next to the weights; else the embedded vocab. With a model,
+ * its vocabulary size must be the model's (token_embedding rows).
+ */
+export async function openTokenizer(io: Io, vocab: string | undefined, model?: { file?: string; config: CLIPConfig }): Promise<SimpleTokenizer> {
+  let path: string;
+  if (vocab !== undefined) {
+    path = resolve(io.cwd, vocab);
+    if (!existsSync(path)) throw new CliError(`--vocab: no such file "${vocab}"`);
+  } else if (model?.file !== undefined) {
+    const weights = resolve(io.cwd, model.file);
+    const found = VOCAB_NAMES.map((n) => join(dirname(weights), n)).find((p) => existsSync(p));
+    if (!found) throw new CliError(`no tokenizer vocab next to "${model.file}" (looked for ${VOCAB_NAMES.join(", ")}); pass --vocab`);
+    path = found;
+  } else {
+    path = embedded(DEFAULT_VOCAB, "--vocab");
+  }
+  const shown = vocab ?? path;
+  let tokenizer: SimpleTokenizer;
   try {
     const { loadTokenizer } = await import("../simple_tokenizer.js"); // loaded only by the commands that tokenize
-    return await loadTokenizer(path);
+    tokenizer = await loadTokenizer(path);
   } catch (e) {
-    throw new CliError(`--vocab "${vocab ?? DEFAULT_VOCAB}": ${(e as Error).message}`);
+    throw new CliError(`--vocab "${shown}": ${(e as Error).message}`);
   }
+  if (model && tokenizer.vocabSize !== model.config.vocabSize) {
+    throw new CliError(`--vocab "${shown}" has ${tokenizer.vocabSize} tokens but the model's token_embedding has ${model.config.vocabSize}`);
+  }
+  return tokenizer;
 }
 
 /** Preprocessed images stacked into [N, 3, size, size]. */

@@ -17,7 +17,7 @@ reference's clip.tokenize) → text features [N, embed_dim] (float32).
 
 Options:
   --tokens FILE      int32/int64 .npy token ids
-  --vocab FILE       BPE merges for texts (default: the embedded weights/vocab.txt.gz)
+  --vocab FILE       the tokenizer for texts (default: a vocab next to --model, else the embedded one)
   --truncate         cut texts longer than the context instead of failing
   --out FILE         write a float32 .npy [N, embed_dim] (default: JSON on stdout)
   --normalize        L2-normalise each row
@@ -36,9 +36,10 @@ ${MODEL_HELP}`,
     const batch = integer(values["batch-size"], "--batch-size", 1) ?? 32;
 
     const fromFile = values.tokens !== undefined ? readTokens(io, values.tokens) : undefined;
-    const tokenizer = fromFile ? undefined : await openTokenizer(io, values.vocab);
-    const { model } = await openModel(io, values);
+    const opened = await openModel(io, values);
+    const { model } = opened;
     try {
+      const tokenizer = fromFile ? undefined : await openTokenizer(io, values.vocab, { file: opened.file, config: model.config });
       const tokens: TokenTensor = fromFile ?? wrap("tokenize", () =>
         tokenizer!.tokenize(positionals, { contextLength: model.config.contextLength, truncate: values.truncate ?? false }));
       const what = fromFile ? `--tokens "${values.tokens}"` : "texts";

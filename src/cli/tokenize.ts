@@ -12,7 +12,8 @@ Tokenizes as the reference's clip.tokenize: <|startoftext|>, the BPE tokens, <|e
 the context length. Prints one JSON row per text (a JSON array of rows), or writes an int32 .npy [N, N_ctx].
 
 Options:
-  --vocab FILE          BPE merges (default: the embedded weights/vocab.txt.gz)
+  --vocab FILE          OpenAI merges (.txt/.txt.gz), tokenizer.json, or a folder with vocab.json + merges.txt
+                        (default: the embedded weights/vocab.txt.gz)
   --context-length N    row length (default 77)
   --truncate            cut long texts (ending them with <|endoftext|>) instead of failing
   --out FILE            write int32 .npy token ids`,

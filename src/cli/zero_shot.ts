@@ -19,7 +19,7 @@ Options:
   --templates NAME    imagenet80 (the paper's 80 ImageNet prompts) or imagenet7 (their best 7)
   --top K             print only the K most probable labels per image
   --json              JSON output
-  --vocab FILE        BPE merges (default: the embedded weights/vocab.txt.gz)
+  --vocab FILE        the tokenizer (default: a vocab next to --model, else the embedded one)
 ${MODEL_HELP}`,
 
   async run(argv, io) {
@@ -38,9 +38,10 @@ ${MODEL_HELP}`,
     const top = values.top === undefined ? labels.length : Number(values.top);
     if (!(Number.isInteger(top) && top >= 1)) throw new UsageError(`--top must be a positive integer, got "${values.top}"`);
 
-    const tokenizer = await openTokenizer(io, values.vocab);
-    const { model } = await openModel(io, values);
+    const opened = await openModel(io, values);
+    const { model } = opened;
     try {
+      const tokenizer = await openTokenizer(io, values.vocab, { file: opened.file, config: model.config });
       const images = await loadImages(io, positionals, model.config.imageResolution);
       const bar = new Progress(io.stderr, "embedding labels", labels.length);
       const classes = wrap("labels", () => classEmbeddings(model, tokenizer, labels, { templates, onProgress: (d) => bar.update(d) }));
