@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
 import { TsBackend } from "../src/backend/ts.js";
-import { createWasmBackend, splitPoint } from "../src/backend/wasm.js";
+import { createWasmBackend } from "../src/backend/wasm.js";
 import { nodePlatform } from "../src/backend/node_wasm.js";
 import type { Tensor } from "../src/tensor.js";
 
@@ -60,14 +60,6 @@ describe("the module", () => {
 describe("the pool", () => {
   const backends: Awaited<ReturnType<typeof createWasmBackend>>[] = [];
   afterAll(() => backends.forEach((b) => b.dispose()));
-
-  test("the units split into contiguous ranges covering each unit once", () => {
-    for (const [u0, u1, T] of [[0, 7, 3], [5, 6, 2], [0, 96, 8], [3, 3, 2]]) {
-      const seen: number[] = [];
-      for (let t = 0; t < T; t++) for (let u = splitPoint(u0, u1, t, T); u < splitPoint(u0, u1, t + 1, T); u++) seen.push(u);
-      expect(seen).toEqual(Array.from({ length: u1 - u0 }, (_, i) => u0 + i));
-    }
-  });
 
   test("many back-to-back jobs on 3 threads give the bits of 1 thread, across memory growth", async () => {
     const one = await createWasmBackend({ threads: 1 });

@@ -50,10 +50,10 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
 }
 
 /**
- * The SIMD backend: weights live in wasm memory (linear weights packed into GEMM panels) from prepare on;
- * each op copies its inputs into a scratch arena above them, runs, and copies the output into a new Tensor.
- * With threads, every kernel call is split into ranges of independent output units (panels, heads, rows,
- * planes) run by the workers and this thread at once, so the bits do not depend on the thread count.
+ * The SIMD backend: weights live in wasm memory (packed for the GEMM) from prepare on; each op copies its inputs
+ * into a scratch arena above them, runs, and copies the output into a new Tensor. With threads, every kernel
+ * call is cut into ranges of independent output units (GEMM column panels, heads, rows, planes; never a
+ * reduction) that the workers and this thread run at once, so the bits do not depend on the thread count.
  */
 export class WasmBackend implements Backend {
   readonly name = "wasm";
@@ -203,7 +203,7 @@ export class WasmBackend implements Backend {
       this.view().i32.set(keyCount, kc >>> 2);
     }
     const out = this.reserve(q.data.length);
-    const scratch = this.reserve((scratchBytes / 4) * Math.min(this.threads, B * heads));
+    const scratch = this.reserve((scratchBytes / 4) * this.threads); // one slot per thread: any may take any head
     this.run("attention", [qp, kp, vp, out, B, Lq, Lk, heads, hd, scale, kc, scratch, scratchBytes], 0, B * heads);
     return tensor([B, Lq, D], this.read(out, q.data.length));
   }
@@ -268,34 +268,37 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Runs kernel `name` over the units [u0, u1): split into one contiguous range per thread, workers first,
-   * this thread the first range; returns when all are done. Arguments go through the shared control block.
+   * Runs kernel `name` over the units [u0, u1) and returns when all are done. With workers, the units are handed
+   * out in chunks from a shared counter to whichever thread asks first (this one included), so a thread slowed
+   * by other load on the machine takes fewer; a unit's bits do not depend on which thread computes it.
    */
   private run(name: KernelName, args: number[], u0: number, u1: number): void {
     const fnIndex = KERNELS.findIndex(([n]) => n === name);
     const withTid = KERNELS[fnIndex][1];
-    const T = Math.min(this.threads, u1 - u0);
     const call = (tid: number, a: number, b: number) =>
       withTid ? this.exports[name](...args, tid, a, b) : this.exports[name](...args, a, b);
-    if (T <= 1) {
+    if (this.workers.length === 0 || u1 - u0 <= 1) {
       if (u1 > u0) call(0, u0, u1);
       return;
     }
     const { i32, f64 } = this.view();
     const c = CTRL.OFFSET >> 2;
     if (args.length > CTRL.MAX_ARGS) throw new Error(`wasm backend: ${name} has too many arguments`);
+    const chunk = Math.max(1, Math.ceil((u1 - u0) / (this.threads * CTRL.CHUNKS_PER_THREAD)));
     f64.set(args, (CTRL.OFFSET + CTRL.ARGS_BYTE) >> 3);
     i32[c + CTRL.FN] = fnIndex;
     i32[c + CTRL.NARGS] = args.length;
-    i32[c + CTRL.U0] = u0;
     i32[c + CTRL.U1] = u1;
-    i32[c + CTRL.THREADS] = T;
+    i32[c + CTRL.CHUNK] = chunk;
     i32[c + CTRL.ERROR] = 0;
+    Atomics.store(i32, c + CTRL.NEXT, u0);
     Atomics.store(i32, c + CTRL.DONE, 0);
     Atomics.add(i32, c + CTRL.GEN, 1);
     Atomics.notify(i32, c + CTRL.GEN);
     try {
-      call(0, u0, splitPoint(u0, u1, 1, T));
+      for (let a = Atomics.add(i32, c + CTRL.NEXT, chunk); a < u1; a = Atomics.add(i32, c + CTRL.NEXT, chunk)) {
+        call(0, a, Math.min(u1, a + chunk));
+      }
     } finally {
       const n = this.workers.length;
       for (let spin = 0; Atomics.load(i32, c + CTRL.DONE) < n; spin++) {
@@ -352,11 +355,6 @@ export class WasmBackend implements Backend {
   private read(p: number, n: number): Float32Array {
     return this.view().f32.slice(p >>> 2, (p >>> 2) + n);
   }
-}
-
-/** Thread t of T runs the units [splitPoint(t), splitPoint(t + 1)); the workers use the same formula. */
-export function splitPoint(u0: number, u1: number, t: number, T: number): number {
-  return u0 + Math.floor(((u1 - u0) * t) / T);
 }
 
 function align16(n: number): number {

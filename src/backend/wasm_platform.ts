@@ -42,10 +42,11 @@ export const CTRL = {
   DONE: 1, // workers that finished the current job
   FN: 2, // index into KERNELS; −1: exit
   NARGS: 3,
-  U0: 4,
-  U1: 5,
-  THREADS: 6, // threads taking part (the main thread is thread 0)
+  NEXT: 4, // first unit not yet taken
+  U1: 5, // end of the units
+  CHUNK: 6, // units taken at a time
   ERROR: 7,
+  CHUNKS_PER_THREAD: 4, // enough to even out a slow thread, few enough to keep each call's setup negligible
   ARGS_BYTE: 64,
   MAX_ARGS: 24,
   SPINS: 20000, // polls before sleeping in Atomics.wait: jobs come back to back within a forward pass
@@ -53,8 +54,8 @@ export const CTRL = {
 
 /**
  * The body of a worker as plain JavaScript source (a worker runs a script, not this module): the host wraps it
- * with its own way of receiving `init` (see node_wasm.ts). Workers never allocate: they only run their range of
- * the job the main thread posts in the control block, then count themselves done.
+ * with its own way of receiving `init` (see node_wasm.ts). Workers never allocate: they only take chunks of the
+ * job the main thread posts in the control block until none is left, then count themselves done.
  */
 export const WORKER_LOOP = `
 function workerLoop(init, tid, onError) {
@@ -73,20 +74,16 @@ function workerLoop(init, tid, onError) {
       gen = Atomics.load(i32, C.GEN);
       const fn = i32[C.FN];
       if (fn < 0) return;
-      const T = i32[C.THREADS], u0 = i32[C.U0], u1 = i32[C.U1];
-      if (tid < T) {
-        const a = u0 + Math.floor(((u1 - u0) * tid) / T), b = u0 + Math.floor(((u1 - u0) * (tid + 1)) / T);
-        if (a < b) {
-          const args = Array.from(f64.subarray(0, i32[C.NARGS]));
-          if (kernels[fn][1]) args.push(tid);
-          args.push(a, b);
-          try {
-            fns[fn](...args);
-          } catch (e) {
-            Atomics.store(i32, C.ERROR, 1);
-            onError(e);
-          }
+      const u1 = i32[C.U1], chunk = i32[C.CHUNK];
+      const args = Array.from(f64.subarray(0, i32[C.NARGS]));
+      if (kernels[fn][1]) args.push(tid);
+      try {
+        for (let a = Atomics.add(i32, C.NEXT, chunk); a < u1; a = Atomics.add(i32, C.NEXT, chunk)) {
+          fns[fn](...args, a, Math.min(u1, a + chunk));
         }
+      } catch (e) {
+        Atomics.store(i32, C.ERROR, 1);
+        onError(e);
       }
       Atomics.add(i32, C.DONE, 1);
       Atomics.notify(i32, C.DONE);
