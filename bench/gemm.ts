@@ -2,7 +2,7 @@
 // with 1 and 2 threads, next to the measured peak of wasm SIMD mul+add on one thread. Two rates: per second of
 // wall clock, and per CPU-second of this process (what each thread achieves while it runs: other load on the
 // machine lowers the first, hardly the second).
-// Build and run: npm run build && node dist/bench/gemm.js
+// Run: npm run bench:gemm (after npm run build:wasm)
 import { createWasmBackend } from "../src/backend/wasm.js";
 import type { Tensor } from "../src/tensor.js";
 
