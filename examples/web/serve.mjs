@@ -1,0 +1,93 @@
+// A static server for the demo page (and the browser test) on 127.0.0.1. It sends the two headers that make the
+// page cross-origin isolated (COOP: same-origin, COEP: require-corp), without which a browser will not share wasm
+// memory with workers, so clip-ts could use only one thread. Serves only the folders the page needs.
+//
+//   node examples/web/serve.mjs [port]        → http://127.0.0.1:8080/examples/web/
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { createServer } from "node:http";
+import { extname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const SERVED = ["examples/", "dist/browser/", "build/", "weights/"];
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".map": "application/json",
+  ".json": "application/json",
+  ".css": "text/css; charset=utf-8",
+  ".md": "text/plain; charset=utf-8",
+  ".wasm": "application/wasm",
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".gz": "application/gzip", // served as is: the tokenizer gunzips it itself
+  ".txt": "text/plain; charset=utf-8",
+};
+
+const ISOLATION = {
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Cross-Origin-Embedder-Policy": "require-corp",
+  "Cross-Origin-Resource-Policy": "same-origin",
+};
+
+async function handle(req, res) {
+  const send = (status, body, headers = {}) => {
+    res.writeHead(status, { ...ISOLATION, "Content-Type": "text/plain; charset=utf-8", ...headers });
+    res.end(body);
+  };
+  if (req.method !== "GET" && req.method !== "HEAD") return send(405, "method not allowed\n", { Allow: "GET, HEAD" });
+  let path;
+  try {
+    path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+  } catch {
+    return send(400, "bad path\n");
+  }
+  if (path === "/" || path === "/examples/web") return send(302, "", { Location: "/examples/web/" });
+  if (path.endsWith("/")) path += "index.html";
+  const rel = path.slice(1);
+  const file = resolve(ROOT, rel);
+  if (!file.startsWith(ROOT) || rel.includes("\0") || !SERVED.some((d) => rel.startsWith(d)) || rel.split("/").includes("..")) {
+    return send(404, "not found\n");
+  }
+  let info;
+  try {
+    info = await stat(file);
+  } catch {
+    return send(404, "not found\n");
+  }
+  if (!info.isFile()) return send(404, "not found\n");
+  res.writeHead(200, {
+    ...ISOLATION,
+    "Content-Type": TYPES[extname(file).toLowerCase()] ?? "application/octet-stream",
+    "Content-Length": info.size,
+    "Cache-Control": "no-store",
+  });
+  if (req.method === "HEAD") return res.end();
+  createReadStream(file).on("error", () => res.destroy()).pipe(res);
+}
+
+/** Starts the server; port 0 picks a free one. Resolves to its base URL and a close(). */
+export function serve({ port = 8080, host = "127.0.0.1" } = {}) {
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy());
+  });
+  return new Promise((resolveStart, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      const { port: p } = server.address();
+      resolveStart({
+        url: `http://${host}:${p}/`,
+        close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+      });
+    });
+  });
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const port = Number(process.argv[2] ?? process.env.PORT ?? 8080);
+  const { url } = await serve({ port });
+  console.log(`clip-ts demo: ${url}examples/web/  (Ctrl-C to stop; run "npm run build" first)`);
+}
