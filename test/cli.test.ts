@@ -290,3 +290,86 @@ test("--backend wasm --threads 2 gives the bits of --backend ts", async () => {
   expect(r.code, r.stderr).toBe(0);
   expect(npy(b).data).toEqual(npy(a).data);
 });
+
+describe("zero-shot and texts, on the golden ViT with a token embedding sized for the embedded vocab", () => {
+  const images = ["test/golden/preprocess/rgb_land_97x61_n32.png", "test/golden/preprocess/p1_64x40_n32.png"];
+  const labels = ["red star", "blue circle", "green square"];
+  let model = "";
+  const setup = async () => {
+    if (model) return model;
+    const { loadTokenizer } = await import("../src/simple_tokenizer.js");
+    const { loadStateDict, writeSafetensors } = await import("../src/weights/index.js");
+    const V = (await loadTokenizer("weights/vocab.txt.gz")).vocabSize;
+    const sd = loadStateDict(readFileSync(`${goldenDir("vit")}/weights.safetensors`));
+    const emb = new Float32Array(V * 128);
+    for (let i = 0; i < emb.length; i++) emb[i] = Math.sin(i * 12.9898) * 0.8; // any fixed values
+    sd.set("token_embedding.weight", { data: emb, shape: [V, 128] });
+    model = join(tmp, "vit_vocab.safetensors");
+    writeFileSync(model, writeSafetensors(sd, "F32"));
+    return model;
+  };
+
+  test("per image, the labels sorted by probability; --json; the library's zeroShot", async () => {
+    const m = await setup();
+    const r = await run("zero-shot", ...images, "--labels", labels.join(","), "--model", m, "--vocab", "weights/vocab.txt.gz");
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(2 * (1 + labels.length));
+    expect([lines[0], lines[4]]).toEqual(images);
+    const pct = lines.filter((l) => l.startsWith("  ")).map((l) => Number(/^\s+([\d.]+)%  /.exec(l)![1]));
+    for (const block of [pct.slice(0, 3), pct.slice(3)]) {
+      expect(block).toEqual([...block].sort((a, b) => b - a));
+      expect(block.reduce((a, b) => a + b, 0)).toBeCloseTo(100, 1);
+    }
+
+    const json = JSON.parse((await run("zero-shot", ...images, "--labels", labels.join(", "), "--model", m, "--vocab", "weights/vocab.txt.gz", "--json")).stdout);
+    expect(json.map((x: { image: string }) => x.image)).toEqual(images);
+    const { load } = await import("../src/clip.js");
+    const { zeroShot } = await import("../src/zero_shot.js");
+    const clip = await load(m, { vocab: "weights/vocab.txt.gz" });
+    try {
+      const px = images.map((p) => clip.preprocess(readFileSync(p)));
+      const pixels = { data: Float32Array.from([...px[0].data, ...px[1].data]), shape: [2, 3, 32, 32] };
+      const probs = zeroShot(clip.model, clip.tokenizer, pixels, labels);
+      json.forEach((entry: { labels: { label: string; probability: number }[] }, i: number) => {
+        expect(entry.labels.map((l) => l.label).sort()).toEqual([...labels].sort());
+        for (const l of entry.labels) expect(l.probability).toBeCloseTo(probs[i][labels.indexOf(l.label)], 12);
+      });
+    } finally {
+      clip.model.dispose();
+    }
+  });
+
+  test("template options: imagenet7, repeated --template, --top", async () => {
+    const m = await setup();
+    const base = ["zero-shot", images[0], "--labels", labels.join(","), "--model", m, "--vocab", "weights/vocab.txt.gz", "--json"];
+    const seven = JSON.parse((await run(...base, "--templates", "imagenet7")).stdout)[0].labels;
+    const one = JSON.parse((await run(...base)).stdout)[0].labels;
+    const two = JSON.parse((await run(...base, "--template", "a photo of a {}.", "--template", "a {} shape")).stdout)[0].labels;
+    const prob = (ls: { label: string; probability: number }[], l: string) => ls.find((x) => x.label === l)!.probability;
+    expect(Math.abs(prob(seven, "red star") - prob(one, "red star"))).toBeGreaterThan(1e-6);
+    expect(Math.abs(prob(two, "red star") - prob(one, "red star"))).toBeGreaterThan(1e-6);
+    expect(JSON.parse((await run(...base, "--top", "1")).stdout)[0].labels).toEqual(one.slice(0, 1));
+  });
+
+  test("zero-shot usage errors", async () => {
+    await expectError(2, /either --template or --templates/, "zero-shot", "a.png", "--labels", "a,b", "--template", "{}", "--templates", "imagenet7");
+    await expectError(2, /--templates must be one of imagenet80, imagenet7, got "imagenet5"/, "zero-shot", "a.png", "--labels", "a,b", "--templates", "imagenet5");
+    await expectError(2, /--labels "a,,b" has an empty label/, "zero-shot", "a.png", "--labels", "a,,b");
+    await expectError(2, /missing --labels/, "zero-shot", "a.png");
+    await expectError(1, /--template: template "no placeholder" must contain "\{\}" exactly once/, "zero-shot", "a.png", "--labels", "a", "--template", "no placeholder");
+  });
+
+  test("embed-text on texts = embed-text on their tokenize --out ids", async () => {
+    const m = await setup();
+    const texts = ["a photo of a cat", "a red star"];
+    const ids = join(tmp, "texts.npy"), a = join(tmp, "ta.npy"), b = join(tmp, "tb.npy");
+    expect((await run("tokenize", ...texts, "--out", ids)).code).toBe(0);
+    expect((await run("embed-text", ...texts, "--model", m, "--vocab", "weights/vocab.txt.gz", "--out", a)).code).toBe(0);
+    expect((await run("embed-text", "--tokens", ids, "--model", m, "--out", b)).code).toBe(0);
+    expect(npy(a).data).toEqual(npy(b).data);
+    const json = JSON.parse((await run("embed-text", ...texts, "--model", m, "--vocab", "weights/vocab.txt.gz")).stdout);
+    expect(json.map((x: { text: string }) => x.text)).toEqual(texts);
+    expect(Float32Array.from(json.flatMap((x: { embedding: number[] }) => x.embedding))).toEqual(npy(a).data);
+  });
+});
