@@ -24,7 +24,16 @@ if (!crossOriginIsolated) {
   for (const o of $("threads").options) o.disabled = o.value !== "1";
 }
 
-async function useImage(buffer, name) {
+/** Shows and classifies an image; the status says at once that a new result is coming. */
+async function useImage(bytes, name) {
+  setStatus("reading", `reading ${name}…`);
+  delete $("status").dataset.run;
+  let buffer;
+  try {
+    buffer = await bytes;
+  } catch (e) {
+    return setStatus("error", `${name}: ${e.message}`);
+  }
   image = buffer;
   const url = URL.createObjectURL(new Blob([buffer]));
   $("preview").onload = () => URL.revokeObjectURL(url);
@@ -37,7 +46,7 @@ async function useImage(buffer, name) {
 
 $("file").addEventListener("change", async () => {
   const file = $("file").files[0];
-  if (file) await useImage(await file.arrayBuffer(), file.name);
+  if (file) await useImage(file.arrayBuffer(), file.name);
 });
 
 const drop = $("drop");
@@ -47,7 +56,7 @@ drop.addEventListener("drop", async (e) => {
   e.preventDefault();
   drop.classList.remove("over");
   const file = e.dataTransfer.files[0];
-  if (file) await useImage(await file.arrayBuffer(), file.name);
+  if (file) await useImage(file.arrayBuffer(), file.name);
 });
 
 // examples.json lists the images of examples/ (a static host cannot list a folder)
@@ -58,9 +67,10 @@ fetch("examples.json").then((r) => (r.ok ? r.json() : [])).then((names) => {
 $("examples").addEventListener("change", async () => {
   const name = $("examples").value;
   if (!name) return;
-  const response = await fetch(`../${name}`);
-  if (response.ok) await useImage(await response.arrayBuffer(), name);
-  else setStatus("error", `${name}: ${response.status}`);
+  await useImage(fetch(`../${name}`).then((r) => {
+    if (!r.ok) throw new Error(`${r.status} ${r.statusText}`);
+    return r.arrayBuffer();
+  }), name);
 });
 
 $("run").addEventListener("click", () => classify());
@@ -73,11 +83,12 @@ function classify() {
   const id = ++runs;
   const threads = Number($("threads").value);
   setStatus("running", `running on ${threads} thread${threads > 1 ? "s" : ""}…`);
+  $("status").dataset.run = String(id);
   $("run").disabled = true;
   return new Promise((resolve) => {
     pending.set(id, (reply) => {
+      if (id !== runs) return resolve(); // a newer run is under way: only the latest is shown
       $("run").disabled = false;
-      if (id !== runs) return resolve(); // a newer run is under way
       if (reply.error) setStatus("error", reply.error);
       else show(reply.result);
       $("result").dataset.run = String(id);

@@ -33,9 +33,9 @@ const ISOLATION = {
   "Cross-Origin-Resource-Policy": "same-origin",
 };
 
-async function handle(req, res) {
+async function handle(req, res, isolation) {
   const send = (status, body, headers = {}) => {
-    res.writeHead(status, { ...ISOLATION, "Content-Type": "text/plain; charset=utf-8", ...headers });
+    res.writeHead(status, { ...isolation, "Content-Type": "text/plain; charset=utf-8", ...headers });
     res.end(body);
   };
   if (req.method !== "GET" && req.method !== "HEAD") return send(405, "method not allowed\n", { Allow: "GET, HEAD" });
@@ -60,7 +60,7 @@ async function handle(req, res) {
   }
   if (!info.isFile()) return send(404, "not found\n");
   res.writeHead(200, {
-    ...ISOLATION,
+    ...isolation,
     "Content-Type": TYPES[extname(file).toLowerCase()] ?? "application/octet-stream",
     "Content-Length": info.size,
     "Cache-Control": "no-store",
@@ -69,10 +69,14 @@ async function handle(req, res) {
   createReadStream(file).on("error", () => res.destroy()).pipe(res);
 }
 
-/** Starts the server; port 0 picks a free one. Resolves to its base URL and a close(). */
-export function serve({ port = 8080, host = "127.0.0.1" } = {}) {
+/**
+ * Starts the server; port 0 picks a free one. `isolate: false` leaves out the isolation headers (to see the page
+ * fall back to one thread). Resolves to its base URL and a close().
+ */
+export function serve({ port = 8080, host = "127.0.0.1", isolate = true } = {}) {
+  const isolation = isolate ? ISOLATION : {};
   const server = createServer((req, res) => {
-    handle(req, res).catch(() => res.destroy());
+    handle(req, res, isolation).catch(() => res.destroy());
   });
   return new Promise((resolveStart, reject) => {
     server.once("error", reject);

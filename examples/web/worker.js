@@ -47,10 +47,14 @@ async function run({ image, labels, threads }) {
   };
 }
 
-self.onmessage = async ({ data }) => {
-  try {
-    self.postMessage({ id: data.id, result: await run(data) });
-  } catch (e) {
-    self.postMessage({ id: data.id, error: String(e?.message ?? e) });
-  }
+// one run at a time: a run must not find its model disposed by a later run that asked for other threads
+let queue = Promise.resolve();
+self.onmessage = ({ data }) => {
+  queue = queue.then(async () => {
+    try {
+      self.postMessage({ id: data.id, result: await run(data) });
+    } catch (e) {
+      self.postMessage({ id: data.id, error: String(e?.message ?? e) });
+    }
+  });
 };

@@ -1,0 +1,213 @@
+// The promise of "Anywhere": the demo page (examples/web/, the bundle dist/browser/clip-ts.js, the wasm backend on
+// Web Workers) gives in Chromium the same bits as the library in Node: the same SHA-256 of the preprocessed pixels,
+// of the image embedding and of the text embeddings, and the same zero-shot probabilities, on 1, 2 and 4 threads;
+// and the image bits are those committed in test/golden/determinism.json.
+//
+// Debian's Chromium at /usr/bin/chromium (or $CHROMIUM_PATH), driven by playwright-core; no browser is downloaded.
+// Without it the test fails under CI=true and is skipped, saying so, elsewhere.
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { load, type LoadedClip } from "../../src/clip.js";
+import { zeroShot } from "../../src/zero_shot.js";
+// @ts-expect-error: plain ESM without types
+import { serve } from "../../examples/web/serve.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARGS = [
+  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+const LABELS = ["red star", "blue circle", "green square", "a cat"];
+const THREADS = [1, 2, 4];
+const root = new URL("../../", import.meta.url).pathname;
+const golden = JSON.parse(readFileSync(join(root, "test/golden/determinism.json"), "utf8")) as {
+  images: Record<string, { pixels: string; embedding: string }>;
+};
+
+interface PageResult {
+  threads: number;
+  backend: string;
+  crossOriginIsolated: boolean;
+  labels: string[];
+  prompts: string[];
+  probs: number[];
+  pixelsSha256: string;
+  imageSha256: string;
+  textSha256: string;
+  timingsMs: Record<string, number>;
+}
+
+function sha256(data: Float32Array): string {
+  return createHash("sha256").update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest("hex");
+}
+
+/** What the page computes, computed here by the library from source. */
+function inNode(clip: LoadedClip, bytes: Uint8Array, labels: string[]) {
+  const t0 = performance.now();
+  const pixels = clip.preprocess(bytes);
+  const image = clip.model.encodeImage(pixels);
+  const t1 = performance.now();
+  const text = clip.model.encodeText(clip.tokenize(labels.map((l) => `a photo of a ${l}.`)));
+  const t2 = performance.now();
+  const [probs] = zeroShot(clip.model, clip.tokenizer, pixels, labels);
+  const t3 = performance.now();
+  return {
+    probs, pixelsSha256: sha256(pixels.data), imageSha256: sha256(image.data), textSha256: sha256(text.data),
+    timingsMs: { image: t1 - t0, text: t2 - t1, zeroShot: t3 - t2 },
+  };
+}
+
+const missing: string[] = [];
+if (!existsSync(CHROMIUM)) missing.push(`Chromium (${CHROMIUM}: apt-get install -y chromium)`);
+for (const f of ["dist/browser/clip-ts.js", "build/clip.wasm", "build/clip-threads.wasm"]) {
+  if (!existsSync(join(root, f))) missing.push(`${f} (npm run build)`);
+}
+const images = existsSync(join(root, "examples")) ? readdirSync(join(root, "examples")).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort() : [];
+if (images.length === 0) missing.push("an example image examples/*.png");
+if (!existsSync(join(root, "weights/clip-tiny-vit.safetensors"))) missing.push("the embedded model weights/clip-tiny-vit.safetensors");
+
+if (missing.length > 0 && process.env.CI !== "true") {
+  console.warn(`SKIPPED test/browser: missing ${missing.join("; ")}`);
+}
+
+describe.skipIf(missing.length > 0 && process.env.CI !== "true")("the demo page in Chromium gives Node's bits", () => {
+  let server: { url: string; close(): Promise<void> };
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    if (missing.length > 0) throw new Error(`the browser test cannot run: missing ${missing.join("; ")}`);
+    server = await serve({ port: 0 });
+    profile = mkdtempSync(join(tmpdir(), "clip-ts-chromium-"));
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS });
+    page = await context.newPage();
+    page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+    await page.goto(`${server.url}examples/web/`);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  /** Sets the labels and threads, then `start`s a run (the page also starts one when the threads change and an
+   *  image is there), and reads the result of the latest run, the only one the page shows. A new file sets the
+   *  status to "reading" at once, so the result read is never that of an earlier image. */
+  async function classify(threads: number, start: () => Promise<void>): Promise<PageResult> {
+    await page.fill("#labels", LABELS.join(", "));
+    await page.selectOption("#threads", String(threads));
+    await start();
+    // the latest run has ended when the status is done (or failed) and the result is that run's
+    await page.waitForFunction(() => {
+      const status = document.getElementById("status")!, result = document.getElementById("result")!;
+      return ["done", "error"].includes(status.dataset.state!) && result.dataset.run === status.dataset.run;
+    }, undefined, { timeout: 120_000 }).catch((e: Error) => {
+      throw new Error(`${e.message}\npage log:\n${logs.join("\n")}`);
+    });
+    const result = page.locator("#result");
+    const json = JSON.parse((await result.textContent()) ?? "null") as PageResult | { error: string };
+    if ("error" in json) throw new Error(`the page failed: ${json.error}\npage log:\n${logs.join("\n")}`);
+    return json;
+  }
+
+  function expectSameAsNode(r: PageResult, node: ReturnType<typeof inNode>, threads: number, isolated = true): void {
+    expect(r.threads).toBe(threads);
+    expect(r.backend).toBe("wasm");
+    expect(r.crossOriginIsolated).toBe(isolated);
+    expect(r.labels).toEqual(LABELS);
+    expect(r.pixelsSha256).toBe(node.pixelsSha256);
+    expect(r.imageSha256).toBe(node.imageSha256);
+    expect(r.textSha256).toBe(node.textSha256);
+    expect(r.probs).toEqual(node.probs); // exact: doubles survive JSON
+  }
+
+  const nodeResults = new Map<string, ReturnType<typeof inNode>>();
+  async function nodeResult(file: string) {
+    const known = nodeResults.get(file);
+    if (known) return known;
+    const bytes = new Uint8Array(readFileSync(file));
+    const clip = await load(undefined, { backend: "wasm", threads: 1 });
+    try {
+      inNode(clip, bytes, LABELS); // warm-up, so that the timings compare like with like
+      nodeResults.set(file, inNode(clip, bytes, LABELS));
+      return nodeResults.get(file)!;
+    } finally {
+      clip.model.dispose();
+    }
+  }
+
+  test("the page is cross-origin isolated (COOP/COEP from serve.mjs), so threads can share wasm memory", async () => {
+    expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+  });
+
+  test(`${images[0] ?? "an example image"}: probabilities and SHA-256 of the embeddings equal Node's and the committed ones on ${THREADS.join(", ")} threads, run after run`, async () => {
+    const file = join(root, "examples", images[0]);
+    const node = await nodeResult(file);
+    const committed = golden.images[`examples/${images[0]}`];
+    expect(committed, `examples/${images[0]} in test/golden/determinism.json`).toBeDefined();
+    expect(node.pixelsSha256).toBe(committed.pixels);
+    expect(node.imageSha256).toBe(committed.embedding);
+    for (const [i, threads] of THREADS.entries()) {
+      // the first run starts with the file, the next ones with the change of threads; then the same again by click
+      const first = await classify(threads, i === 0 ? () => page.setInputFiles("#file", file) : async () => {});
+      const again = await classify(threads, () => page.click("#run"));
+      expectSameAsNode(first, node, threads);
+      expectSameAsNode(again, node, threads);
+      const t = again.timingsMs;
+      console.log(
+        `chromium, wasm, ${threads} thread(s): image ${t.image.toFixed(1)} ms, text ${t.text.toFixed(1)} ms, zero-shot ${t.zeroShot.toFixed(1)} ms ` +
+          `(first run: load ${first.timingsMs.load.toFixed(0)} ms, image ${first.timingsMs.image.toFixed(1)} ms); ` +
+          `image ${again.imageSha256.slice(0, 16)}…, text ${again.textSha256.slice(0, 16)}…`,
+      );
+    }
+    const t = node.timingsMs;
+    console.log(`node, wasm, 1 thread: image ${t.image.toFixed(1)} ms, text ${t.text.toFixed(1)} ms, zero-shot ${t.zeroShot.toFixed(1)} ms`);
+    console.log(`probabilities (${LABELS.join(", ")}): ${node.probs.map((p) => p.toFixed(6)).join(", ")}`);
+    expect(logs.filter((l) => /^(pageerror|console\.error)/.test(l))).toEqual([]);
+  });
+
+  test("a progressive JPEG with restart markers: our decoder in the browser gives Node's bits (2 threads)", async () => {
+    const file = join(root, "test/golden/preprocess/cjpeg_420_restart_3mcu_prog_90x70_n64.jpg");
+    const node = await nodeResult(file);
+    expectSameAsNode(await classify(2, () => page.setInputFiles("#file", file)), node, 2);
+    expect(logs.filter((l) => /^(pageerror|console\.error)/.test(l))).toEqual([]);
+  });
+
+  test("without COOP/COEP the page offers 1 thread, and a run asked for 2 falls back to 1 with a warning, same bits", async () => {
+    const file = join(root, "examples", images[0]);
+    const node = await nodeResult(file);
+    const plain = await serve({ port: 0, isolate: false });
+    const other = await context.newPage();
+    const warnings: string[] = [];
+    other.on("console", (m) => warnings.push(m.text()));
+    try {
+      await other.goto(`${plain.url}examples/web/`);
+      expect(await other.evaluate(() => crossOriginIsolated)).toBe(false);
+      expect(await other.locator("#isolation").isVisible()).toBe(true);
+      expect(await other.evaluate(() => Array.from((document.getElementById("threads") as HTMLSelectElement).options, (o) => o.disabled)))
+        .toEqual([false, true, true]);
+      // the page's worker, asked directly for what the page no longer offers
+      const reply = await other.evaluate(async ({ bytes, labels }) => {
+        const worker = new Worker(new URL("worker.js", location.href), { type: "module" });
+        return new Promise<{ result?: unknown; error?: string }>((resolve) => {
+          worker.onmessage = (e) => resolve(e.data);
+          worker.postMessage({ id: 1, image: new Uint8Array(bytes).buffer, labels, threads: 2 });
+        });
+      }, { bytes: Array.from(readFileSync(file)), labels: LABELS });
+      if (reply.error) throw new Error(`the page failed: ${reply.error}`);
+      expectSameAsNode(reply.result as PageResult, node, 1, false);
+      expect(warnings.some((w) => /cross-origin isolated.*running on 1 thread/.test(w)), warnings.join("\n")).toBe(true);
+    } finally {
+      await other.close();
+      await plain.close();
+    }
+  });
+});
