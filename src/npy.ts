@@ -1,5 +1,7 @@
-// .npy files in and out (the parity CLI's exchange format with numpy), via the npyjs package, with the checks
-// it leaves to us: a typed error, C order, and data that fills the shape.
+// .npy files in and out (the parity CLI's exchange format with numpy), via the npyjs package. npyjs trusts the
+// header (negative or fractional dims, complex and unicode dtypes, a header longer than the file all get through),
+// so the header is checked here first, the way numpy's format.read_array_header reads it: a dict literal with
+// exactly descr, fortran_order and shape, a numeric little-endian dtype, and data that exactly fills the shape.
 import { dump, parse, type NpyArray } from "npyjs";
 import { numel, shapeString, type Tensor } from "./tensor.js";
 import type { TokenTensor } from "./model.js";
@@ -8,20 +10,94 @@ export class NpyError extends Error {
   override name = "NpyError";
 }
 
+/** Numeric dtypes (numpy's descr without the byte-order character) and their item sizes. */
+const ITEM_SIZE: Readonly<Record<string, number>> = { i1: 1, u1: 1, i2: 2, u2: 2, i4: 4, u4: 4, i8: 8, u8: 8, f2: 2, f4: 4, f8: 8 };
+
+interface Header {
+  descr: string;
+  fortranOrder: boolean;
+  shape: number[];
+  dataOffset: number;
+}
+
+/** The header dict: `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` in any key order and spacing. */
+function parseDict(text: string, what: string): Omit<Header, "dataOffset"> {
+  const bad = (why: string): never => {
+    throw new NpyError(`${what}: ${why} in header ${JSON.stringify(text.length > 120 ? text.slice(0, 120) + "…" : text)}`);
+  };
+  const body = /^\s*\{(.*)\}\s*$/s.exec(text)?.[1] ?? bad("not a dict literal");
+  const entry = /\s*(['"])(\w+)\1\s*:\s*('[^']*'|"[^"]*"|True|False|\([^()]*\))\s*(,|$)/y;
+  const found = new Map<string, string>();
+  for (let at = 0; at < body.length && body.slice(at).trim() !== ""; ) {
+    entry.lastIndex = at;
+    const m = entry.exec(body) ?? bad(`unreadable entry at ${JSON.stringify(body.slice(at, at + 30))}`);
+    if (found.has(m[2]!)) bad(`key '${m[2]}' repeated`);
+    found.set(m[2]!, m[3]!);
+    at = entry.lastIndex;
+  }
+  const keys = [...found.keys()].sort().join(", ");
+  if (keys !== "descr, fortran_order, shape") bad(`keys are [${keys}], expected descr, fortran_order, shape`);
+  const descrText = found.get("descr")!;
+  if (!descrText.startsWith("'") && !descrText.startsWith('"')) bad("descr is not a string");
+  const descr = descrText.slice(1, -1);
+  const order = found.get("fortran_order")!;
+  if (order !== "True" && order !== "False") bad("fortran_order is not True or False");
+  const dims = found.get("shape")!;
+  if (!dims.startsWith("(")) bad("shape is not a tuple");
+  const parts = dims.slice(1, -1).split(",").map((s) => s.trim());
+  if (parts.length > 1 && parts[parts.length - 1] === "") parts.pop(); // (n,) and (a, b,)
+  if (parts.length === 1 && parts[0] === "") parts.pop(); // ()
+  const shape = parts.map((p) => (/^\d+$/.test(p) && Number.isSafeInteger(Number(p)) ? Number(p) : bad(`shape entry ${JSON.stringify(p)} is not a non-negative integer`)));
+  return { descr, fortranOrder: order === "True", shape };
+}
+
+function readHeader(bytes: Uint8Array, what: string): Header {
+  const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
+  if (bytes.length < 10 || !magic.every((v, i) => bytes[i] === v)) throw new NpyError(`${what}: not a .npy file (no \\x93NUMPY magic)`);
+  const major = bytes[6]!;
+  if (major < 1 || major > 3) throw new NpyError(`${what}: unsupported .npy format version ${major}.${bytes[7]}`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lengthAt = major === 1 ? 2 : 4;
+  if (bytes.length < 8 + lengthAt) throw new NpyError(`${what}: file of ${bytes.length} bytes ends inside the header length`);
+  const headerLen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
+  const start = 8 + lengthAt;
+  if (start + headerLen > bytes.length) throw new NpyError(`${what}: header of ${headerLen} bytes runs past the end of the ${bytes.length}-byte file`);
+  let text: string;
+  try {
+    // Versions 1 and 2 store latin-1 headers, version 3 UTF-8; a valid header is ASCII either way.
+    text = new TextDecoder(major === 3 ? "utf-8" : "latin1", { fatal: true }).decode(bytes.subarray(start, start + headerLen));
+  } catch {
+    throw new NpyError(`${what}: header is not valid UTF-8`);
+  }
+  return { ...parseDict(text, what), dataOffset: start + headerLen };
+}
+
 export function readNpy(bytes: Uint8Array, what = ".npy"): NpyArray {
+  const h = readHeader(bytes, what);
+  const code = h.descr.slice(1);
+  const size = ITEM_SIZE[code];
+  // An object array ('|O') is a pickle: it is refused like every dtype that is not plain numbers.
+  if (size === undefined || !(h.descr[0] === "<" || (h.descr[0] === "|" && size === 1))) {
+    throw new NpyError(`${what}: unsupported dtype '${h.descr}' (only little-endian integers and floats are read)`);
+  }
+  if (h.fortranOrder && h.shape.length > 1) throw new NpyError(`${what}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray`);
+  const n = numel(h.shape);
+  const dataBytes = bytes.length - h.dataOffset;
+  if (n * size !== dataBytes) {
+    throw new NpyError(`${what}: shape ${shapeString(h.shape)} of '${h.descr}' needs ${n * size} data bytes, the file holds ${dataBytes}`);
+  }
+  // npyjs views the data in place: typed arrays need it aligned (numpy pads headers so that it is).
+  if (h.dataOffset % size !== 0) throw new NpyError(`${what}: data at offset ${h.dataOffset} is not aligned to its ${size}-byte items`);
   let arr: NpyArray;
   try {
     arr = parse(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
   } catch (e) {
     throw new NpyError(`${what}: not a readable .npy file (${(e as Error).message})`);
   }
-  if (!arr || !Array.isArray(arr.shape) || !arr.data) throw new NpyError(`${what}: not a readable .npy file`);
-  if (arr.fortranOrder && arr.shape.length > 1) throw new NpyError(`${what}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray`);
-  const n = numel(arr.shape);
   if ((arr.data as unknown as ArrayLike<unknown>).length !== n) {
-    throw new NpyError(`${what}: shape ${shapeString(arr.shape)} needs ${n} values, the file holds ${(arr.data as unknown as ArrayLike<unknown>).length}`);
+    throw new NpyError(`${what}: shape ${shapeString(h.shape)} needs ${n} values, the file holds ${(arr.data as unknown as ArrayLike<unknown>).length}`);
   }
-  return arr;
+  return { ...arr, shape: h.shape };
 }
 
 /** A float32 array (float16 and float64 are converted). */

@@ -5,7 +5,7 @@ import { convertToRGB } from "./convert.js";
 import { decodeImage, fromRaw } from "./decode.js";
 import { ImageError } from "./errors.js";
 import { resizeImage } from "./resample.js";
-import { bandsOf, DEFAULT_MAX_PIXELS, type DecodedImage, type DecoderName, type PixelImage, type RawImage } from "./types.js";
+import { bandsOf, checkDimensions, DEFAULT_MAX_PIXELS, type DecodedImage, type DecoderName, type PixelImage, type RawImage } from "./types.js";
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
@@ -20,11 +20,21 @@ export function resizedSize(width: number, height: number, size: number): [numbe
   return width <= height ? [size, newLong] : [newLong, size];
 }
 
-/** `Resize(size, BICUBIC)` on a PIL image: unchanged when already the target size, else Pillow's resize. */
-export function resizeShortSide(img: PixelImage, size: number): PixelImage {
+/**
+ * `Resize(size, BICUBIC)` on a PIL image: unchanged when already the target size, else Pillow's resize. A thin
+ * image's long side grows by size / short side (1x100000 → 224x22400000), so the result is held to maxPixels too.
+ */
+export function resizeShortSide(img: PixelImage, size: number, maxPixels: number = DEFAULT_MAX_PIXELS): PixelImage {
   checkSize(size);
   const [w, h] = resizedSize(img.width, img.height, size);
-  return w === img.width && h === img.height ? img : resizeImage(img, w, h);
+  if (w === img.width && h === img.height) return img;
+  checkResized(img.width, img.height, size, maxPixels);
+  return resizeImage(img, w, h);
+}
+
+function checkResized(width: number, height: number, size: number, maxPixels: number): void {
+  const [w, h] = resizedSize(width, height, size);
+  checkDimensions(w, h, maxPixels, `resizing ${width}x${height} to short side ${size}`);
 }
 
 // Python's round(): halves go to the even neighbour.
@@ -77,7 +87,7 @@ export function toTensorNormalize(rgb: Uint8Array, width: number, height: number
 export interface PreprocessOptions {
   /** Output side (CLIP's n_px: 224, or 336 for ViT-L/14@336px). */
   size?: number;
-  /** Refuse images declaring more pixels than this, before allocating them. */
+  /** Refuse images declaring more pixels than this, or whose resized size is larger, before allocating them. */
   maxPixels?: number;
 }
 
@@ -96,9 +106,11 @@ function checkSize(size: number): void {
 export function preprocess(input: Uint8Array | RawImage, options: PreprocessOptions = {}): PreprocessResult {
   const size = options.size ?? 224;
   checkSize(size);
-  const decodeOptions = { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS };
-  const img: DecodedImage = input instanceof Uint8Array ? decodeImage(input, decodeOptions) : fromRaw(input, decodeOptions);
-  const cropped = centerCrop(resizeShortSide(img, size), size);
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  // Checked from the header already: a thin image is refused before its (slow, row by row) decode.
+  const onHeader = (width: number, height: number): void => checkResized(width, height, size, maxPixels);
+  const img: DecodedImage = input instanceof Uint8Array ? decodeImage(input, { maxPixels, onHeader }) : fromRaw(input, { maxPixels });
+  const cropped = centerCrop(resizeShortSide(img, size, maxPixels), size);
   const data = toTensorNormalize(convertToRGB(cropped), size, size);
   return { data, shape: [1, 3, size, size], decoder: img.decoder, exact: img.exact };
 }

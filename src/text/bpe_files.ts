@@ -20,8 +20,8 @@ export interface BpeModel {
 export const OPENAI_MERGES = 49152 - 256 - 2;
 /** Largest vocabulary (and merges list) accepted. */
 export const MAX_VOCAB = 1 << 20;
-/** Largest decompressed text accepted. */
-const MAX_TEXT_BYTES = 1 << 28;
+/** Largest (decompressed) text accepted: 20 times the largest CLIP tokenizer file, OpenAI's 3.2 MB merges list. */
+const MAX_TEXT_BYTES = 1 << 26;
 /** Compressed bytes fed to the inflater at a time: bounds what one step can expand to. */
 const GZIP_STEP = 1 << 16;
 

@@ -20,6 +20,40 @@ export function isDType(s: unknown): s is DType {
   return typeof s === "string" && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, s);
 }
 
+/** Caps on what loading may allocate, whatever the file declares (each tensor is widened to float32). */
+export interface WeightsLimits {
+  /** Largest single tensor, in bytes of float32 data (default 4 GiB). */
+  maxTensorBytes?: number;
+  /** Largest total of all tensors' float32 data, and of any archive entry inflated on the way (default 16 GiB). */
+  maxTotalBytes?: number;
+}
+
+export const DEFAULT_MAX_TENSOR_BYTES = 4 * 2 ** 30;
+export const DEFAULT_MAX_TOTAL_BYTES = 16 * 2 ** 30;
+
+/** Counts the float32 bytes a load will allocate, refusing a tensor over the limits before it is allocated. */
+export class ByteBudget {
+  readonly maxTensorBytes: number;
+  readonly maxTotalBytes: number;
+  private total = 0;
+
+  constructor(limits: WeightsLimits = {}) {
+    this.maxTensorBytes = limits.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES;
+    this.maxTotalBytes = limits.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
+  }
+
+  take(name: string, count: number): void {
+    const bytes = count * 4;
+    if (bytes > this.maxTensorBytes) {
+      throw new WeightsError(`tensor "${name}" needs ${bytes} bytes as float32, more than the limit of ${this.maxTensorBytes} (maxTensorBytes)`);
+    }
+    this.total += bytes;
+    if (this.total > this.maxTotalBytes) {
+      throw new WeightsError(`tensors up to "${name}" need ${this.total} bytes as float32, more than the limit of ${this.maxTotalBytes} (maxTotalBytes)`);
+    }
+  }
+}
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Stored tensors are little-endian and typed arrays use the platform's order (little-endian wherever wasm runs). */
@@ -92,6 +126,15 @@ function view<T>(bytes: Uint8Array, byteOffset: number, count: number, elemSize:
   return a instanceof ArrayBuffer ? make(a, 0, count) : make(a.buffer, a.offset, count);
 }
 
+/** A zeroed Float32Array, or a WeightsError when the engine cannot provide one that large. */
+export function allocF32(count: number): Float32Array {
+  try {
+    return new Float32Array(count);
+  } catch (e) {
+    throw new WeightsError(`cannot allocate ${count} float32 values (${(e as Error).message})`);
+  }
+}
+
 /**
  * Widen `count` contiguous little-endian elements of `dtype` at `byteOffset` into a new Float32Array.
  * The caller has checked that the range lies inside `bytes`.
@@ -101,7 +144,7 @@ export function decodeToF32(bytes: Uint8Array, byteOffset: number, count: number
   if (!Number.isSafeInteger(count) || count < 0 || byteOffset < 0 || byteOffset + count * size > bytes.length) {
     throw new WeightsError(`decode: ${count} ${dtype} elements at byte ${byteOffset} do not fit in ${bytes.length} bytes`);
   }
-  const out = new Float32Array(count);
+  const out = allocF32(count);
   if (count === 0) return out;
   requireLittleEndian();
   switch (dtype) {

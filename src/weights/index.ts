@@ -8,6 +8,7 @@ import { isZip, ZipArchive } from "./zip.js";
 
 export { WeightsError } from "./errors.js";
 export { hfToOpenAI, isHuggingFaceClip, normaliseKeys } from "./keys.js";
+export { DEFAULT_MAX_TENSOR_BYTES, DEFAULT_MAX_TOTAL_BYTES, type WeightsLimits } from "./dtypes.js";
 export { parseSafetensors, writeSafetensors } from "./safetensors.js";
 export { loadTorchZip, type TorchArchiveKind, type TorchLoadOptions } from "./torch.js";
 export { ZipArchive, type ZipEntry } from "./zip.js";
@@ -41,7 +42,7 @@ export function loadStateDictWithFormat(bytes: Uint8Array, opts: LoadStateDictOp
     sd = r.stateDict;
   } else if (isSafetensors(bytes)) {
     format = "safetensors";
-    sd = parseSafetensors(bytes);
+    sd = parseSafetensors(bytes, opts);
   } else if (isLegacyTorch(bytes)) {
     throw new WeightsError("unsupported legacy torch.save format (pre-1.6 pickle/tar); re-save it with torch.save in a newer torch");
   } else {

@@ -2,7 +2,7 @@
 // Header entries: name → {dtype, shape, data_offsets: [begin, end]} relative to the data area.
 import type { StateDict } from "../tensor.js";
 import { numel } from "../tensor.js";
-import { DTYPE_SIZE, decodeToF32, f32ToF16Bits, isDType, requireLittleEndian, type DType } from "./dtypes.js";
+import { ByteBudget, DTYPE_SIZE, decodeToF32, f32ToF16Bits, isDType, requireLittleEndian, type DType, type WeightsLimits } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 
 /** The reference implementation refuses headers above 100 MB; so do we, before decoding any of it. */
@@ -25,7 +25,7 @@ function nonNegInt(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
-export function parseSafetensors(bytes: Uint8Array): StateDict {
+export function parseSafetensors(bytes: Uint8Array, limits: WeightsLimits = {}): StateDict {
   const n = safetensorsHeaderLength(bytes);
   if (n === undefined) {
     throw new WeightsError(`safetensors: file of ${bytes.length} bytes is too short or its header length is absurd`);
@@ -44,6 +44,7 @@ export function parseSafetensors(bytes: Uint8Array): StateDict {
 
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
+  const budget = new ByteBudget(limits);
   const ranges: { name: string; begin: number; end: number; dtype: DType; shape: number[] }[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") continue;
@@ -69,6 +70,7 @@ export function parseSafetensors(bytes: Uint8Array): StateDict {
         `safetensors: tensor "${name}" ${dtype}[${dims.join(", ")}] needs ${count * size} bytes but data_offsets span ${end - begin}`,
       );
     }
+    budget.take(name, count);
     ranges.push({ name, begin, end, dtype, shape: dims.slice() });
   }
   const sorted = ranges.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);

@@ -1,14 +1,14 @@
 // PyTorch zip checkpoints: torch.save (≥ 1.6) and TorchScript archives (torch.jit.save, e.g. OpenAI's CLIP .pt files).
 // Layout: "<top>/data.pkl" is a pickle whose tensors point (by persistent id) at raw storages "<top>/data/<key>".
 import type { StateDict } from "../tensor.js";
-import { DTYPE_SIZE, decodeToF32, isDType, type DType } from "./dtypes.js";
+import { allocF32, ByteBudget, DTYPE_SIZE, decodeToF32, isDType, type DType, type WeightsLimits } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 import { describe, PyDict, PyGlobal, PyObject, PyTuple, STORAGE_DTYPES, StorageRef, TensorRef, unpickle, type PyValue } from "./pickle.js";
-import { ZipArchive } from "./zip.js";
+import { ZipArchive, type ZipEntry } from "./zip.js";
 
 export type TorchArchiveKind = "torch-zip" | "torchscript";
 
-export interface TorchLoadOptions {
+export interface TorchLoadOptions extends WeightsLimits {
   /** Also CRC-check tensor storages (pickles are always checked). Costs a pass over every byte. */
   verifyChecksums?: boolean;
 }
@@ -120,7 +120,7 @@ function materialise(name: string, t: TensorRef, storage: Uint8Array, dtype: DTy
   }
   if (contiguous) return decodeToF32(storage, t.offset * size, count, dtype);
   const span = decodeToF32(storage, t.offset * size, last - t.offset + 1, dtype);
-  const out = new Float32Array(count);
+  const out = allocF32(count);
   const rank = t.shape.length;
   const idx = new Array<number>(rank).fill(0);
   let src = 0;
@@ -139,13 +139,22 @@ function materialise(name: string, t: TensorRef, storage: Uint8Array, dtype: DTy
   return out;
 }
 
+/** Stored entries are views of the archive; a deflated one is inflated into memory of its declared size. */
+function checkInflated(e: ZipEntry, limits: ByteBudget): ZipEntry {
+  if (e.method !== 0 && e.uncompressedSize > limits.maxTotalBytes) {
+    fail(`entry "${e.name}" inflates to ${e.uncompressedSize} bytes, more than the limit of ${limits.maxTotalBytes} (maxTotalBytes)`);
+  }
+  return e;
+}
+
 /**
  * Load the tensors of a torch zip checkpoint (torch.save or torch.jit.save), widened to f32, under
  * their original names. Non-tensor entries are skipped.
  */
 export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { kind: TorchArchiveKind; stateDict: StateDict } {
   const { prefix, pkl } = findPickle(zip);
-  const pickleBytes = zip.read(pkl);
+  const limits = new ByteBudget(opts);
+  const pickleBytes = zip.read(checkInflated(zip.get(pkl)!, limits));
   const root = unpickle(pickleBytes, { persistentLoad: storageFromPid });
 
   let kind: TorchArchiveKind;
@@ -174,7 +183,7 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
     if (!bytes) {
       const entry = `${prefix}data/${t.storage.key}`;
       if (!zip.get(entry)) fail(`tensor "${name}" refers to storage "${t.storage.key}" but ${entry} is missing`);
-      bytes = zip.read(entry, opts.verifyChecksums ?? false);
+      bytes = zip.read(checkInflated(zip.get(entry)!, limits), opts.verifyChecksums ?? false);
       storages.set(t.storage.key, bytes);
     }
     const needBytes = t.storage.numel * DTYPE_SIZE[dtype];
@@ -184,6 +193,7 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
     const count = product(t.shape, name);
     budget -= count;
     if (budget < 0) fail(`tensor "${name}" would take the total size beyond what a ${zip.size}-byte file can hold`);
+    limits.take(name, count);
     sd.set(name, { data: materialise(name, t, bytes, dtype), shape: t.shape.slice(), dtype });
   }
   return { kind, stateDict: sd };
