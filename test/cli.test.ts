@@ -175,7 +175,7 @@ describe("bad arguments: one line on stderr, non-zero status", () => {
     const short = join(tmp, "short.npy");
     writeFileSync(short, writeNpy({ data: new Int32Array(2 * 64), shape: [2, 64] }));
     await expectError(1, /expected token ids of shape \[N, 77\], got \[2, 64\]/, "embed-text", "--model", model, "--tokens", short);
-    await expectError(1, /not a readable \.npy file/, "embed-image", "--model", model, "--pixels", model);
+    await expectError(1, /weights\.safetensors": .*not a \.npy file/, "embed-image", "--model", model, "--pixels", model);
     const oob = join(tmp, "oob.npy");
     writeFileSync(oob, writeNpy({ data: new Int32Array(77).fill(9999), shape: [1, 77] }));
     await expectError(1, /token id 9999 .* outside the vocabulary \[0, 512\)/, "embed-text", "--model", model, "--tokens", oob);

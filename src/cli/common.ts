@@ -100,24 +100,24 @@ function fsReason(e: unknown): string {
   }
 }
 
-/** A user-facing message for an error thrown by the library on bad input. */
-export function wrap<T>(what: string, fn: () => T): T {
+/** A user-facing message for an error thrown by the library on bad input (prefixed with `what` unless null). */
+export function wrap<T>(what: string | null, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
     if (e instanceof CliError || e instanceof UsageError) throw e;
-    throw new CliError(`${what}: ${(e as Error).message}`);
+    throw new CliError(what === null ? (e as Error).message : `${what}: ${(e as Error).message}`);
   }
 }
 
 export function readPixels(io: Io, path: string): Tensor {
-  const t = wrap(`--pixels "${path}"`, () => readNpyFloat32(readInput(io, path, "--pixels"), path));
+  const t = wrap(null, () => readNpyFloat32(readInput(io, path, "--pixels"), `--pixels "${path}"`));
   if (t.shape.length !== 4 || t.shape[1] !== 3) throw new CliError(`--pixels "${path}": expected shape [N, 3, H, W], found [${t.shape.join(", ")}]`);
   return t;
 }
 
 export function readTokens(io: Io, path: string): TokenTensor {
-  const t = wrap(`--tokens "${path}"`, () => readNpyTokens(readInput(io, path, "--tokens"), path));
+  const t = wrap(null, () => readNpyTokens(readInput(io, path, "--tokens"), `--tokens "${path}"`));
   if (t.shape.length !== 2) throw new CliError(`--tokens "${path}": expected shape [N, context_length], found [${t.shape.join(", ")}]`);
   return t;
 }

@@ -93,7 +93,7 @@ export function readDump(io: Io, path: string): Dump {
   const array = (name: string) => {
     const bytes = files.read(name);
     if (!bytes) throw new CliError(`${what}: "${name}" is missing`);
-    return wrap(`${what}: ${name}`, () => readNpyFloat32(bytes, name));
+    return wrap(null, () => readNpyFloat32(bytes, `${what}: ${name}`));
   };
   const manifestBytes = files.read("manifest.json");
   const manifest = manifestBytes ? wrap(`${what}: manifest.json`, () => JSON.parse(new TextDecoder().decode(manifestBytes)) as Record<string, unknown>) : undefined;
@@ -105,9 +105,9 @@ export function readDump(io: Io, path: string): Dump {
   const tokensName = inputs.tokens?.path !== undefined ? safeName(inputs.tokens.path, what) : "tokens.npy";
   const dump: Dump = { modules: [], outputs: [], ordered: manifest !== undefined, torchVersion: typeof manifest?.torch_version === "string" ? manifest.torch_version : undefined };
   const pixelBytes = files.read(pixelsName);
-  if (pixelBytes) dump.pixels = wrap(`${what}: ${pixelsName}`, () => readNpyFloat32(pixelBytes, pixelsName));
+  if (pixelBytes) dump.pixels = wrap(null, () => readNpyFloat32(pixelBytes, `${what}: ${pixelsName}`));
   const tokenBytes = files.read(tokensName);
-  if (tokenBytes) dump.tokens = wrap(`${what}: ${tokensName}`, () => readNpyTokens(tokenBytes, tokensName));
+  if (tokenBytes) dump.tokens = wrap(null, () => readNpyTokens(tokenBytes, `${what}: ${tokensName}`));
   if (!dump.pixels && !dump.tokens) throw new CliError(`${what}: no inputs (neither ${pixelsName} nor ${tokensName})`);
 
   const outputNames = new Map<string, string>(OUTPUTS.map((o) => [`${o}.npy`, o]));
