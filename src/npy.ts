@@ -26,19 +26,20 @@ function parseDict(text: string, what: string): Omit<Header, "dataOffset"> {
     throw new NpyError(`${what}: ${why} in header ${JSON.stringify(text.length > 120 ? text.slice(0, 120) + "…" : text)}`);
   };
   const body = /^\s*\{(.*)\}\s*$/s.exec(text)?.[1] ?? bad("not a dict literal");
-  const entry = /\s*(['"])(\w+)\1\s*:\s*('[^']*'|"[^"]*"|True|False|\([^()]*\))\s*(,|$)/y;
+  // numpy writes repr() of the dict: single-quoted keys and strings (npyjs only reads those).
+  const entry = /\s*'(\w+)'\s*:\s*('[^']*'|True|False|\([^()]*\))\s*(,|$)/y;
   const found = new Map<string, string>();
   for (let at = 0; at < body.length && body.slice(at).trim() !== ""; ) {
     entry.lastIndex = at;
     const m = entry.exec(body) ?? bad(`unreadable entry at ${JSON.stringify(body.slice(at, at + 30))}`);
-    if (found.has(m[2]!)) bad(`key '${m[2]}' repeated`);
-    found.set(m[2]!, m[3]!);
+    if (found.has(m[1]!)) bad(`key '${m[1]}' repeated`);
+    found.set(m[1]!, m[2]!);
     at = entry.lastIndex;
   }
   const keys = [...found.keys()].sort().join(", ");
   if (keys !== "descr, fortran_order, shape") bad(`keys are [${keys}], expected descr, fortran_order, shape`);
   const descrText = found.get("descr")!;
-  if (!descrText.startsWith("'") && !descrText.startsWith('"')) bad("descr is not a string");
+  if (!descrText.startsWith("'")) bad("descr is not a string");
   const descr = descrText.slice(1, -1);
   const order = found.get("fortran_order")!;
   if (order !== "True" && order !== "False") bad("fortran_order is not True or False");

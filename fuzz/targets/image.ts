@@ -16,7 +16,7 @@ export interface ImageCase {
 }
 
 function imageCase(rng: Rng, bytes: Uint8Array): ImageCase {
-  const size = rng.pick([224, 224, 224, 224, 32, 336, 1]);
+  const size = rng.pick([224, 224, 224, 224, 32, 336, 7]);
   return rng.chance(0.05) ? { bytes, size, maxPixels: rng.pick([1, 100, 10_000]) } : { bytes, size };
 }
 

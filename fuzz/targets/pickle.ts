@@ -139,7 +139,7 @@ export function mutatePickle(rng: Rng, pkl: Uint8Array): { bytes: Uint8Array; ho
   }
   const hows: string[] = [];
   const k = rng.range(1, 3);
-  for (let e = 0; e < k; e++) {
+  for (let e = 0; e < k && ops.length > 0; e++) {
     const i = rng.int(ops.length);
     const r = rng.int(9);
     if (r === 0) {
@@ -176,7 +176,7 @@ export function mutatePickle(rng: Rng, pkl: Uint8Array): { bytes: Uint8Array; ho
       hows.push(`swap ops ${i} and ${j}`);
     } else if (r === 5 || r === 6) {
       const ins = insertion(rng);
-      ops.splice(i, 0, ...ins.ops);
+      ops = [...ops.slice(0, i), ...ins.ops, ...ops.slice(i)]; // not splice: 100000 arguments overflow the stack
       hows.push(`insert ${ins.how} at ${i}`);
     } else if (r === 7) {
       const strings = ops.filter((x) => stringOf(x) !== undefined);

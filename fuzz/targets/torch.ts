@@ -20,8 +20,8 @@ interface Archive extends SeedFile {
 }
 
 let bomb: Uint8Array | undefined;
-const BOMB_BYTES = 64 * 2 ** 20;
-/** 64 MiB of zeros deflated to about 64 KiB: honest sizes, but 1000:1. */
+const BOMB_BYTES = 16 * 2 ** 20;
+/** 16 MiB of zeros deflated to about 16 KiB: honest sizes, but 1000:1. */
 function deflateBomb(): Uint8Array {
   bomb ??= deflateSync(new Uint8Array(BOMB_BYTES), { level: 9 });
   return bomb;

@@ -1,0 +1,198 @@
+// The fuzz campaign of fuzz/ (`npm run fuzz` runs it long), bounded for CI: FUZZ_CI_RUNS cases per parser
+// (default 300) from a fixed seed. Then one regression test for each bug the campaign found.
+import { gzipSync } from "node:zlib";
+import { zlibSync } from "fflate";
+import { describe, expect, test } from "vitest";
+import { caseOf, formatStats, runCampaign, runOne, STATS_HEADER } from "../fuzz/harness.js";
+import { parseOps, serialiseOps } from "../fuzz/formats/pickle.js";
+import { readZip, writeZip } from "../fuzz/formats/zip.js";
+import { concat, crc32, setUint } from "../fuzz/mutate.js";
+import { seedFiles } from "../fuzz/seeds.js";
+import { makeTarget, TARGET_NAMES } from "../fuzz/targets/index.js";
+import { npyFile } from "../fuzz/targets/npy.js";
+import { decodeImage, fromRaw, ImageError, preprocess, resizeShortSide } from "../src/image/index.js";
+import { NpyError, readNpy, readNpyFloat32, readNpyTokens, writeNpy } from "../src/npy.js";
+import { loadTokenizer, TokenizerFormatError } from "../src/simple_tokenizer.js";
+import { DEFAULT_MAX_TENSOR_BYTES, DEFAULT_MAX_TOTAL_BYTES, loadStateDict, WeightsError, writeSafetensors } from "../src/weights/index.js";
+
+const RUNS = Number(process.env.FUZZ_CI_RUNS ?? 300);
+const SEED = 20_240_601;
+
+describe(`bounded fuzz campaign: ${RUNS} cases per parser`, () => {
+  const rows: string[] = [];
+  test.each(TARGET_NAMES)("%s: every case parses or throws the parser's typed error with a message", async (name) => {
+    const target = makeTarget(name);
+    const s = await runCampaign(target, { runs: RUNS, seed: SEED });
+    rows.push(formatStats(s));
+    console.log(`${STATS_HEADER}\n${formatStats(s)}\nslowest: ${s.maxMs.toFixed(0)} ms, ${s.maxMsHow.slice(0, 200)}`);
+    expect(s.crashes.map((f) => `#${f.index} ${f.how}: ${f.detail}`)).toEqual([]);
+    expect(s.heavy.map((f) => `#${f.index} ${f.how}: ${f.detail}`)).toEqual([]);
+    expect(s.cases).toBe(RUNS);
+    // The mutations must neither all be fatal nor all harmless, and must reach many distinct checks.
+    expect(s.ok).toBeGreaterThan(RUNS / 50);
+    expect(s.typed).toBeGreaterThan(RUNS / 2);
+    expect(s.messages.size).toBeGreaterThan(Math.min(20, RUNS / 10));
+    // Far above any case's cost even on a loaded 2-core machine; a hang or a quadratic blow-up would not stay below.
+    expect(s.maxMs).toBeLessThan(15_000);
+  });
+});
+
+describe("the campaign machinery", () => {
+  test("a case is a pure function of (seed, target, index)", () => {
+    for (const name of TARGET_NAMES) {
+      const t = makeTarget(name);
+      for (const i of [0, 17, 299]) expect(caseOf(t, 5, i)).toEqual(caseOf(t, 5, i));
+      expect(caseOf(t, 5, 1)).not.toEqual(caseOf(t, 6, 1));
+    }
+  });
+
+  test("zip and pickle round trips keep every seed checkpoint intact, so mutations start from valid files", () => {
+    for (const seed of seedFiles("test/fixtures/weights", /\.pt$/).filter((s) => s.bytes[0] === 0x50)) {
+      const items = readZip(seed.bytes);
+      const pkl = items.find((x) => x.name.endsWith("/data.pkl"))!;
+      expect(serialiseOps(parseOps(pkl.data))).toEqual(pkl.data);
+      const ref = loadStateDict(seed.bytes);
+      for (const zip64 of [false, true]) {
+        const again = loadStateDict(writeZip(items, { zip64 }).bytes);
+        expect([...again.keys()]).toEqual([...ref.keys()]);
+        for (const [k, t] of ref) expect(again.get(k)!.data).toEqual(t.data);
+      }
+    }
+  });
+
+  test("a crash is told apart from the typed error, and an empty message counts as a crash", async () => {
+    const t = makeTarget("npy");
+    const bad = { ...t, run: () => ([] as string[])[1]!.toString() };
+    expect((await runOne(bad, new Uint8Array(0))).outcome.kind).toBe("crash");
+    const silent = { ...t, run: () => { throw new NpyError(""); } };
+    expect((await runOne(silent, new Uint8Array(0))).outcome).toEqual({ kind: "crash", detail: "NpyError with an empty message" });
+  });
+});
+
+// ---------------------------------------------------------------- regressions: one per bug the campaign found
+
+function png(width: number, height: number): Uint8Array {
+  const chunk = (type: string, data: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(12 + data.length);
+    setUint(out, 0, 4, data.length, false);
+    out.set(new TextEncoder().encode(type), 4);
+    out.set(data, 8);
+    setUint(out, 8 + data.length, 4, crc32(out.subarray(4, 8 + data.length)), false);
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  setUint(ihdr, 0, 4, width, false);
+  setUint(ihdr, 4, 4, height, false);
+  ihdr[8] = 8; // 8-bit grey
+  const sig = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
+  return concat(sig, chunk("IHDR", ihdr), chunk("IDAT", zlibSync(new Uint8Array(height * (width + 1)), { level: 9 })), chunk("IEND", new Uint8Array(0)));
+}
+
+describe("preprocess: thin images", () => {
+  test("a 273-byte 1x100000 PNG no longer asks the resize for 224x22400000 pixels (RangeError: Invalid typed array length)", () => {
+    const thin = png(1, 100_000);
+    expect(thin.length).toBeLessThan(300);
+    expect(decodeImage(thin).height).toBe(100_000); // the image itself is within maxPixels
+    const t0 = performance.now();
+    expect(() => preprocess(thin)).toThrow(ImageError);
+    expect(() => preprocess(thin)).toThrow(
+      "resizing 1x100000 to short side 224: image is 224x22400000 = 5017600000 pixels, more than the limit of 50000000 (maxPixels)",
+    );
+    expect(() => preprocess(png(100_000, 1), { size: 32 })).toThrow(/3200000x32 = 102400000 pixels.*\(maxPixels\)/);
+    // Refused from the header, before the row-by-row decode of 100000 rows.
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  test("the same limit holds for raw pixels and for resizeShortSide on its own", () => {
+    const raw = fromRaw({ data: new Uint8Array(3 * 40_000), width: 1, height: 40_000, channels: 3 });
+    expect(() => preprocess({ data: raw.data, width: 1, height: 40_000, channels: 3 })).toThrow(/\(maxPixels\)/);
+    expect(() => resizeShortSide(raw, 224, 1_000_000)).toThrow(/224x8960000 = 2007040000 pixels, more than the limit of 1000000/);
+    // A thin image whose resized size fits is processed.
+    expect(preprocess(png(2, 300), { size: 8 }).shape).toEqual([1, 3, 8, 8]);
+  });
+});
+
+describe(".npy headers npyjs trusted", () => {
+  const f32 = (n: number) => new Uint8Array(new Float32Array(n).buffer);
+  /** The dict padded so that data starts 2 bytes past a multiple of 4 (npyFile adds the newline). */
+  const misaligned = (dict: string): string => (dict.length % 4 === 3 ? dict : misaligned(dict + " "));
+  const header = (descr: string, shape: string, fortran = "False") => `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
+  const refused: [string, Uint8Array, RegExp][] = [
+    // Accepted before, with a shape whose product matched the data by accident.
+    ["negative dims", npyFile(header("<f4", "(-1, -2)"), f32(2)), /shape entry "-1" is not a non-negative integer/],
+    ["fractional dims", npyFile(header("<f4", "(2.5, 2)"), f32(5)), /shape entry "2.5"/],
+    ["hex dims", npyFile(header("<f4", "(0x2, 2)"), f32(4)), /shape entry "0x2"/],
+    ["complex read as floats", npyFile(header("<c8", "(4,)"), f32(4)), /unsupported dtype '<c8'/],
+    ["unicode strings", npyFile(header("<U2", "(2,)"), f32(4)), /unsupported dtype '<U2'/],
+    ["a repeated key (npyjs took the first)", npyFile(`{'descr': '<f4', 'descr': '<i4', 'fortran_order': False, 'shape': (4,), }`, f32(4)), /key 'descr' repeated/],
+    ["no shape (npyjs read a scalar)", npyFile(`{'descr': '<f4', 'fortran_order': False, }`, f32(1)), /keys are \[descr, fortran_order\]/],
+    // Refused before, but with npyjs's messages (or a RangeError text) rather than a named cause.
+    ["an object array, which is a pickle", npyFile(header("|O", "(2,)"), new Uint8Array(16)), /unsupported dtype '\|O'/],
+    ["big-endian", npyFile(header(">f4", "(4,)"), f32(4)), /unsupported dtype '>f4'/],
+    ["Fortran order", npyFile(header("<f4", "(2, 2)", "True"), f32(4)), /Fortran-ordered/],
+    ["data shorter than the shape", npyFile(header("<f4", "(2, 3)"), f32(5)), /needs 24 data bytes, the file holds 20/],
+    ["a huge shape", npyFile(header("<f4", "(4294967296, 4294967296)"), f32(4)), /needs \d+ data bytes, the file holds 16/],
+    ["a header running past the file", npyFile(header("<f4", "(1,)"), f32(1)).subarray(0, 40), /header of \d+ bytes runs past the end of the 40-byte file/],
+    ["misaligned data", npyFile(misaligned(header("<f4", "(1,)")), f32(1), 1, 1), /data at offset \d+ is not aligned to its 4-byte items/],
+    ["format version 4", (() => { const b = npyFile(header("<f4", "(1,)"), f32(1)); b[6] = 4; return b; })(), /unsupported .npy format version 4/],
+  ];
+  test.each(refused)("%s", (_, bytes, message) => {
+    for (const read of [readNpy, readNpyFloat32, readNpyTokens]) {
+      expect(() => read(bytes)).toThrow(NpyError);
+      expect(() => read(bytes)).toThrow(message);
+    }
+  });
+
+  test("what numpy and writeNpy write still loads: f2/f8 widen to f32, i8 tokens, (n,), () and (a, b,) shapes", () => {
+    const f2 = npyFile(header("<f2", "(2,)"), new Uint8Array(new Uint16Array([0x3c00, 0xc000]).buffer));
+    expect(Array.from(readNpyFloat32(f2).data)).toEqual([1, -2]);
+    expect(readNpyFloat32(npyFile(header("<f8", "(1, 2,)"), new Uint8Array(new Float64Array([0.5, 2]).buffer))).shape).toEqual([1, 2]);
+    expect(readNpy(npyFile(header("<f4", "()"), f32(1))).shape).toEqual([]);
+    expect(readNpyTokens(npyFile(header("<i8", "(2,)"), new Uint8Array(16))).data).toBeInstanceOf(BigInt64Array);
+    expect(readNpy(npyFile(`{'descr':'|u1','fortran_order':False,'shape':(0,)}`, new Uint8Array(0))).shape).toEqual([0]);
+    expect(() => readNpy(npyFile(`{"descr": "<f4", "fortran_order": False, "shape": (1,)}`, f32(1)))).toThrow(/unreadable entry/);
+    const mine = readNpyFloat32(writeNpy({ data: Float32Array.of(1, 2, 3, 4, 5, 6), shape: [2, 3] }));
+    expect(mine.shape).toEqual([2, 3]);
+    expect(Array.from(mine.data)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});
+
+describe("weights limits", () => {
+  const sd = new Map([
+    ["a", { data: new Float32Array(1000), shape: [10, 100] }],
+    ["b", { data: new Float32Array(1000), shape: [1000] }],
+  ]);
+  const file = writeSafetensors(sd, "F16");
+
+  test("maxTensorBytes and maxTotalBytes, counted in float32 bytes, name the option", () => {
+    expect(DEFAULT_MAX_TENSOR_BYTES).toBe(4 * 2 ** 30);
+    expect(DEFAULT_MAX_TOTAL_BYTES).toBe(16 * 2 ** 30);
+    expect(loadStateDict(file, { maxTensorBytes: 4000, maxTotalBytes: 8000 }).size).toBe(2);
+    expect(() => loadStateDict(file, { maxTensorBytes: 3999 })).toThrow('tensor "a" needs 4000 bytes as float32, more than the limit of 3999 (maxTensorBytes)');
+    expect(() => loadStateDict(file, { maxTotalBytes: 7999 })).toThrow(/tensors up to "b" need 8000 bytes as float32, more than the limit of 7999 \(maxTotalBytes\)/);
+    expect(() => loadStateDict(file, { maxTotalBytes: 7999 })).toThrow(WeightsError);
+  });
+
+  test("torch archives: the same limits, and deflated entries are not inflated past maxTotalBytes", () => {
+    const seed = seedFiles("test/fixtures/weights", /^torch_sd\.pt$/)[0]!;
+    const ref = loadStateDict(seed.bytes);
+    const floats = [...ref.values()].reduce((s, t) => s + t.data.length, 0);
+    expect(loadStateDict(seed.bytes, { maxTotalBytes: 4 * floats }).size).toBe(ref.size);
+    expect(() => loadStateDict(seed.bytes, { maxTotalBytes: 4 * floats - 1 })).toThrow(/\(maxTotalBytes\)/);
+    expect(() => loadStateDict(seed.bytes, { maxTensorBytes: 4 })).toThrow(/more than the limit of 4 \(maxTensorBytes\)/);
+    const deflated = writeZip(readZip(seed.bytes).map((x) => (x.name.endsWith("data.pkl") ? { ...x, method: 8 as const } : x))).bytes;
+    expect(loadStateDict(deflated).size).toBe(ref.size);
+    expect(() => loadStateDict(deflated, { maxTotalBytes: 100 })).toThrow(/entry "torch_sd\/data.pkl" inflates to 1033 bytes, more than the limit of 100 \(maxTotalBytes\)/);
+  });
+});
+
+describe("tokenizer text limit", () => {
+  test("a gzip bomb stops at 64 MiB of text, not 256 MiB (334 MiB of ArrayBuffers, 2 s per file before)", async () => {
+    const bomb = new Uint8Array(gzipSync(new Uint8Array(80 * 2 ** 20).fill(0x61)));
+    const before = process.memoryUsage().arrayBuffers;
+    const error = await loadTokenizer(bomb).catch((e: unknown) => e);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(256 * 2 ** 20);
+    expect(error).toBeInstanceOf(TokenizerFormatError);
+    expect((error as Error).message).toBe("merges file: decompresses to more than 67108864 bytes");
+  });
+});
