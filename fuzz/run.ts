@@ -33,13 +33,13 @@ interface Hang {
 }
 
 /** Runs `count` cases from `start` in a worker; resolves with its stats, or with the index of a case that hung. */
-function campaign(target: string, start: number, count: number): Promise<{ stats?: CampaignStats; hang?: Hang }> {
+function campaign(target: string, start: number, count: number): Promise<{ stats?: CampaignStats; hang?: Hang; error?: Error }> {
   const heartbeat = new SharedArrayBuffer(4);
   const beat = new Int32Array(heartbeat);
   Atomics.store(beat, 0, start);
   const input: WorkerInput = { target, runs: count, seed, start, outDir, heartbeat };
   const worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: input });
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     let last = start;
     let since = Date.now();
     const timer = setInterval(() => {
@@ -60,9 +60,9 @@ function campaign(target: string, start: number, count: number): Promise<{ stats
         resolve({ stats: { ...m.stats!, messages: new Map(m.stats!.messages) } });
       }
     });
-    worker.on("error", (e) => {
+    worker.on("error", (error) => {
       clearInterval(timer);
-      reject(e);
+      resolve({ error });
     });
   });
 }
@@ -86,19 +86,26 @@ if (caseIndex !== "") {
   const rows: string[] = [];
   for (const target of only) {
     makeTarget(target); // unknown names fail before any worker starts
-    const merged: CampaignStats[] = [];
+    let stats: CampaignStats | undefined;
     const hangs: number[] = [];
     for (let start = 0; start < runs; ) {
       const r = await campaign(target, start, runs - start);
       if (r.stats) {
-        merged.push(r.stats);
+        stats = r.stats;
+        break;
+      }
+      if (r.error) {
+        // A failure of the fuzz code itself (a generator), not of the parser: reported, and the next target runs.
+        console.log(`  ${target} campaign failed: ${r.error.stack}`);
+        failed = true;
         break;
       }
       console.log(`  ${target} HANG #${r.hang!.index}: no progress for ${hangMs} ms (reproduce with --only ${target} --case ${r.hang!.index})`);
       hangs.push(r.hang!.index);
       start = r.hang!.index + 1;
     }
-    const s = merged[0] ?? ({ target, cases: 0, ok: 0, typed: 0, crashes: [], slow: [], heavy: [], maxMs: 0, maxMsHow: "", maxBytes: 0, totalMs: 0, messages: new Map() } as CampaignStats);
+    // A hung worker takes its counts with it: the totals then cover the resumed cases, and the hang is the finding.
+    const s = stats ?? ({ target, cases: 0, ok: 0, typed: 0, crashes: [], slow: [], heavy: [], maxMs: 0, maxMsHow: "", maxBytes: 0, totalMs: 0, messages: new Map() } as CampaignStats);
     s.cases += hangs.length;
     for (const index of hangs) s.crashes.push({ index, how: "hang", detail: `no progress for ${hangMs} ms`, ms: hangMs, bytes: 0 });
     if (s.crashes.length > 0) failed = true;

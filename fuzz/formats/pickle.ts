@@ -68,7 +68,15 @@ export function parseOps(bytes: Uint8Array): Op[] {
 }
 
 export function serialiseOps(ops: readonly Op[]): Uint8Array {
-  return concat(...ops.flatMap((o) => [Uint8Array.of(o.code), o.arg]));
+  // Filled in place rather than through concat(...): a flood of 100000 opcodes would overflow the argument stack.
+  const out = new Uint8Array(ops.reduce((n, o) => n + 1 + o.arg.length, 0));
+  let p = 0;
+  for (const o of ops) {
+    out[p++] = o.code;
+    out.set(o.arg, p);
+    p += o.arg.length;
+  }
+  return out;
 }
 
 export const op = (code: number | string, arg: Uint8Array = new Uint8Array(0)): Op => ({
