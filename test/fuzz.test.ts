@@ -13,6 +13,7 @@ import { npyFile } from "../fuzz/targets/npy.js";
 import { decodeImage, fromRaw, ImageError, preprocess, resizeShortSide } from "../src/image/index.js";
 import { NpyError, readNpy, readNpyFloat32, readNpyTokens, writeNpy } from "../src/npy.js";
 import { loadTokenizer, TokenizerFormatError } from "../src/simple_tokenizer.js";
+import { unpickle } from "../src/weights/pickle.js";
 import { DEFAULT_MAX_TENSOR_BYTES, DEFAULT_MAX_TOTAL_BYTES, loadStateDict, WeightsError, writeSafetensors } from "../src/weights/index.js";
 
 const RUNS = Number(process.env.FUZZ_CI_RUNS ?? 300);
@@ -154,6 +155,27 @@ describe(".npy headers npyjs trusted", () => {
     const mine = readNpyFloat32(writeNpy({ data: Float32Array.of(1, 2, 3, 4, 5, 6), shape: [2, 3] }));
     expect(mine.shape).toEqual([2, 3]);
     expect(Array.from(mine.data)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});
+
+describe("pickle: memoised arguments handed to builders again and again", () => {
+  /** OrderedDict(pairs) called `calls` times on one memoised list of `pairs` references to one (key, None) pair. */
+  function quadratic(pairs: number, calls: number): Uint8Array {
+    const head = [0x80, 2, 0x63, ...new TextEncoder().encode("collections\nOrderedDict\n"), 0x71, 0, 0x8c, 1, 0x6b, 0x4e, 0x86, 0x71, 2, 0x30, 0x5d, 0x28];
+    const list = new Uint8Array(2 * pairs).map((_, i) => (i % 2 === 0 ? 0x68 : 2)); // BINGET 2
+    const args = [0x65, 0x85, 0x71, 3, 0x30]; // APPENDS, TUPLE1, BINPUT 3, POP
+    const call = new Uint8Array(6 * calls).map((_, i) => [0x68, 0, 0x68, 3, 0x52, 0x30][i % 6]!); // BINGET 0, BINGET 3, REDUCE, POP
+    return concat(Uint8Array.from(head), list, Uint8Array.from(args), call, Uint8Array.of(0x4e, 0x2e));
+  }
+
+  test("a 206 KB pickle that took 5 s (and 4 MB that would take hours) is refused once its work allowance is spent", () => {
+    const bytes = quadratic(100_000, 1000);
+    expect(bytes.length).toBe(206_046);
+    const t0 = performance.now();
+    expect(() => unpickle(bytes)).toThrow(/pickle: REDUCE at offset \d+: the pickle asks for more work than its 206046 bytes allow/);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    // The same builders with honest arguments: a few calls on the big list are fine.
+    expect(unpickle(quadratic(100_000, 2))).toBeNull();
   });
 });
 

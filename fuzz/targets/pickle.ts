@@ -83,7 +83,15 @@ function globalOp(module: string, name: string, stack: boolean): Op[] {
 }
 
 function insertion(rng: Rng): { ops: Op[]; how: string } {
-  switch (rng.int(9)) {
+  switch (rng.int(10)) {
+    case 9: {
+      // Memoised values handed to builders over and over: the quadratic-work pattern.
+      const k = rng.pick([100, 10_000]);
+      const call = [op(0x68, Uint8Array.of(rng.int(8))), op(0x68, Uint8Array.of(rng.int(8))), op("R"), op("0")];
+      const ops: Op[] = [];
+      for (let i = 0; i < k; i++) ops.push(...call);
+      return { ops, how: `${k} × memo → REDUCE` };
+    }
     case 0: {
       const c = rng.int(256);
       return { ops: [op(c)], how: `opcode 0x${c.toString(16)} without argument` };

@@ -219,6 +219,13 @@ export interface UnpickleOptions {
 }
 
 const MAX_LONG_BYTES = 64;
+/**
+ * Builders walk their arguments (two levels down at most), and a 2-byte memo reference can hand them a huge list
+ * again and again: without a cap, a few hundred KB of pickle keep a CPU busy for hours. Honest pickles build
+ * every argument from its own bytes, so the work stays a small multiple of their length.
+ */
+const WORK_PER_BYTE = 8;
+const WORK_SLACK = 1 << 16;
 
 const utf8 = new TextDecoder("utf-8");
 const latin1 = new TextDecoder("latin1");
@@ -232,6 +239,8 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
   let stack: PyValue[] = [];
   const marks: PyValue[][] = [];
   const memo = new Map<number, PyValue>();
+  let work = 0;
+  const maxWork = WORK_PER_BYTE * n + WORK_SLACK;
 
   const need = (len: number, what: string): number => {
     if (len < 0 || pos + len > n) fail(`truncated: ${what} needs ${len} bytes at offset ${pos}, ${n - pos} left`);
@@ -285,6 +294,12 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
     let v = BigInt("0x" + hex);
     if (bytes[p + len - 1]! & 0x80) v -= 1n << BigInt(8 * len);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  };
+  /** Charges for the elements a builder may iterate; stops as soon as the pickle's allowance is spent. */
+  const spend = (items: PyValue[], depth: number, op: string, at: number): void => {
+    work += items.length;
+    if (work > maxWork) fail(`${op} at offset ${at}: the pickle asks for more work than its ${n} bytes allow`);
+    if (depth > 0) for (const x of items) if (x instanceof PyTuple || Array.isArray(x)) spend(x instanceof PyTuple ? x.items : x, depth - 1, op, at);
   };
   const memoGet = (i: number): PyValue => {
     if (!memo.has(i)) fail(`memo key ${i} used before being set (offset ${pos})`);
@@ -519,6 +534,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         const fn = pop("REDUCE");
         if (!(args instanceof PyTuple)) fail(`REDUCE at offset ${at}: arguments are ${describe(args)}, not a tuple`);
         if (!(fn instanceof PyGlobal)) fail(`REDUCE at offset ${at}: cannot call ${describe(fn)}`);
+        spend(args.items, 2, "REDUCE", at);
         const builder = ALLOWED_GLOBALS.get(fn.qualified);
         stack.push(builder ? builder(args.items, fn) : construct(fn, args.items, "REDUCE"));
         break;
@@ -528,6 +544,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         const args = pop("NEWOBJ");
         const cls = pop("NEWOBJ");
         if (!(args instanceof PyTuple)) fail(`NEWOBJ at offset ${at}: arguments are ${describe(args)}, not a tuple`);
+        spend(args.items, 2, "NEWOBJ", at);
         stack.push(construct(cls, args.items, "NEWOBJ"));
         break;
       }
@@ -538,6 +555,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         const cls = pop("NEWOBJ_EX");
         if (!(args instanceof PyTuple)) fail(`NEWOBJ_EX at offset ${at}: arguments are ${describe(args)}, not a tuple`);
         if (!(kwargs instanceof PyDict) || kwargs.map.size !== 0) fail(`NEWOBJ_EX at offset ${at}: keyword arguments are not supported`);
+        spend(args.items, 2, "NEWOBJ_EX", at);
         stack.push(construct(cls, args.items, "NEWOBJ_EX"));
         break;
       }
