@@ -35,13 +35,12 @@ function im2col(
     }
   }
   if (kh == 1 && kw == 1 && stride == 1 && pad == 0) {
-    // 1×1 stride 1: pixels are contiguous in each channel, whole panels are two vector copies per channel
+    // 1×1 stride 1: pixels are contiguous in each channel, whole panels are vector copies per channel
     const full = q1 / NR;
     for (let p = p0; p < full; p++) {
       let src = x + (<usize>(p * NR) << 2), d = dst + <usize>(p - p0) * panelBytes;
       for (let c = 0; c < C; c++) {
-        v128.store(d, v128.load(src));
-        v128.store(d, v128.load(src, 16), 16);
+        copyPanelRow(d, src);
         src += plane;
         d += NR * 4;
       }
@@ -82,10 +81,8 @@ function im2colRows(
               store<f32>(colAddr(dst, p0, panelBytes, qq, rowK), load<f32>(src + (<usize>(j + kx - pad) << 2)));
             }
             for (; j + NR <= jhi; j += NR) {
-              // a whole panel row: eight consecutive taps
-              const s = src + (<usize>(j + kx - pad) << 2), d = colAddr(dst, p0, panelBytes, qa + j, rowK);
-              v128.store(d, v128.load(s));
-              v128.store(d, v128.load(s, 16), 16);
+              // a whole panel row: NR consecutive taps
+              copyPanelRow(colAddr(dst, p0, panelBytes, qa + j, rowK), src + (<usize>(j + kx - pad) << 2));
             }
           }
           for (; j < jhi; j++) {
@@ -98,6 +95,15 @@ function im2colRows(
     }
     q += jb - ja;
   }
+}
+
+/** NR consecutive floats from s to d. */
+// @ts-ignore: decorator
+@inline function copyPanelRow(d: usize, s: usize): void {
+  v128.store(d, v128.load(s));
+  v128.store(d, v128.load(s, 16), 16);
+  v128.store(d, v128.load(s, 32), 32);
+  v128.store(d, v128.load(s, 48), 48);
 }
 
 // @ts-ignore: decorator

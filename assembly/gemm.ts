@@ -5,12 +5,20 @@
 // is a single f32 chain in ascending k from +0, as in the TypeScript. Both operands stream sequentially, so K is
 // not blocked (measured: blocking K, with the partial sums stored and resumed, was slower up to K = 3072).
 // Threads split the panel range [p0, p1): output columns, never a reduction.
+//
+// The micro-kernel is shaped by what V8 (x64, TurboFan) makes of it, measured: 15 allocatable xmm registers, no
+// load folded into SIMD arithmetic, and all of a basic block's loads issued before its arithmetic. A 2×16 tile
+// takes 4 B loads + 2 A splats per k for 16 mul/add (as 4×8 does; 3×12 or 5×8 spill), pads M = 50 to 50 rows, not
+// 52, and needs 3 splat offsets per unrolled pair (V8 holds a register per load32_splat offset). One step's loads
+// fit next to the 8 accumulators (8 + 4 + 2 + 1 product = 15), two do not: the k loop is unrolled by hand with an
+// exit test between the steps, which starts a new basic block, so the second step's loads stay after the first
+// step's arithmetic. Inlined in the panel loops (loop depth 4), V8 unrolls it once more: ~25 instructions per
+// 16 FP operations, against 29 for the former 4×8 tile function.
 
-import { activate4 } from "./expf";
+import { ACT_NONE, activate4 } from "./expf";
 
-export const NR = 8; // columns per panel: two f32x4
-export const MR = 4; // rows per micro-tile: 8 accumulators + 2 B + 4 splats + a product fill x64's 15 free xmm
-// (V8 issues all of a step's loads first; unrolling k or a 5th row spills)
+export const NR = 16; // columns per panel: four f32x4
+export const MR = 2; // rows per micro-tile
 // @ts-ignore: decorator
 @inline const MC = 192; // M block (a multiple of MR): its A tiles stay in L2 across the panels
 
@@ -18,9 +26,10 @@ export const BIAS_NONE = 0;
 export const BIAS_PER_COLUMN = 1; // linear: bias[n], padded to a whole panel
 export const BIAS_PER_ROW = 2; // conv: bias[o], the rows being output channels
 
-/** Loads lanes [0, n) of four floats at p (n < 4), the rest 0: never reads past a partial row. */
+/** Loads lanes [0, n) of four floats at p, the rest 0: never reads past a partial row. */
 // @ts-ignore: decorator
-@inline function loadPartial(p: usize, n: i32): v128 {
+@inline function load4(p: usize, n: i32): v128 {
+  if (n >= 4) return v128.load(p);
   let v = f32x4.splat(0);
   if (n > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
   if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
@@ -29,69 +38,52 @@ export const BIAS_PER_ROW = 2; // conv: bias[o], the rows being output channels
 }
 
 // @ts-ignore: decorator
-@inline function storePartial(p: usize, v: v128, n: i32): void {
+@inline function store4(p: usize, v: v128, n: i32): void {
+  if (n >= 4) {
+    v128.store(p, v);
+    return;
+  }
   if (n > 0) store<f32>(p, f32x4.extract_lane(v, 0));
   if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
   if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
 
-// @ts-ignore: decorator
-@inline function load4(p: usize, n: i32): v128 {
-  return n >= 4 ? v128.load(p) : loadPartial(p, n);
-}
-
-// @ts-ignore: decorator
-@inline function store4(p: usize, v: v128, n: i32): void {
-  if (n >= 4) v128.store(p, v);
-  else storePartial(p, v, n);
-}
-
-/** y row = act(accumulators + bias + residual row), of which `cols` columns are real. */
-// @ts-ignore: decorator
-@inline function finishRow(
-  c0: v128, c1: v128, yRow: usize, cols: i32, bias: usize, biasMode: i32, row: i32, resRow: usize, act: i32,
+/**
+ * Rows [m0, m1) of one panel's output columns (`cols` of them, from yp, row stride ldy bytes), which hold the raw
+ * k-sums: y = act(y + bias + residual), in place. Once per panel, not per tile: a per-tile epilogue call cost ~6%
+ * at K = 768.
+ */
+function finishPanel(
+  yp: usize, ldy: usize, m0: i32, m1: i32, cols: i32, bias: usize, biasMode: i32, res: usize, act: i32,
 ): void {
-  if (biasMode == BIAS_PER_COLUMN) {
-    c0 = f32x4.add(c0, v128.load(bias));
-    c1 = f32x4.add(c1, v128.load(bias, 16));
-  } else if (biasMode == BIAS_PER_ROW) {
-    const b = v128.load32_splat(bias + (<usize>row << 2));
-    c0 = f32x4.add(c0, b);
-    c1 = f32x4.add(c1, b);
+  for (let m = m0; m < m1; m++) {
+    const yRow = yp + <usize>m * ldy, resRow = res ? res + <usize>m * ldy : 0;
+    const rowBias = biasMode == BIAS_PER_ROW ? v128.load32_splat(bias + (<usize>m << 2)) : f32x4.splat(0);
+    for (let j = 0; j < cols; j += 4) {
+      const o = <usize>j << 2, n = cols - j;
+      let c = load4(yRow + o, n);
+      if (biasMode == BIAS_PER_COLUMN) c = f32x4.add(c, v128.load(bias + o));
+      else if (biasMode == BIAS_PER_ROW) c = f32x4.add(c, rowBias);
+      if (resRow) c = f32x4.add(c, load4(resRow + o, n));
+      store4(yRow + o, activate4(c, act), n);
+    }
   }
-  if (resRow) {
-    c0 = f32x4.add(c0, load4(resRow, cols));
-    c1 = f32x4.add(c1, load4(resRow + 16, cols - 4));
-  }
-  store4(yRow, activate4(c0, act), cols);
-  store4(yRow + 16, activate4(c1, act), cols - 4);
 }
 
-/** One MR×NR tile: A tile a, B panel b, output rows from yp (row stride ldy bytes), of which `rows` are real. */
-function tile(
-  a: usize, b: usize, K: i32, yp: usize, ldy: usize, rows: i32, cols: i32,
-  bias: usize, biasMode: i32, row0: i32, res: usize, act: i32,
-): void {
-  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
-  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  const bEnd = b + (<usize>K << 5);
-  while (b < bEnd) {
-    const b0 = v128.load(b), b1 = v128.load(b, 16);
-    let s = v128.load32_splat(a);
-    c00 = f32x4.add(c00, f32x4.mul(s, b0)); c01 = f32x4.add(c01, f32x4.mul(s, b1));
-    s = v128.load32_splat(a, 4);
-    c10 = f32x4.add(c10, f32x4.mul(s, b0)); c11 = f32x4.add(c11, f32x4.mul(s, b1));
-    s = v128.load32_splat(a, 8);
-    c20 = f32x4.add(c20, f32x4.mul(s, b0)); c21 = f32x4.add(c21, f32x4.mul(s, b1));
-    s = v128.load32_splat(a, 12);
-    c30 = f32x4.add(c30, f32x4.mul(s, b0)); c31 = f32x4.add(c31, f32x4.mul(s, b1));
-    a += 16;
-    b += 32;
+/** Stores one row of a tile's sums: cols (≤ NR) real columns at y. */
+// @ts-ignore: decorator
+@inline function storeRow(y: usize, c0: v128, c1: v128, c2: v128, c3: v128, cols: i32): void {
+  if (cols == NR) {
+    v128.store(y, c0);
+    v128.store(y, c1, 16);
+    v128.store(y, c2, 32);
+    v128.store(y, c3, 48);
+  } else {
+    store4(y, c0, cols);
+    if (cols > 4) store4(y + 16, c1, cols - 4);
+    if (cols > 8) store4(y + 32, c2, cols - 8);
+    if (cols > 12) store4(y + 48, c3, cols - 12);
   }
-  finishRow(c00, c01, yp, cols, bias, biasMode, row0, res, act);
-  if (rows > 1) finishRow(c10, c11, yp + ldy, cols, bias, biasMode, row0 + 1, res ? res + ldy : 0, act);
-  if (rows > 2) finishRow(c20, c21, yp + 2 * ldy, cols, bias, biasMode, row0 + 2, res ? res + 2 * ldy : 0, act);
-  if (rows > 3) finishRow(c30, c31, yp + 3 * ldy, cols, bias, biasMode, row0 + 3, res ? res + 3 * ldy : 0, act);
 }
 
 /**
@@ -115,15 +107,42 @@ export function gemmPanels(
   for (let mc = 0; mc < M; mc += MC) {
     const mEnd = min(mc + MC, M);
     for (let p = p0; p < p1; p++) {
-      const n0 = p * NR;
-      const bp = first + <usize>(p - p0) * panelBytes;
-      const pb = biasMode == BIAS_PER_COLUMN ? bias + (<usize>n0 << 2) : bias;
+      const n0 = p * NR, cols = min(NR, N - n0);
+      const bp = first + <usize>(p - p0) * panelBytes, yp = y + (<usize>n0 << 2);
       for (let m = mc; m < mEnd; m += MR) {
-        const off = <usize>m * ldy + (<usize>n0 << 2);
-        tile(
-          a + <usize>(m / MR) * tileBytes, bp, K, y + off, ldy, min(MR, M - m), min(NR, N - n0),
-          pb, biasMode, m, res ? res + off : 0, act,
-        );
+        let ap = a + <usize>(m / MR) * tileBytes, b = bp;
+        let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+        let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
+        if (K > 0) {
+          const bEnd = b + panelBytes, bLast = bEnd - NR * 4;
+          while (true) {
+            let x0 = v128.load(b), x1 = v128.load(b, 16), x2 = v128.load(b, 32), x3 = v128.load(b, 48);
+            let s = v128.load32_splat(ap);
+            c00 = f32x4.add(c00, f32x4.mul(s, x0)); c01 = f32x4.add(c01, f32x4.mul(s, x1));
+            c02 = f32x4.add(c02, f32x4.mul(s, x2)); c03 = f32x4.add(c03, f32x4.mul(s, x3));
+            s = v128.load32_splat(ap, 4);
+            c10 = f32x4.add(c10, f32x4.mul(s, x0)); c11 = f32x4.add(c11, f32x4.mul(s, x1));
+            c12 = f32x4.add(c12, f32x4.mul(s, x2)); c13 = f32x4.add(c13, f32x4.mul(s, x3));
+            if (b >= bLast) break; // odd K: the last step was the first of a pair
+            x0 = v128.load(b, 64); x1 = v128.load(b, 80); x2 = v128.load(b, 96); x3 = v128.load(b, 112);
+            s = v128.load32_splat(ap, 8);
+            c00 = f32x4.add(c00, f32x4.mul(s, x0)); c01 = f32x4.add(c01, f32x4.mul(s, x1));
+            c02 = f32x4.add(c02, f32x4.mul(s, x2)); c03 = f32x4.add(c03, f32x4.mul(s, x3));
+            s = v128.load32_splat(ap, 12);
+            c10 = f32x4.add(c10, f32x4.mul(s, x0)); c11 = f32x4.add(c11, f32x4.mul(s, x1));
+            c12 = f32x4.add(c12, f32x4.mul(s, x2)); c13 = f32x4.add(c13, f32x4.mul(s, x3));
+            ap += 16;
+            b += 128;
+            if (b >= bEnd) break;
+          }
+        }
+        const yt = yp + <usize>m * ldy;
+        storeRow(yt, c00, c01, c02, c03, cols);
+        if (m + 1 < M) storeRow(yt + ldy, c10, c11, c12, c13, cols);
+      }
+      if (biasMode != BIAS_NONE || res || act != ACT_NONE) {
+        finishPanel(yp, ldy, mc, mEnd, cols, biasMode == BIAS_PER_COLUMN ? bias + (<usize>n0 << 2) : bias, biasMode,
+          res ? res + (<usize>n0 << 2) : 0, act);
       }
     }
   }
@@ -134,14 +153,11 @@ export function packRows(x: usize, M: i32, K: i32, dst: usize, t0: i32, t1: i32)
   for (let t = t0; t < t1; t++) {
     let d = dst + <usize>t * K * MR * 4;
     const r0 = x + <usize>min(t * MR, M - 1) * K * 4, r1 = x + <usize>min(t * MR + 1, M - 1) * K * 4;
-    const r2 = x + <usize>min(t * MR + 2, M - 1) * K * 4, r3 = x + <usize>min(t * MR + 3, M - 1) * K * 4;
     for (let k = 0; k < K; k++) {
       const o = <usize>k << 2;
       store<f32>(d, load<f32>(r0 + o));
       store<f32>(d, load<f32>(r1 + o), 4);
-      store<f32>(d, load<f32>(r2 + o), 8);
-      store<f32>(d, load<f32>(r3 + o), 12);
-      d += 16;
+      d += 8;
     }
   }
 }

@@ -7,8 +7,8 @@ import { KERNELS, CTRL, type KernelName, type WasmPlatform, type WorkerHandle } 
 export type { WasmPlatform } from "./wasm_platform.js";
 
 /** Columns per packed B panel and rows per packed A tile (assembly/gemm.ts NR and MR). */
-const NR = 8;
-const MR = 4;
+const NR = 16;
+const MR = 2;
 const PAGE = 65536;
 /** Bytes below the heap: the control block lives here (0 stays unused: the kernels read 0 as "no tensor"). */
 const HEAP_BASE = 4096;
