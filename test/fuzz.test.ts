@@ -105,9 +105,9 @@ describe("preprocess: thin images", () => {
   });
 
   test("the same limit holds for raw pixels and for resizeShortSide on its own", () => {
-    const raw = fromRaw({ data: new Uint8Array(3 * 40_000), width: 1, height: 40_000, channels: 3 });
-    expect(() => preprocess({ data: raw.data, width: 1, height: 40_000, channels: 3 })).toThrow(/\(maxPixels\)/);
-    expect(() => resizeShortSide(raw, 224, 1_000_000)).toThrow(/224x8960000 = 2007040000 pixels, more than the limit of 1000000/);
+    const pixels = { data: new Uint8Array(3 * 40_000), width: 1, height: 40_000, channels: 3 as const };
+    expect(() => preprocess(pixels)).toThrow(/\(maxPixels\)/);
+    expect(() => resizeShortSide(fromRaw(pixels), 224, 1_000_000)).toThrow(/224x8960000 = 2007040000 pixels, more than the limit of 1000000/);
     // A thin image whose resized size fits is processed.
     expect(preprocess(png(2, 300), { size: 8 }).shape).toEqual([1, 3, 8, 8]);
   });

@@ -15,8 +15,12 @@ export interface ImageCase {
   maxPixels?: number;
 }
 
+/**
+ * CLIP's sizes, and 32/64 as the tiny test models use. Far smaller sizes are left out: Pillow's resize keeps ~70 bytes
+ * of coefficients per output row, and a thin image resized to a tiny short side has millions of rows (README).
+ */
 function imageCase(rng: Rng, bytes: Uint8Array): ImageCase {
-  const size = rng.pick([224, 224, 224, 224, 32, 336, 7]);
+  const size = rng.pick([224, 224, 224, 224, 32, 64, 336]);
   return rng.chance(0.05) ? { bytes, size, maxPixels: rng.pick([1, 100, 10_000]) } : { bytes, size };
 }
 
