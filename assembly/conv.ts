@@ -1,9 +1,15 @@
 // conv2d as im2col + the GEMM, the SIMD twin of src/kernels/conv2d.ts. Per image, the weights [O, C·kh·kw]
-// (packed into row tiles once, by packRows) are the GEMM's rows and the im2col matrix [C·kh·kw, Ho·Wo] its packed panels, so the output comes out NCHW. Each
-// thread packs and multiplies only its own pixel panels. Padding taps are packed as 0 and multiplied like the
+// (packed into row tiles once, by packRows) are the GEMM's rows and the im2col matrix [C·kh·kw, Ho·Wo] its packed
+// panels, so the output comes out NCHW. Each thread packs and multiplies only its own pixel panels. Padding taps are packed as 0 and multiplied like the
 // others (0·w, as the TypeScript does), and k = (c·kh + ky)·kw + kx runs in that order.
 
 import { BIAS_NONE, BIAS_PER_ROW, gemmPanels, NR } from "./gemm";
+
+// @ts-ignore: decorator
+@inline const CB = 16; // channels per pass of im2colShifted
+
+// @ts-ignore: decorator
+@inline const GROUP_BYTES: usize = 1 << 20; // im2col panels packed at a time: about L2
 
 // @ts-ignore: decorator
 @inline function ceilDiv(a: i32, b: i32): i32 {
@@ -49,7 +55,92 @@ function im2col(
     im2colRows(x, C, H, W, 1, 1, 1, 0, Wo, dst, p0, max(full * NR, q0), q1);
     return;
   }
+  if (stride == 1 && Wo == W) {
+    im2colShifted(x, C, H, W, kh, kw, pad, P, dst, p0, p1);
+    return;
+  }
   im2colRows(x, C, H, W, kh, kw, stride, pad, Wo, dst, p0, q0, q1);
+}
+
+/** Rows (q / W) of the four pixels from q. */
+// @ts-ignore: decorator
+@inline function rowsOf(q: i32, W: i32): v128 {
+  let v = i32x4.splat(q / W);
+  v = i32x4.replace_lane(v, 1, (q + 1) / W);
+  v = i32x4.replace_lane(v, 2, (q + 2) / W);
+  return i32x4.replace_lane(v, 3, (q + 3) / W);
+}
+
+/** Lanes of the four pixels from q whose tap (dy, dx) falls inside the image: all ones, else 0. */
+// @ts-ignore: decorator
+@inline function tapMask(q: i32, rows: v128, W: i32, H: i32, P: i32, dy: i32, dx: i32): v128 {
+  const qs = i32x4.add(i32x4.splat(q), v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0));
+  const cols = i32x4.sub(qs, i32x4.mul(rows, i32x4.splat(W)));
+  // unsigned compares: a negative coordinate is out of range too
+  const inside = v128.and(
+    i32x4.lt_u(i32x4.add(rows, i32x4.splat(dy)), i32x4.splat(H)),
+    i32x4.lt_u(i32x4.add(cols, i32x4.splat(dx)), i32x4.splat(W)),
+  );
+  return v128.and(inside, i32x4.lt_s(qs, i32x4.splat(P)));
+}
+
+/**
+ * im2col for stride 1 and Wo = W: tap (ky, kx) of pixel q is input float q + (ky − pad)·W + (kx − pad) of its
+ * channel, so a panel row is NR consecutive floats, masked to +0 where the tap falls outside the image (or past
+ * P). Measured 3-6× faster than im2colRows' per-tap stores on RN50's 3×3 layers. Reads that would leave x (first
+ * channel, top rows; last channel, bottom rows) take the per-lane path.
+ */
+function im2colShifted(
+  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, pad: i32, P: i32, dst: usize, p0: i32, p1: i32,
+): void {
+  const panelBytes = <usize>C * kh * kw * NR * 4, plane = <usize>H * W * 4;
+  const cStride = <usize>kh * kw * NR * 4; // from row k of channel c to the same tap of channel c + 1
+  for (let p = p0; p < p1; p++) {
+    const q0 = p * NR;
+    const r0 = rowsOf(q0, W), r1 = rowsOf(q0 + 4, W), r2 = rowsOf(q0 + 8, W), r3 = rowsOf(q0 + 12, W);
+    const panel = dst + <usize>(p - p0) * panelBytes;
+    // channels CB at a time, so that their rows of x stay in L1 and in the TLB across the taps
+    for (let cb = 0; cb < C; cb += CB) {
+      const cbEnd = min(C, cb + CB);
+      for (let ky = 0; ky < kh; ky++) {
+        for (let kx = 0; kx < kw; kx++) {
+          const dy = ky - pad, dx = kx - pad;
+          const m0 = tapMask(q0, r0, W, H, P, dy, dx), m1 = tapMask(q0 + 4, r1, W, H, P, dy, dx);
+          const m2 = tapMask(q0 + 8, r2, W, H, P, dy, dx), m3 = tapMask(q0 + 12, r3, W, H, P, dy, dx);
+          // byte offset of the tap of lane 0 from its channel's start; may be negative
+          const shift = <isize>(q0 + dy * W + dx) << 2;
+          // channels [cLo, cHi) read whole panel rows inside x; the others (the first ones when the tap starts
+          // before x, the last ones when it ends past it) go lane by lane. Without a branch in the vector loop, V8
+          // computes the masks once per tap instead of in every iteration.
+          const room = <isize>C * plane - shift - NR * 4; // the last channel start that can read NR floats
+          const cLo = max(cb, shift >= 0 ? 0 : min(cbEnd, <i32>((-shift + <isize>plane - 1) / <isize>plane)));
+          const cHi = max(cLo, room < 0 ? 0 : min(cbEnd, <i32>(room / <isize>plane) + 1));
+          const d0 = panel + ((<usize>(ky * kw + kx) * NR) << 2);
+          for (let c = cb; c < cLo; c++) tapRow(x, c, plane, q0, W, H, P, dy, dx, d0 + <usize>c * cStride);
+          let src = <usize>(<isize>x + <isize>cLo * plane + shift), d = d0 + <usize>cLo * cStride;
+          for (let c = cLo; c < cHi; c++) {
+            v128.store(d, v128.and(v128.load(src), m0));
+            v128.store(d, v128.and(v128.load(src, 16), m1), 16);
+            v128.store(d, v128.and(v128.load(src, 32), m2), 32);
+            v128.store(d, v128.and(v128.load(src, 48), m3), 48);
+            src += plane;
+            d += cStride;
+          }
+          for (let c = cHi; c < cbEnd; c++) tapRow(x, c, plane, q0, W, H, P, dy, dx, d0 + <usize>c * cStride);
+        }
+      }
+    }
+  }
+}
+
+/** One panel row of im2colShifted lane by lane, reading only taps inside the image. */
+function tapRow(x: usize, c: i32, plane: usize, q0: i32, W: i32, H: i32, P: i32, dy: i32, dx: i32, d: usize): void {
+  for (let l = 0; l < NR; l++) {
+    const q = q0 + l, i = q / W + dy, j = q % W + dx;
+    let v: f32 = 0;
+    if (q < P && i >= 0 && i < H && j >= 0 && j < W) v = load<f32>(x + <usize>c * plane + ((<usize>(i * W + j)) << 2));
+    store<f32>(d + (<usize>l << 2), v);
+  }
 }
 
 /** The pixels [q0, q1) of im2col, output row by output row. */
@@ -122,7 +213,14 @@ export function conv2dImage(
 ): void {
   const K = C * kh * kw;
   const P = Ho * Wo;
-  const first = col + <usize>(p0 - pBase) * K * NR * 4;
-  im2col(x, C, H, W, kh, kw, stride, pad, Wo, P, first, p0, p1);
-  gemmPanels(w, first, bias, bias ? BIAS_PER_ROW : BIAS_NONE, res, y, O, K, P, act, p0, p1);
+  const panelBytes = <usize>K * NR * 4;
+  const first = col + <usize>(p0 - pBase) * panelBytes;
+  // a group of panels at a time, in the same place, so that the GEMM reads them from L2 rather than back from memory
+  // (measured on RN50's 3×3 layers: +3-8% over packing all the panels first)
+  const group = max(1, <i32>(GROUP_BYTES / panelBytes));
+  for (let g = p0; g < p1; g += group) {
+    const g1 = min(p1, g + group);
+    im2col(x, C, H, W, kh, kw, stride, pad, Wo, P, first, g, g1);
+    gemmPanels(w, first, bias, bias ? BIAS_PER_ROW : BIAS_NONE, res, y, O, K, P, act, g, g1);
+  }
 }
