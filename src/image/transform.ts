@@ -107,7 +107,7 @@ export function preprocess(input: Uint8Array | RawImage, options: PreprocessOpti
   const size = options.size ?? 224;
   checkSize(size);
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  // Checked from the header already: a thin image is refused before its (slow, row by row) decode.
+  // The resized size is checked from the header: a thin image is refused before its slow, row-by-row decode.
   const onHeader = (width: number, height: number): void => checkResized(width, height, size, maxPixels);
   const img: DecodedImage = input instanceof Uint8Array ? decodeImage(input, { maxPixels, onHeader }) : fromRaw(input, { maxPixels });
   const cropped = centerCrop(resizeShortSide(img, size, maxPixels), size);
