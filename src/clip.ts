@@ -53,7 +53,7 @@ export async function loadModel(source: string | Uint8Array, options: LoadOption
 // ---- clip.load: the model with the tokenizer and image transform that go with it
 
 /** Vocab files looked for next to a checkpoint, in this order. */
-const VOCAB_NAMES = ["bpe_simple_vocab_16e6.txt.gz", "vocab.txt.gz", "tokenizer.json", "vocab.json"];
+export const VOCAB_NAMES = ["bpe_simple_vocab_16e6.txt.gz", "vocab.txt.gz", "tokenizer.json", "vocab.json"];
 
 export interface ClipLoadOptions extends LoadOptions {
   /** The tokenizer's vocab (merges .txt/.gz, tokenizer.json, a folder with vocab.json + merges.txt, or bytes).
@@ -84,7 +84,8 @@ export async function embeddedModelPaths(): Promise<{ weights: string; vocab: st
   throw new Error("the embedded model (weights/clip-tiny-vit.safetensors) is missing from this installation");
 }
 
-async function vocabNextTo(weightsPath: string): Promise<string | undefined> {
+/** The first of VOCAB_NAMES in the folder of a weights file (Node). */
+export async function vocabNextTo(weightsPath: string): Promise<string | undefined> {
   const { existsSync } = await import("node:fs");
   const { dirname, join } = await import("node:path");
   return VOCAB_NAMES.map((n) => join(dirname(weightsPath), n)).find((p) => existsSync(p));

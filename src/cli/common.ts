@@ -4,7 +4,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, wri
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend } from "../backend/backend.js";
-import { createBackend, type BackendName } from "../clip.js";
+import { createBackend, VOCAB_NAMES, vocabNextTo, type BackendName } from "../clip.js";
 import { buildModel, type CLIP, type CLIPConfig, type TokenTensor } from "../model.js";
 import { readNpyFloat32, readNpyTokens, writeNpy } from "../npy.js";
 import type { StateDict, Tensor } from "../tensor.js";
@@ -175,9 +175,6 @@ export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
   }
 }
 
-/** Vocab files looked for next to --model when --vocab is absent, in the order load() of src/clip.ts uses. */
-const VOCAB_NAMES = ["bpe_simple_vocab_16e6.txt.gz", "vocab.txt.gz", "tokenizer.json", "vocab.json"];
-
 /**
  * The tokenizer: --vocab; else, with --model, a vocab next to the weights; else the embedded vocab. With a model,
  * its vocabulary size must be the model's (token_embedding rows).
@@ -188,8 +185,7 @@ export async function openTokenizer(io: Io, vocab: string | undefined, model?: {
     path = resolve(io.cwd, vocab);
     if (!existsSync(path)) throw new CliError(`--vocab: no such file "${vocab}"`);
   } else if (model?.file !== undefined) {
-    const weights = resolve(io.cwd, model.file);
-    const found = VOCAB_NAMES.map((n) => join(dirname(weights), n)).find((p) => existsSync(p));
+    const found = await vocabNextTo(resolve(io.cwd, model.file));
     if (!found) throw new CliError(`no tokenizer vocab next to "${model.file}" (looked for ${VOCAB_NAMES.join(", ")}); pass --vocab`);
     path = found;
   } else {
