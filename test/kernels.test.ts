@@ -146,6 +146,12 @@ describe("conv2d", () => {
       check({ N: 1, C: 3, H: p * g + (sd % 3), W: p * g, O, kh: p, kw: p, stride: p, padding: 0 }, "none", false, false, sd),
   );
 
+  test.prop([fc.integer({ min: 0, max: 2 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 19 }), fc.integer({ min: 1, max: 19 }),
+    fc.integer({ min: 1, max: 20 }), act, seed], RUNS)(
+    "stride 1, 'same' padding (kw = 2·pad + 1: im2col's shifted-vector path), planes down to 1×1",
+    (pad, C, H, W, O, a, sd) => check({ N: 1, C, H, W, O, kh: 2 * pad + 1, kw: 2 * pad + 1, stride: 1, padding: pad }, a, true, sd % 2 === 0, sd),
+  );
+
   test("3×3 stride 1 and 2, padding 1, ResNet-like sizes", () => {
     check({ N: 1, C: 16, H: 14, W: 14, O: 24, kh: 3, kw: 3, stride: 1, padding: 1 }, "relu", true, false, 5);
     check({ N: 2, C: 3, H: 17, W: 15, O: 9, kh: 3, kw: 3, stride: 2, padding: 1 }, "relu", true, true, 6);
