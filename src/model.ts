@@ -477,19 +477,27 @@ export class CLIP {
   forward(image: Tensor, text: TokenTensor): { logitsPerImage: Tensor; logitsPerText: Tensor } {
     const imageFeatures = normalize(this.encodeImage(image));
     const textFeatures = normalize(this.encodeText(text));
-    const scale = expf(this.logit_scale);
-    const [I, E] = imageFeatures.shape, [T] = textFeatures.shape;
-    const logitsPerImage = tensor([I, T]), logitsPerText = tensor([T, I]);
-    for (let i = 0; i < I; i++) {
-      for (let j = 0; j < T; j++) {
-        let acc = 0; // (logit_scale * image_features) @ text_features.t()
-        for (let e = 0; e < E; e++) acc = f(acc + f(f(scale * imageFeatures.data[i * E + e]) * textFeatures.data[j * E + e]));
-        logitsPerImage.data[i * T + j] = acc;
-        logitsPerText.data[j * I + i] = acc;
-      }
-    }
+    const logitsPerImage = scaledSimilarity(this.logit_scale, imageFeatures, textFeatures);
+    const [I, T] = logitsPerImage.shape;
+    const logitsPerText = tensor([T, I]); // logits_per_image.t()
+    for (let i = 0; i < I; i++) for (let j = 0; j < T; j++) logitsPerText.data[j * I + i] = logitsPerImage.data[i * T + j];
     return { logitsPerImage, logitsPerText };
   }
+}
+
+/** (logit_scale.exp() * image_features) @ text_features.t(), in the reference's order, for normalised features. */
+export function scaledSimilarity(logitScale: number, imageFeatures: Tensor, textFeatures: Tensor): Tensor {
+  const scale = expf(logitScale);
+  const [I, E] = imageFeatures.shape, [T] = textFeatures.shape;
+  const out = tensor([I, T]);
+  for (let i = 0; i < I; i++) {
+    for (let j = 0; j < T; j++) {
+      let acc = 0;
+      for (let e = 0; e < E; e++) acc = f(acc + f(f(scale * imageFeatures.data[i * E + e]) * textFeatures.data[j * E + e]));
+      out.data[i * T + j] = acc;
+    }
+  }
+  return out;
 }
 
 /** x / ‖x‖ per row. */

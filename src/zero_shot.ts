@@ -3,7 +3,7 @@
 // renormalised into one class embedding, and an image's logits are exp(logit_scale)·cos(image, class).
 import { expf } from "./kernels/exp.js";
 import { f } from "./kernels/f32.js";
-import { normalize, type CLIP } from "./model.js";
+import { normalize, scaledSimilarity, type CLIP } from "./model.js";
 import { tensor, type Tensor } from "./tensor.js";
 
 /** What zero-shot needs of a tokenizer: clip.tokenize's contract (rows of ids padded to contextLength). */
@@ -90,30 +90,21 @@ export function classEmbeddings(model: CLIP, tokenizer: PromptTokenizer, labels:
 
 /** exp(logit_scale) · normalise(image features) @ classesᵀ: [images, labels]. */
 export function zeroShotLogits(model: CLIP, image: Tensor, classes: Tensor): Tensor {
-  const img = normalize(model.encodeImage(image));
-  const [I, E] = img.shape, [C] = classes.shape;
-  const scale = expf(model.logit_scale);
-  const logits = tensor([I, C]);
-  for (let i = 0; i < I; i++) {
-    for (let c = 0; c < C; c++) {
-      let acc = 0;
-      for (let e = 0; e < E; e++) acc = f(acc + f(f(scale * img.data[i * E + e]) * classes.data[c * E + e]));
-      logits.data[i * C + c] = acc;
-    }
-  }
-  return logits;
+  return scaledSimilarity(model.logit_scale, normalize(model.encodeImage(image)), classes);
 }
 
-/** softmax over the last axis, one array per row. */
+/** softmax over the last axis, one array per row, in f32 with the project's exp (Math.exp differs between engines). */
 export function softmaxRows(logits: Tensor): number[][] {
   const [R, C] = logits.shape;
   const out: number[][] = [];
   for (let r = 0; r < R; r++) {
-    const row = Array.from(logits.data.subarray(r * C, (r + 1) * C));
-    const max = Math.max(...row);
-    const exps = row.map((x) => Math.exp(x - max));
-    const sum = exps.reduce((a, b) => a + b, 0);
-    out.push(exps.map((x) => x / sum));
+    const row = logits.data.subarray(r * C, (r + 1) * C);
+    let max = -Infinity;
+    for (const x of row) if (x > max) max = x;
+    const exps = Array.from(row, (x) => expf(f(x - max)));
+    let sum = 0;
+    for (const e of exps) sum = f(sum + e);
+    out.push(exps.map((e) => f(e / sum)));
   }
   return out;
 }

@@ -48,7 +48,7 @@ test("one template: the softmax of the model's own logits_per_image for the prom
     const expected = softmax(Array.from(logitsPerImage.data.subarray(i * 4, i * 4 + 4)));
     expect(probs[i]).toHaveLength(4);
     probs[i].forEach((p, j) => expect(Math.abs(p - expected[j])).toBeLessThan(1e-5));
-    expect(probs[i].reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    expect(probs[i].reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6); // f32
   }
 });
 
@@ -82,12 +82,13 @@ test("class embeddings are unit vectors; permuting labels permutes the probabili
   for (let c = 0; c < 4; c++) expect(Math.hypot(...classes.data.subarray(c * 64, (c + 1) * 64))).toBeCloseTo(1, 5);
   const a = zeroShot(model, tokenizer, pixels, labels);
   const b = zeroShot(model, tokenizer, pixels, [...labels].reverse());
-  for (let i = 0; i < 2; i++) expect(b[i]).toEqual([...a[i]].reverse());
+  // equal up to the f32 rounding of a sum taken in the other order
+  for (let i = 0; i < 2; i++) [...a[i]].reverse().forEach((p, j) => expect(Math.abs(b[i][j] - p)).toBeLessThan(1e-7));
 });
 
 test("softmaxRows is stable for large logits", () => {
   const p = softmaxRows({ data: Float32Array.from([1000, 999, -1000]), shape: [1, 3] });
-  expect(p[0][0]).toBeCloseTo(1 / (1 + Math.exp(-1)), 12);
+  expect(p[0][0]).toBeCloseTo(1 / (1 + Math.exp(-1)), 6);
   expect(p[0][2]).toBe(0);
 });
 
