@@ -59,7 +59,8 @@ export function mutateBytes(rng: Rng, input: Uint8Array, hot: readonly number[] 
     case 2: {
       const b = input.slice();
       const p = Math.min(pos, n - 1);
-      if (p >= 0) b[p] = rng.pick([0, 1, 0x7f, 0x80, 0xff, rng.int(256)]);
+      if (p < 0) return { bytes: b, how: "unchanged (empty)" };
+      b[p] = rng.pick([0, 1, 0x7f, 0x80, 0xff, rng.int(256)]);
       return { bytes: b, how: `set byte ${p}` };
     }
     case 3: {
