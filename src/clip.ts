@@ -16,6 +16,11 @@ export interface LoadOptions {
   backend?: BackendName;
   /** Worker threads for the wasm backend (default: the available cores); never changes a bit. */
   threads?: number;
+  /** Larger batches are refused with a clear error (default 1024). */
+  maxBatch?: number;
+  /** Weights limits, as float32 bytes: one tensor (default 4 GiB), all together (default 16 GiB). */
+  maxTensorBytes?: number;
+  maxTotalBytes?: number;
 }
 
 export async function createBackend(options: LoadOptions = {}): Promise<Backend> {
@@ -40,10 +45,10 @@ export async function readBytes(source: string | Uint8Array): Promise<Uint8Array
  * Hugging Face CLIPModel), detected from its content; hyper-parameters inferred as the reference build_model.
  */
 export async function loadModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<CLIP> {
-  const stateDict = loadStateDict(await readBytes(source));
+  const stateDict = loadStateDict(await readBytes(source), { maxTensorBytes: options.maxTensorBytes, maxTotalBytes: options.maxTotalBytes });
   const backend = await createBackend(options);
   try {
-    return buildModel(stateDict, backend);
+    return buildModel(stateDict, backend, { maxBatch: options.maxBatch });
   } catch (e) {
     backend.dispose();
     throw e;

@@ -398,7 +398,8 @@ export class CLIP {
   readonly text_projection: Linear; // x @ text_projection, as a linear with weight text_projectionᵀ
   readonly logit_scale: number;
 
-  constructor(readonly backend: Backend, p: Params, readonly config: CLIPConfig) {
+  /** Batches larger than maxBatch are refused before anything is allocated (a .npy can declare any N). */
+  constructor(readonly backend: Backend, p: Params, readonly config: CLIPConfig, readonly maxBatch = DEFAULT_MAX_BATCH) {
     const c = config;
     if (Array.isArray(c.visionLayers)) {
       const visionHeads = Math.floor((c.visionWidth * 32) / 64);
@@ -423,6 +424,7 @@ export class CLIP {
     if (image.shape.length !== 4 || c !== 3 || h !== r || w !== r || image.data.length !== image.shape[0] * 3 * r * r) {
       throw new RangeError(`encodeImage: expected pixels of shape [N, 3, ${r}, ${r}], got ${shapeString(image.shape)}`);
     }
+    checkBatch("encodeImage", "images", image.shape[0], this.maxBatch);
     return this.visual.forward(image, hook);
   }
 
@@ -432,6 +434,7 @@ export class CLIP {
     if (text.shape.length !== 2 || text.shape[1] !== L || text.data.length !== N * L) {
       throw new RangeError(`encodeText: expected token ids of shape [N, ${L}], got ${shapeString(text.shape)}`);
     }
+    checkBatch("encodeText", "token rows", N, this.maxBatch);
     const ids = new Int32Array(N * L);
     for (let i = 0; i < N * L; i++) {
       const id = Number(text.data[i]);
@@ -498,6 +501,12 @@ export function scaledSimilarity(logitScale: number, imageFeatures: Tensor, text
     }
   }
   return out;
+}
+
+export const DEFAULT_MAX_BATCH = 1024;
+
+function checkBatch(where: string, what: string, n: number, limit: number): void {
+  if (n > limit) throw new RangeError(`${where}: a batch of ${n} ${what} is more than the limit of ${limit} (maxBatch)`);
 }
 
 /** x / ‖x‖ per row. */
@@ -588,9 +597,9 @@ export function inferConfig(sd: StateDict): CLIPConfig {
 }
 
 /** Builds the model from a state dict; every key must be used and have the expected shape. */
-export function buildModel(sd: StateDict, backend: Backend): CLIP {
+export function buildModel(sd: StateDict, backend: Backend, options: { maxBatch?: number } = {}): CLIP {
   const p = new Params(sd);
-  const model = new CLIP(backend, p, inferConfig(sd));
+  const model = new CLIP(backend, p, inferConfig(sd), options.maxBatch);
   const extra = p.unexpected();
   if (extra.length) throw new StateDictError(`unexpected key${extra.length > 1 ? "s" : ""} ${extra.slice(0, 5).map((k) => `"${k}"`).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
   return model;

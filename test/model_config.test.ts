@@ -56,3 +56,15 @@ describe("state dict errors name the key", () => {
     expect(() => buildModel(sd, new RecordingBackend())).toThrow(/missing key "ln_final\.weight"/);
   });
 });
+
+describe("limits", () => {
+  test("a batch over maxBatch is refused before anything is allocated", async () => {
+    const { loadModel } = await import("../src/clip.js");
+    const model = await loadModel("test/golden/models/vit/weights.safetensors", { backend: "ts", maxBatch: 2 });
+    expect(() => model.encodeImage({ data: new Float32Array(3 * 3 * 32 * 32), shape: [3, 3, 32, 32] })).toThrow(
+      /encodeImage: a batch of 3 images is more than the limit of 2 \(maxBatch\)/,
+    );
+    expect(() => model.encodeText({ data: new Int32Array(3 * 77), shape: [3, 77] })).toThrow(/a batch of 3 token rows .* \(maxBatch\)/);
+    await expect(loadModel("test/golden/models/vit/weights.safetensors", { backend: "ts", maxTensorBytes: 1000 })).rejects.toThrow(/maxTensorBytes/);
+  });
+});
