@@ -448,7 +448,7 @@ export class CLIP {
     const eot = argmaxPerRow(ids, N, L);
     // Causal attention: no position after the last end-of-text token can change the output, so they are not
     // computed (unless a hook asks for every module's full output). The bits are the same either way.
-    const Lt = hook ? L : Math.max(...eot) + 1;
+    const Lt = hook ? L : eot.reduce((a, e) => Math.max(a, e + 1), 1);
 
     // token_embedding(text) + positional_embedding: [batch_size, n_ctx, d_model]
     let x = tensor([N, Lt, D]);
