@@ -8,8 +8,7 @@ import type { Backend } from "./backend/backend.js";
 import { browserPlatform, canShareMemory, NOT_ISOLATED_MESSAGE, type BrowserPlatformOptions } from "./backend/browser_wasm.js";
 import { TsBackend } from "./backend/ts.js";
 import { createWasmBackend } from "./backend/wasm.js";
-import type { BackendName, LoadedClip } from "./clip.js";
-import { preprocess } from "./image/index.js";
+import { withTokenizer, type BackendName, type LoadedClip } from "./clip.js";
 import { buildModel } from "./model.js";
 import { loadTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
 import { loadStateDict } from "./weights/index.js";
@@ -83,17 +82,7 @@ export async function loadInBrowser(source?: BytesSource, options: BrowserLoadOp
   const stateDict = loadStateDict(weights);
   const backend = await createBrowserBackend(options);
   try {
-    const model = buildModel(stateDict, backend);
-    const { imageResolution: size, contextLength, vocabSize } = model.config;
-    if (tokenizer.vocabSize !== vocabSize) {
-      throw new Error(`the vocab has ${tokenizer.vocabSize} tokens but the model's token_embedding has ${vocabSize}`);
-    }
-    return {
-      model,
-      tokenizer,
-      preprocess: (image) => preprocess(image, { size, maxPixels: options.maxPixels }),
-      tokenize: (texts, o = {}) => tokenizer.tokenize(texts, { contextLength, truncate: o.truncate }),
-    };
+    return withTokenizer(buildModel(stateDict, backend), tokenizer, options.maxPixels);
   } catch (e) {
     backend.dispose();
     throw e;

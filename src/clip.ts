@@ -114,15 +114,24 @@ export async function load(source?: string | Uint8Array, options: ClipLoadOption
   }
   const tokenizer = await loadTokenizer(vocab);
   const model = await loadModel(source, options);
+  try {
+    return withTokenizer(model, tokenizer, options.maxPixels);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/** The model with its tokenizer and the reference transform at the model's resolution and context length. */
+export function withTokenizer(model: CLIP, tokenizer: SimpleTokenizer, maxPixels?: number): LoadedClip {
   const { imageResolution: size, contextLength, vocabSize } = model.config;
   if (tokenizer.vocabSize !== vocabSize) {
-    model.dispose();
     throw new Error(`the vocab has ${tokenizer.vocabSize} tokens but the model's token_embedding has ${vocabSize}`);
   }
   return {
     model,
     tokenizer,
-    preprocess: (image) => preprocess(image, { size, maxPixels: options.maxPixels }),
+    preprocess: (image) => preprocess(image, { size, maxPixels }),
     tokenize: (texts, o = {}) => tokenizer.tokenize(texts, { contextLength, truncate: o.truncate }),
   };
 }
