@@ -21,7 +21,7 @@ const ARGS = [
   "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];
-const LABELS = ["red star", "blue circle", "green square", "a cat"];
+const LABELS = ["black triangle", "blue star", "green circle", "red diamond"]; // the embedded model's world
 const THREADS = [1, 2, 4];
 const root = new URL("../../", import.meta.url).pathname;
 const golden = JSON.parse(readFileSync(join(root, "test/golden/determinism.json"), "utf8")) as {
