@@ -1,6 +1,6 @@
-// Writes test/golden/determinism.json: SHA-256 of the float32 bytes of the embedded model's image embeddings of
+// Writes test/golden/determinism.json: SHA-256 of the float32 bytes of the embedded models' image embeddings of
 // examples/*.png and text embeddings of a few prompts, computed by the readable TypeScript kernels. Run it only
-// when the embedded model, the example images or the prompts change on purpose (after `npm run build:ts`):
+// when the embedded models, the example images or the prompts change on purpose (after `npm run build:ts`):
 //
 //   node scripts/make-determinism-hashes.mjs
 //
@@ -27,23 +27,40 @@ const PROMPTS = [
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 const bytesOf = (t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 
-const clip = await load(undefined, { backend: "ts" });
 const images = readdirSync(`${root}examples`).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort();
 if (images.length === 0) throw new Error("make-determinism-hashes: no examples/*.png");
+/** The default ViT on every example image; the ResNet (convolutions, attention pooling) on two, as it is slower. */
+const MODELS = [
+  { file: "weights/clip-tiny-vit.safetensors", images },
+  { file: "weights/clip-tiny-rn.safetensors", images: images.slice(0, 2) },
+];
+
+async function hashes({ file, images }) {
+  const clip = await load(`${root}${file}`, { backend: "ts" });
+  try {
+    return {
+      file,
+      sha256: sha256(readFileSync(`${root}${file}`)),
+      images: Object.fromEntries(images.map((f) => {
+        const pixels = clip.preprocess(new Uint8Array(readFileSync(`${root}examples/${f}`)));
+        return [`examples/${f}`, { pixels: sha256(bytesOf(pixels)), embedding: sha256(bytesOf(clip.model.encodeImage(pixels))) }];
+      })),
+      texts: PROMPTS.map((text) => {
+        const tokens = clip.tokenize(text, { truncate: true });
+        return { text, tokens: sha256(bytesOf(tokens)), embedding: sha256(bytesOf(clip.model.encodeText(tokens))) };
+      }),
+    };
+  } finally {
+    clip.model.dispose();
+  }
+}
+
 const out = {
-  note: "SHA-256 of the bytes (little-endian) of the embedded model's preprocessed pixels and embeddings (float32) and token ids (int32); written by scripts/make-determinism-hashes.mjs",
-  model: { file: "weights/clip-tiny-vit.safetensors", sha256: sha256(readFileSync(`${root}weights/clip-tiny-vit.safetensors`)) },
+  note: "SHA-256 of the bytes (little-endian) of the embedded models' preprocessed pixels and embeddings (float32) and token ids (int32); written by scripts/make-determinism-hashes.mjs",
   vocab: { file: "weights/vocab.txt.gz", sha256: sha256(readFileSync(`${root}weights/vocab.txt.gz`)) },
-  images: Object.fromEntries(images.map((f) => {
-    const pixels = clip.preprocess(new Uint8Array(readFileSync(`${root}examples/${f}`)));
-    return [`examples/${f}`, { pixels: sha256(bytesOf(pixels)), embedding: sha256(bytesOf(clip.model.encodeImage(pixels))) }];
-  })),
-  texts: PROMPTS.map((text) => {
-    const tokens = clip.tokenize(text, { truncate: true });
-    return { text, tokens: sha256(bytesOf(tokens)), embedding: sha256(bytesOf(clip.model.encodeText(tokens))) };
-  }),
+  models: [],
 };
-clip.model.dispose();
+for (const m of MODELS) out.models.push(await hashes(m));
 const file = `${root}test/golden/determinism.json`;
 writeFileSync(file, JSON.stringify(out, null, 2) + "\n");
-console.log(`wrote ${file}: ${images.length} images, ${PROMPTS.length} prompts`);
+console.log(`wrote ${file}: ${MODELS.map((m) => `${m.file}: ${m.images.length} images`).join(", ")}; ${PROMPTS.length} prompts`);

@@ -24,9 +24,10 @@ const ARGS = [
 const LABELS = ["black triangle", "blue star", "green circle", "red diamond"]; // the embedded model's world
 const THREADS = [1, 2, 4];
 const root = new URL("../../", import.meta.url).pathname;
-const golden = JSON.parse(readFileSync(join(root, "test/golden/determinism.json"), "utf8")) as {
-  images: Record<string, { pixels: string; embedding: string }>;
-};
+/** The default model's committed hashes (test/determinism.test.ts). */
+const golden = (JSON.parse(readFileSync(join(root, "test/golden/determinism.json"), "utf8")) as {
+  models: { file: string; images: Record<string, { pixels: string; embedding: string }> }[];
+}).models.find((m) => m.file === "weights/clip-tiny-vit.safetensors")!;
 
 interface PageResult {
   threads: number;
