@@ -14,7 +14,7 @@ const ts = new TsBackend();
 let wasm: WasmBackend[] = []; // threads 1, 2, 3
 
 beforeAll(async () => {
-  wasm = await Promise.all([1, 2, 3].map((threads) => createWasmBackend({ threads })));
+  wasm = await Promise.all([1, 2, 3].map((threads) => createWasmBackend({ threads, minParallelWork: 0 })));
 });
 afterAll(() => wasm.forEach((b) => b.dispose()));
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, test } from "vitest";
-import { createBackend } from "../src/clip.js";
+import { createWasmBackend } from "../src/backend/wasm.js";
 import { TsBackend } from "../src/backend/ts.js";
 import { buildModel, type CLIP } from "../src/model.js";
 import { parseSafetensors } from "../src/weights/safetensors.js";
@@ -20,7 +20,8 @@ for (const name of ["vit", "rn"]) {
 
     for (const threads of [1, 2, 3]) {
       test(`${threads} thread${threads > 1 ? "s" : ""}`, async () => {
-        const model = buildModel(sd, await createBackend({ backend: "wasm", threads }));
+        // minParallelWork 0: even these small kernels are split across the threads
+        const model = buildModel(sd, await createWasmBackend({ threads, minParallelWork: 0 }));
         models.push(model);
         expect(bitsEqual(model.encodeImage(pixels).data, expectedImage.data)).toBe(true);
         expect(bitsEqual(model.encodeText(tokens).data, expectedText.data)).toBe(true);

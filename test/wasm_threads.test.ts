@@ -63,7 +63,7 @@ describe("the pool", () => {
 
   test("many back-to-back jobs on 3 threads give the bits of 1 thread, across memory growth", async () => {
     const one = await createWasmBackend({ threads: 1 });
-    const three = await createWasmBackend({ threads: 3 });
+    const three = await createWasmBackend({ threads: 3, minParallelWork: 0 });
     backends.push(one, three);
     const rnd = (shape: number[], s: number): Tensor => ({
       shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898 + s) * 2),
@@ -81,7 +81,7 @@ describe("the pool", () => {
   });
 
   test("use after dispose throws", async () => {
-    const b = await createWasmBackend({ threads: 2 });
+    const b = await createWasmBackend({ threads: 2, minParallelWork: 0 });
     b.dispose();
     b.dispose();
     expect(() => b.avgPool2d({ shape: [1, 1, 2, 2], data: new Float32Array(4) }, 2)).toThrow(/after dispose/);
@@ -117,7 +117,7 @@ describe("the pool", () => {
       for (const dispose of [false, true]) {
         writeFileSync(join(dir, "main.ts"), `
           import { createWasmBackend } from ${JSON.stringify(pathToFileURL(join(process.cwd(), "src/backend/wasm.ts")).href)};
-          const b = await createWasmBackend({ threads: 3 });
+          const b = await createWasmBackend({ threads: 3, minParallelWork: 0 });
           const y = b.avgPool2d({ shape: [1, 4, 2, 2], data: new Float32Array(16).fill(2) }, 2);
           console.log("ok", y.data.join(","));
           ${dispose ? "b.dispose();" : ""}`);

@@ -17,6 +17,9 @@ const PEAK_OPERANDS = 2048;
 /** Upper bound of one im2col chunk, so a large convolution does not need all its columns at once. */
 const COL_CHUNK_BYTES = 32 << 20;
 const MAX_THREADS = 8;
+/** Below this many multiply-adds (or elements) a kernel runs on the calling thread: waking the workers costs more.
+ *  A unit's bits never depend on the thread that computes it, so this changes only the time. */
+const MIN_PARALLEL_WORK = 1 << 20;
 
 const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2 };
 
@@ -30,6 +33,8 @@ export interface WasmBackendOptions {
   threads?: number;
   /** Where the module and the workers come from (default: Node's fs and worker_threads). */
   platform?: WasmPlatform;
+  /** Kernels with less work (multiply-adds or elements) run on the calling thread alone (default 2^20). */
+  minParallelWork?: number;
 }
 
 export async function createWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
@@ -46,7 +51,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     : new WebAssembly.Memory({ initial: 1 });
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const workers = shared ? await platform.startWorkers({ module, memory, ctrl: CTRL.OFFSET, kernels: KERNELS }, threads - 1) : [];
-  return new WasmBackend(instance.exports as unknown as Exports, memory, workers);
+  return new WasmBackend(instance.exports as unknown as Exports, memory, workers, options.minParallelWork ?? MIN_PARALLEL_WORK);
 }
 
 /**
@@ -63,7 +68,10 @@ export class WasmBackend implements Backend {
   private views: { buffer: ArrayBufferLike; f32: Float32Array; i32: Int32Array; f64: Float64Array } | null = null;
   private disposed = false;
 
-  constructor(private readonly exports: Exports, private readonly memory: WebAssembly.Memory, private readonly workers: WorkerHandle[]) {
+  constructor(
+    private readonly exports: Exports, private readonly memory: WebAssembly.Memory, private readonly workers: WorkerHandle[],
+    private readonly minParallelWork = MIN_PARALLEL_WORK,
+  ) {
     this.threads = workers.length + 1;
   }
 
@@ -124,8 +132,8 @@ export class WasmBackend implements Backend {
     const yp = this.reserve(M * w.N);
     const tiles = Math.ceil(M / MR);
     const ap = this.reserve(tiles * MR * K);
-    this.run("packRows", [xp, M, K, ap], 0, tiles);
-    this.run("gemm", [ap, w.ptr, w.bias, w.bias ? 1 : 0, rp, yp, M, K, w.N, ACT[act]], 0, M > 0 ? Math.ceil(w.N / NR) : 0);
+    this.run("packRows", [xp, M, K, ap], 0, tiles, M * K);
+    this.run("gemm", [ap, w.ptr, w.bias, w.bias ? 1 : 0, rp, yp, M, K, w.N, ACT[act]], 0, M > 0 ? Math.ceil(w.N / NR) : 0, M * K * w.N);
     return tensor(shape, this.read(yp, M * w.N));
   }
 
@@ -153,7 +161,7 @@ export class WasmBackend implements Backend {
         this.run("conv2dImage", [
           xp + n * C * H * W * 4, C, H, W, w.O, w.kh, w.kw, w.stride, w.padding, Ho, Wo,
           w.ptr, w.bias, rp ? rp + n * w.O * P * 4 : 0, yp + n * w.O * P * 4, ACT[act], col, c0,
-        ], c0, Math.min(panels, c0 + chunk));
+        ], c0, Math.min(panels, c0 + chunk), w.O * K * P);
       }
     }
     return tensor(shape, this.read(yp, numel(shape)));
@@ -170,7 +178,7 @@ export class WasmBackend implements Backend {
     this.arena = this.top;
     const xp = this.push(x.data), gp = this.push(weight.data), bp = this.push(bias.data);
     const yp = this.reserve(x.data.length);
-    this.run("layerNorm", [xp, gp, bp, yp, D, eps], 0, rows);
+    this.run("layerNorm", [xp, gp, bp, yp, D, eps], 0, rows, x.data.length * 8);
     return tensor([...x.shape], this.read(yp, x.data.length));
   }
 
@@ -204,7 +212,7 @@ export class WasmBackend implements Backend {
     }
     const out = this.reserve(q.data.length);
     const scratch = this.reserve((scratchBytes / 4) * this.threads); // one slot per thread: any may take any head
-    this.run("attention", [qp, kp, vp, out, B, Lq, Lk, heads, hd, scale, kc, scratch, scratchBytes], 0, B * heads);
+    this.run("attention", [qp, kp, vp, out, B, Lq, Lk, heads, hd, scale, kc, scratch, scratchBytes], 0, B * heads, 2 * B * Lq * Lk * heads * hd);
     return tensor([B, Lq, D], this.read(out, q.data.length));
   }
 
@@ -218,7 +226,7 @@ export class WasmBackend implements Backend {
     this.arena = this.top;
     const xp = this.push(x.data);
     const yp = this.reserve(numel(shape));
-    this.run("avgPool2d", [xp, yp, H, W, k], 0, N * C);
+    this.run("avgPool2d", [xp, yp, H, W, k], 0, N * C, N * C * H * W);
     return tensor(shape, this.read(yp, numel(shape)));
   }
 
@@ -272,12 +280,12 @@ export class WasmBackend implements Backend {
    * out in chunks from a shared counter to whichever thread asks first (this one included), so a thread slowed
    * by other load on the machine takes fewer; a unit's bits do not depend on which thread computes it.
    */
-  private run(name: KernelName, args: number[], u0: number, u1: number): void {
+  private run(name: KernelName, args: number[], u0: number, u1: number, work = Infinity): void {
     const fnIndex = KERNELS.findIndex(([n]) => n === name);
     const withTid = KERNELS[fnIndex][1];
     const call = (tid: number, a: number, b: number) =>
       withTid ? this.exports[name](...args, tid, a, b) : this.exports[name](...args, a, b);
-    if (this.workers.length === 0 || u1 - u0 <= 1) {
+    if (this.workers.length === 0 || u1 - u0 <= 1 || work < this.minParallelWork) {
       if (u1 > u0) call(0, u0, u1);
       return;
     }
