@@ -114,21 +114,7 @@ export function havoc(rng: Rng, input: Uint8Array, hot: readonly number[] = [], 
   return { bytes, how: hows.join("; ") };
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
 /** CRC-32 (zip, PNG, gzip): mutators recompute it so that edits reach the parsers behind the checksum. */
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+export { crc32 } from "../src/crc32.js";
 
 export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);

@@ -5,6 +5,7 @@
 import { Unzlib } from "fflate";
 import { ImageError } from "./errors.js";
 import { bandsOf, checkDimensions, DEFAULT_MAX_PIXELS, type DecodedImage, type ImageMode } from "./types.js";
+import { crc32 } from "../crc32.js";
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 // x0, y0, dx, dy of the seven Adam7 passes.
@@ -23,21 +24,6 @@ const ALLOWED_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 1
 const MAX_INFLATE_RATIO = 1032;
 const INFLATE_SLICE = 32 * 1024;
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(bytes: Uint8Array, start: number, end: number): number {
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 function u32(b: Uint8Array, p: number): number {
   return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
@@ -306,7 +292,7 @@ export function decodePng(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIX
     const end = start + length;
     if (name === "IHDR" || name === "PLTE" || name === "IDAT" || name === "IEND") {
       const stored = u32(bytes, end);
-      const computed = crc32(bytes, pos + 4, end);
+      const computed = crc32(bytes.subarray(pos + 4, end));
       if (stored !== computed) {
         throw new ImageError(
           `PNG: CRC mismatch in ${name} chunk at offset ${pos}: stored ${stored.toString(16)}, computed ${computed.toString(16)}`,

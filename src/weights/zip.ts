@@ -2,6 +2,7 @@
 // central directory entries, local headers; stored and deflate entries.
 import { inflateSync } from "fflate";
 import { WeightsError } from "./errors.js";
+import { crc32 } from "../crc32.js";
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
@@ -55,22 +56,7 @@ class Fields {
   }
 }
 
-let crcTable: Uint32Array | undefined;
-
-export function crc32(data: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  const t = crcTable;
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+export { crc32 } from "../crc32.js";
 
 export class ZipArchive {
   readonly entries: readonly ZipEntry[];
