@@ -77,16 +77,16 @@ export interface LoadedClip {
   tokenize(texts: string | readonly string[], options?: { truncate?: boolean }): TokenTensor;
 }
 
-/** The embedded tiny model (Node): weights/ of this package. */
+/** The embedded tiny model (Node): the ResNet in weights/ of this package, the more accurate of the two (weights/README.md). */
 export async function embeddedModelPaths(): Promise<{ weights: string; vocab: string }> {
   const { existsSync } = await import("node:fs");
   const { fileURLToPath } = await import("node:url");
   // src/clip.ts in the repository, dist/src/clip.js once built
   for (const up of ["../", "../../"]) {
-    const weights = fileURLToPath(new URL(`${up}weights/clip-tiny-vit.safetensors`, import.meta.url));
+    const weights = fileURLToPath(new URL(`${up}weights/clip-tiny-rn.safetensors`, import.meta.url));
     if (existsSync(weights)) return { weights, vocab: fileURLToPath(new URL(`${up}weights/vocab.txt.gz`, import.meta.url)) };
   }
-  throw new Error("the embedded model (weights/clip-tiny-vit.safetensors) is missing from this installation");
+  throw new Error("the embedded model (weights/clip-tiny-rn.safetensors) is missing from this installation");
 }
 
 /** The first of VOCAB_NAMES in the folder of a weights file (Node). */

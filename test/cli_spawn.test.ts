@@ -54,6 +54,6 @@ test("--version, and the embedded default model from any working directory", () 
   const r = clip(["summary"], tmp);
   expect(r.stderr).toBe("");
   expect(r.status).toBe(0);
-  expect(r.stdout).toMatch(/^weights\/clip-tiny-vit\.safetensors \(embedded\): VisionTransformer/);
-  expect(r.stdout).toMatch(/Total parameters: [\d,]+/);
+  expect(r.stdout).toMatch(/^weights\/clip-tiny-rn\.safetensors \(embedded\): ModifiedResNet 64px/);
+  expect(r.stdout).toMatch(/Total parameters: 1,478,681 /);
 });

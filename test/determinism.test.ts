@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { load, type LoadedClip, type LoadOptions } from "../src/clip.js";
+import { embeddedModelPaths, load, type LoadedClip, type LoadOptions } from "../src/clip.js";
 import type { Tensor } from "../src/tensor.js";
 
 interface ModelHashes {
@@ -55,8 +55,9 @@ function embedAll(clip: LoadedClip, m: ModelHashes) {
   return { images: Object.fromEntries(images), texts };
 }
 
-test("the committed hashes are of these embedded models, this vocab and (for the default model) every example image", () => {
-  expect(golden.models.map((m) => m.file)).toEqual(["weights/clip-tiny-vit.safetensors", "weights/clip-tiny-rn.safetensors"]);
+test("the committed hashes are of these embedded models, this vocab and (for the default model) every example image", async () => {
+  expect(golden.models.map((m) => m.file)).toEqual(["weights/clip-tiny-rn.safetensors", "weights/clip-tiny-vit.safetensors"]);
+  expect((await embeddedModelPaths()).weights.endsWith(golden.models[0].file), "the first model is the default").toBe(true);
   for (const m of golden.models) expect(sha256(readFileSync(m.file)), `${m.file} changed; ${REGENERATE}`).toBe(m.sha256);
   expect(sha256(readFileSync(golden.vocab.file)), `${golden.vocab.file} changed; ${REGENERATE}`).toBe(golden.vocab.sha256);
   const onDisk = readdirSync("examples").filter((f) => /\.(png|jpe?g)$/i.test(f)).map((f) => `examples/${f}`).sort();

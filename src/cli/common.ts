@@ -40,7 +40,7 @@ export function packageRoot(): string {
   }
 }
 
-export const DEFAULT_MODEL = "weights/clip-tiny-vit.safetensors";
+export const DEFAULT_MODEL = "weights/clip-tiny-rn.safetensors";
 export const DEFAULT_VOCAB = "weights/vocab.txt.gz";
 
 function embedded(rel: string, flag: string): string {

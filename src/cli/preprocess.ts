@@ -11,7 +11,7 @@ Resizes the short side to N (bicubic), center-crops N×N, converts to RGB and no
 std, as the reference's transform; writes float32 [N_images, 3, N, N].
 
 Options:
-  --size N    output side (default 224; 336 for ViT-L/14@336px; the embedded tiny model uses 32)
+  --size N    output side (default 224; 336 for ViT-L/14@336px; the embedded tiny models use 64)
   --out FILE  the .npy to write`,
 
   async run(argv, io) {

@@ -45,10 +45,17 @@ STD = (0.26862954, 0.26130258, 0.27577711)
 TEXT = dict(context_length=CONTEXT_LENGTH, transformer_width=64, transformer_heads=1, transformer_layers=2)
 CONFIGS = {
     # Heads follow the reference build_model(): width // 64 (ViT, text), width * 32 // 64 (ResNet).
-    "vit": dict(embed_dim=64, image_resolution=RESOLUTION, vision_layers=2, vision_width=64,
+    "vit": dict(embed_dim=64, image_resolution=RESOLUTION, vision_layers=4, vision_width=64,
                 vision_patch_size=8, **TEXT),
     "rn": dict(embed_dim=64, image_resolution=RESOLUTION, vision_layers=(1, 1, 1, 1), vision_width=16,
                vision_patch_size=None, **TEXT),
+}
+
+# Training defaults per tower. The ViT needs twice the steps: it sits on a
+# colour-only plateau for ~800 steps before shape features appear.
+ARCH_DEFAULTS = {
+    "vit": dict(steps=3000, batch=128, lr=2e-3, warm_frac=0.5),
+    "rn": dict(steps=1500, batch=128, lr=2e-3, warm_frac=0.3),
 }
 
 COLOUR_PROMPT = "a photo of a {colour} object"
@@ -242,21 +249,24 @@ def load_exported(path: str) -> CLIP:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", choices=sorted(CONFIGS), required=True)
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--lr", type=float)
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--n-train", type=int, default=30000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=500)
-    ap.add_argument("--warm-frac", type=float, default=0.5,
-                    help="uniform batches phase out over this fraction of the steps")
+    ap.add_argument("--ckpt-every", type=int, default=200)
+    ap.add_argument("--warm-frac", type=float, help="uniform batches phase out over this fraction of the steps")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="/tmp/clip-ts-train-cache")
     ap.add_argument("--out", default=None, help="default weights/clip-tiny-<arch>.safetensors")
     ap.add_argument("--log", default=None, help="JSON summary, default tools/train/runs/<arch>.json")
     args = ap.parse_args()
+    for k, v in ARCH_DEFAULTS[args.arch].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
 
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
@@ -337,9 +347,31 @@ def main() -> None:
         pool = pools[kind][int(torch.randint(len(pools[kind]), (1,), generator=gen))]
         return pool[torch.randint(len(pool), (args.batch,), generator=gen)].numpy()
 
-    history = []
-    t0 = time.time()
-    for step in range(args.steps):
+    # The machine is shared and runs get killed now and then: checkpoint every
+    # ckpt_every steps with every RNG state, so a rerun of the same command
+    # resumes bit-for-bit where it stopped.
+    run_key = hashlib.sha256(json.dumps([config, {k: v for k, v in vars(args).items()
+                                                  if k not in ("out", "log", "eval_every")},
+                                         data.render_version(), open(VOCAB, "rb").read().hex()],
+                                        sort_keys=True).encode()).hexdigest()[:16]
+    ckpt_path = os.path.join(args.cache, f"ckpt-{args.arch}-{run_key}.pt")
+    history: list = []
+    start, elapsed = 0, 0.0
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        gen.set_state(ck["gen"])
+        cap_rng.setstate(ck["cap_rng"])
+        start, elapsed, history = ck["step"], ck["elapsed"], ck["history"]
+        print(f"resumed from {ckpt_path} at step {start}", flush=True)
+    t0 = time.time() - elapsed
+    for step in range(start, args.steps):
+        if step > start and step % args.ckpt_every == 0:
+            torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), gen=gen.get_state(),
+                            cap_rng=cap_rng.getstate(), step=step, elapsed=time.time() - t0,
+                            history=history), ckpt_path + ".tmp")
+            os.replace(ckpt_path + ".tmp", ckpt_path)
         kind = batch_kind(step)
         idx = draw_batch(kind)
         images = to_input(train_u8[idx])
@@ -365,6 +397,8 @@ def main() -> None:
             history.append(msg)
             print(json.dumps(msg), flush=True)
     train_seconds = time.time() - t0
+    if os.path.exists(ckpt_path):
+        os.remove(ckpt_path)
 
     out = args.out or os.path.join(WEIGHTS, f"clip-tiny-{args.arch}.safetensors")
     meta_config = dict(config, vision_layers=list(config["vision_layers"])
