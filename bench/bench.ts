@@ -212,6 +212,21 @@ function report(o: Options, measured: Measured[], notes: string[]): string {
     ...lines,
   ];
 
+  // throughput with more threads relative to the fewest measured, per engine (same cells, same run)
+  const counts = [...new Set(rowKeys.map((r) => r.threads))].sort((a, b) => a - b);
+  if (counts.length > 1) {
+    const base = counts[0];
+    const scaled = engines.filter((e) => e !== "clip-ts ts");
+    out.push("", `Speed-up over ${base} thread${base > 1 ? "s" : ""} (time at ${base} ÷ time at t; t× would be perfect):`, "",
+      `| model | input | batch | t | ${scaled.join(" | ")} |`, `|---|---|---|---|${scaled.map(() => "---").join("|")}|`);
+    for (const r of rowKeys.filter((r) => r.threads !== base)) {
+      const m = cells.get(key(r.model, r.input, r.batch, r.threads))!;
+      const b = cells.get(key(r.model, r.input, r.batch, base));
+      const ratio = (e: EngineName) => (m.has(e) && b?.has(e) ? `${(median(b.get(e)!.times) / median(m.get(e)!.times)).toFixed(2)}×` : "–");
+      out.push(`| ${MODEL_IDS[r.model]} | ${INPUT_LABEL[r.input]} | ${r.batch} | ${r.threads} | ${scaled.map(ratio).join(" | ")} |`);
+    }
+  }
+
   const mem = measured.filter((m): m is Measured & { result: { ok: true } } => m.result.ok);
   if (mem.length) {
     out.push("", "| engine | model | threads | load ms | peak RSS after load + first cell, MiB | peak RSS, MiB | wasm memory, MiB |", "|---|---|---|---|---|---|---|");

@@ -3,9 +3,15 @@
 // on one thread (12 chains whose mul waits for the add before it: an in-cache GEMM passes it by up to ~5%). Two
 // rates: per second of wall clock, and per CPU-second of this process (what each thread achieves while it runs:
 // other load on the machine lowers the first, hardly the second).
+// Peers on the same shapes, one thread, when installed: XNNPACK's wasm SIMD GEMM (tfjs-backend-wasm's matMul) and
+// ONNX Runtime's MLAS, as wasm (onnxruntime-web) and native (onnxruntime-node), on a bias-free nn.Linear exported by
+// tools/onnx/export_onnx.py (its weight a constant, as in a model). Peers report wall clock only.
 // Run: npm run bench:gemm (after npm run build:wasm)
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { createWasmBackend } from "../src/backend/wasm.js";
 import type { Tensor } from "../src/tensor.js";
+import { CACHE_DIR, present } from "./models.js";
 
 const SHAPES: [number, number, number][] = [[50, 768, 3072], [50, 3072, 768], [1024, 1024, 1024]];
 /** RN50 3×3 convolutions (stride 1, padding 1, bias, ReLU): [C = O, H = W]; as a GEMM M = O, K = 9·C, N = H·W. */
@@ -64,3 +70,67 @@ for (const threads of [1, 2]) {
   }
   b.dispose();
 }
+
+/** Best GFLOP/s over ROUNDS rounds of about 0.2 s, wall clock, for an asynchronous call. */
+async function bestAsync(flops: number, fn: () => Promise<void>): Promise<number> {
+  await fn();
+  let wall = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    let reps = 0, dt = 0;
+    const t0 = performance.now();
+    do {
+      await fn();
+      reps++;
+      dt = performance.now() - t0;
+    } while (dt < 200);
+    wall = Math.max(wall, (flops * reps) / dt / 1e6);
+  }
+  return wall;
+}
+
+const peerLine = (what: string, peer: string, g: number) =>
+  console.log(`${what}, 1 thread: ${peer} ${g.toFixed(1)} GFLOP/s wall clock (${((100 * g) / peak).toFixed(0)}% of the wasm peak)`);
+
+try {
+  const tf = await import("@tensorflow/tfjs-core");
+  const wasm = await import("@tensorflow/tfjs-backend-wasm");
+  wasm.setThreadsCount(1);
+  await tf.setBackend("wasm");
+  if (!tf.env().getBool("WASM_HAS_SIMD_SUPPORT")) throw new Error("its SIMD build did not load");
+  for (const [M, K, N] of SHAPES) {
+    const x = tf.randomUniform([M, K], -1, 1), w = tf.randomUniform([K, N], -1, 1);
+    peerLine(`${M}×${K}×${N}`, "XNNPACK (tfjs-backend-wasm)", await bestAsync(2 * M * K * N, async () => {
+      const y = tf.matMul(x, w);
+      y.dataSync();
+      y.dispose();
+    }));
+  }
+} catch (e) {
+  console.log(`XNNPACK (tfjs-backend-wasm): not measured — ${(e as Error).message.split("\n")[0]}`);
+}
+
+interface OrtLike {
+  Tensor: new (type: string, data: Float32Array, dims: number[]) => unknown;
+  InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<{ run(f: Record<string, unknown>): Promise<unknown>; release(): Promise<void> }> };
+  env: { wasm: { numThreads?: number; simd?: boolean } };
+}
+for (const [peer, pkg] of [["ORT-web (MLAS wasm)", "onnxruntime-web"], ["ORT-node (MLAS native)", "onnxruntime-node"]] as const) {
+  try {
+    const ort = (await import(pkg)) as OrtLike;
+    const options = pkg === "onnxruntime-web"
+      ? { executionProviders: ["wasm"], graphOptimizationLevel: "all" }
+      : { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: 1, interOpNumThreads: 1 };
+    if (pkg === "onnxruntime-web") ort.env.wasm.numThreads = 1;
+    for (const [M, K, N] of SHAPES) {
+      const file = join(CACHE_DIR, `gemm-${M}x${K}x${N}.onnx`);
+      if (!present(file)) throw new Error(`${file} missing: run /usr/bin/python3 tools/onnx/export_onnx.py`);
+      const session = await ort.InferenceSession.create(new Uint8Array(await readFile(file)), options);
+      const x = new ort.Tensor("float32", random([M, K]).data, [M, K]);
+      peerLine(`${M}×${K}×${N}`, peer, await bestAsync(2 * M * K * N, async () => void (await session.run({ x }))));
+      await session.release();
+    }
+  } catch (e) {
+    console.log(`${peer}: not measured — ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+process.exit(0); // ORT-web's worker and tfjs keep the event loop alive

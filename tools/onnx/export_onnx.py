@@ -11,7 +11,9 @@ where bench/ looks for them:
   <file>.safetensors   the same weights, fp32 (int64 for num_batches_tracked), so
                        clip-ts runs exactly what ONNX Runtime runs
   <file>.json          what was exported (seed, torch version, opset, config)
-where <file> is the model name with "/" and "@" replaced by "-".
+where <file> is the model name with "/" and "@" replaced by "-"; and for `npm run bench:gemm`
+  gemm-MxKxN.onnx      y = x @ W for x float32 [M, K] (input "x"), W [K, N] a constant: torch.nn.Linear(K, N,
+                       bias=False), the ViT MLP shapes and a cube (--gemm)
 
 Usage (from the project root or anywhere):
   CLIP_REPO=/work/ref /usr/bin/python3 tools/onnx/export_onnx.py [--models RN50,ViT-B/32] [--out DIR] [--seed N] [--opset N]
@@ -132,19 +134,33 @@ def export(tower, example, input_name, path, opset):
     os.replace(tmp, path)
 
 
+def export_gemms(shapes, out, seed, opset):
+    for m, k, n in shapes:
+        torch.manual_seed(seed)
+        layer = torch.nn.Linear(k, n, bias=False).eval()
+        path = os.path.join(out, f"gemm-{m}x{k}x{n}.onnx")
+        tmp = path + ".tmp"
+        torch.onnx.export(layer, (torch.randn(m, k),), tmp, opset_version=opset, input_names=["x"], output_names=["y"])
+        os.replace(tmp, path)
+        print(f"gemm {m}x{k}x{n} -> {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="RN50,ViT-B/32")
     parser.add_argument("--out", default=os.environ.get("CLIP_TS_BENCH_CACHE", os.path.join(ROOT, ".cache", "onnx")))
     parser.add_argument("--seed", type=int, default=20240101)
     parser.add_argument("--opset", type=int, default=14)
+    parser.add_argument("--gemm", default="50x768x3072,50x3072x768,1024x1024x1024",
+                        help="GEMM shapes MxKxN for bench/gemm.ts (empty: none)")
     args = parser.parse_args()
 
     ref = load_reference_model_module()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-    for name in args.models.split(","):
+    export_gemms([tuple(int(v) for v in s.split("x")) for s in args.gemm.split(",") if s], args.out, args.seed, args.opset)
+    for name in filter(None, args.models.split(",")):
         cfg = read_config(name)
         stem = os.path.join(args.out, file_stem(name))
         t0 = time.time()
