@@ -59,7 +59,7 @@ export interface BrowserLoadOptions extends BrowserBackendOptions {
 
 /** The embedded tiny model, relative to the bundle (dist/browser/clip-ts.js → weights/ of the package). */
 export const EMBEDDED_MODEL_URLS = {
-  weights: new URL("../../weights/clip-tiny-vit.safetensors", import.meta.url).href,
+  weights: new URL("../../weights/clip-tiny-rn.safetensors", import.meta.url).href,
   vocab: new URL("../../weights/vocab.txt.gz", import.meta.url).href,
 };
 
