@@ -20,6 +20,9 @@ const MAX_THREADS = 8;
 /** Below this many multiply-adds (or elements) a kernel runs on the calling thread: waking the workers costs more.
  *  A unit's bits never depend on the thread that computes it, so this changes only the time. */
 const MIN_PARALLEL_WORK = 1 << 20;
+/** Work of one element of a memory-bound kernel (copy, normalise, pool) in multiply-adds: the SIMD GEMM does about
+ *  this many in the time one float goes through memory. */
+const ELEMENT_WORK = 8;
 
 const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2 };
 
@@ -132,7 +135,7 @@ export class WasmBackend implements Backend {
     const yp = this.reserve(M * w.N);
     const tiles = Math.ceil(M / MR);
     const ap = this.reserve(tiles * MR * K);
-    this.run("packRows", [xp, M, K, ap], 0, tiles, M * K);
+    this.run("packRows", [xp, M, K, ap], 0, tiles, M * K * ELEMENT_WORK);
     this.run("gemm", [ap, w.ptr, w.bias, w.bias ? 1 : 0, rp, yp, M, K, w.N, ACT[act]], 0, M > 0 ? Math.ceil(w.N / NR) : 0, M * K * w.N);
     return tensor(shape, this.read(yp, M * w.N));
   }
@@ -178,7 +181,7 @@ export class WasmBackend implements Backend {
     this.arena = this.top;
     const xp = this.push(x.data), gp = this.push(weight.data), bp = this.push(bias.data);
     const yp = this.reserve(x.data.length);
-    this.run("layerNorm", [xp, gp, bp, yp, D, eps], 0, rows, x.data.length * 8);
+    this.run("layerNorm", [xp, gp, bp, yp, D, eps], 0, rows, x.data.length * ELEMENT_WORK);
     return tensor([...x.shape], this.read(yp, x.data.length));
   }
 
@@ -226,7 +229,7 @@ export class WasmBackend implements Backend {
     this.arena = this.top;
     const xp = this.push(x.data);
     const yp = this.reserve(numel(shape));
-    this.run("avgPool2d", [xp, yp, H, W, k], 0, N * C, N * C * H * W);
+    this.run("avgPool2d", [xp, yp, H, W, k], 0, N * C, N * C * H * W * ELEMENT_WORK);
     return tensor(shape, this.read(yp, numel(shape)));
   }
 

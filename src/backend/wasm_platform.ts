@@ -46,10 +46,10 @@ export const CTRL = {
   U1: 5, // end of the units
   CHUNK: 6, // units taken at a time
   ERROR: 7,
-  CHUNKS_PER_THREAD: 4, // enough to even out a slow thread, few enough to keep each call's setup negligible
+  CHUNKS_PER_THREAD: 16, // enough to even out a slow thread, few enough to keep each call's setup negligible
   ARGS_BYTE: 64,
   MAX_ARGS: 24,
-  SPINS: 20000, // polls before sleeping in Atomics.wait: jobs come back to back within a forward pass
+  SPINS: 100000, // polls before sleeping in Atomics.wait: jobs come back to back within a forward pass
 } as const;
 
 /**
