@@ -16,6 +16,8 @@ const USAGE = `usage: npm run bench -- [options]
   --peers web,node|none   ONNX Runtime peers (default: web,node; none with --backend ts)
   --batch 1,8             batch sizes (default: 1,8; the TS backend always runs batch 1 only)
   --runs N                timed runs per cell after warm-up (default 10, --quick 3; TS backend: 2, --quick 1)
+  --rounds N              runs are split into N rounds over all jobs, each job a fresh process per round, so that
+                          a slow spell of the machine falls on every engine and thread count alike (default 2)
   --quick                 fewer runs
   --json FILE             also write every timing as JSON
 Weights: .cache/onnx/<model>.safetensors (or $CLIP_TS_BENCH_CACHE/…) when tools/onnx/export_onnx.py has made it:
@@ -30,6 +32,7 @@ interface Options {
   batches: number[];
   quick: boolean;
   runs?: number;
+  rounds: number;
   json?: string;
 }
 
@@ -50,7 +53,7 @@ function positiveInts(value: string, flag: string): number[] {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { models: Object.keys(MODEL_IDS), threads: [1, 2], backends: ["wasm", "ts"], peers: ["web", "node"], batches: [1, 8], quick: false };
+  const o: Options = { models: Object.keys(MODEL_IDS), threads: [1, 2], backends: ["wasm", "ts"], peers: ["web", "node"], batches: [1, 8], quick: false, rounds: 2 };
   let peersGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -75,6 +78,7 @@ function parseArgs(argv: string[]): Options {
       }
       case "--batch": o.batches = positiveInts(value(), flag); break;
       case "--runs": [o.runs] = positiveInts(value(), flag); break;
+      case "--rounds": [o.rounds] = positiveInts(value(), flag); break;
       case "--quick": o.quick = true; break;
       case "--json": o.json = value(); break;
       case "--help": case "-h": console.log(USAGE); process.exit(0); break;
@@ -107,6 +111,18 @@ function runChild(job: Job): Promise<JobResult> {
   });
 }
 
+/** One job's results from two rounds: times concatenated, the first round's load time and features, peaks maxed. */
+function pool(a: JobResult, b: JobResult): JobResult {
+  if (!a.ok) return a;
+  if (!b.ok) return b;
+  return {
+    ...a,
+    cells: a.cells.map((c, i) => ({ ...c, times: [...c.times, ...b.cells[i].times] })),
+    peakRssAfterFirstMiB: Math.max(a.peakRssAfterFirstMiB, b.peakRssAfterFirstMiB),
+    peakRssMiB: Math.max(a.peakRssMiB, b.peakRssMiB),
+  };
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -135,16 +151,24 @@ async function main(o: Options): Promise<void> {
     }
     // the TS kernels are single-threaded and slow: batch 1 only, few runs
     if (o.backends.includes("ts")) jobs.push({ model, engine: "clip-ts ts", threads: 1, cells: cellsFor([1]), warmup: tsWarmup, runs: tsRuns, weights });
-    for (const job of jobs) {
-      say(`${job.engine}, ${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""}…`);
-      const result = await runChild(job);
-      if (!result.ok) {
-        const note = `${job.engine} (${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""}): not measured — ${result.reason}`;
-        say(note);
-        notes.push(note);
+    // Round r runs its share of each job's runs; the times of all rounds are pooled per job.
+    const results: JobResult[] = [];
+    const rounds = Math.max(1, Math.min(o.rounds, ...jobs.map((j) => j.runs)));
+    for (let r = 0; r < rounds; r++) {
+      for (const [i, job] of jobs.entries()) {
+        if (results[i] && !results[i].ok) continue;
+        const share = Math.floor(job.runs / rounds) + (r < job.runs % rounds ? 1 : 0);
+        say(`${job.engine}, ${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""} (round ${r + 1}/${rounds})…`);
+        const result = await runChild({ ...job, runs: share });
+        if (!result.ok) {
+          const note = `${job.engine} (${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""}): not measured — ${result.reason}`;
+          say(note);
+          notes.push(note);
+        }
+        results[i] = results[i] ? pool(results[i], result) : result;
       }
-      measured.push({ job, result });
     }
+    jobs.forEach((job, i) => measured.push({ job, result: results[i] }));
   }
   console.log(report(o, measured, notes));
   if (o.json) writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), options: o, measured }, null, 1));
