@@ -11,7 +11,9 @@ import {
   ImageError,
   resizeBicubic,
   resizedSize,
+  resizeCenterCrop,
   resizeImage,
+  resizeShortSide,
   resizeNearest,
   toTensorNormalize,
   type PixelImage,
@@ -73,6 +75,59 @@ describe("Pillow resize invariants", () => {
     expect(same.data).not.toBe(img.data);
     expect(() => resizeImage(img, 0, 5)).toThrow(ImageError);
     expect(() => resizeBicubic(img.data as Uint8Array, 2, 1, 3, 3, 0)).toThrow(/invalid target size 3x0/);
+  });
+});
+
+describe("windowed resize (only the centre crop is resampled)", () => {
+  const modes = ["L", "LA", "RGB", "RGBA", "I", "P", "1"] as const;
+  const image = (mode: (typeof modes)[number], width: number, height: number, seed: number): PixelImage => {
+    const bands = { L: 1, LA: 2, RGB: 3, RGBA: 4, I: 1, P: 1, 1: 1 }[mode];
+    let s = seed >>> 0;
+    const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+    const n = width * height * bands;
+    if (mode === "I") return { mode, width, height, data: Int32Array.from({ length: n }, () => (next() % 70000) - 2000) };
+    const data = Uint8Array.from({ length: n }, () => (mode === "1" ? (next() & 1) * 255 : next() >>> 24));
+    return mode === "P" ? { mode, width, height, data, palette: new Uint8Array(768).fill(7) } : { mode, width, height, data } as PixelImage;
+  };
+  const crop = (img: PixelImage, x: number, y: number, w: number, h: number): number[] => {
+    const bands = img.data.length / (img.width * img.height);
+    const out: number[] = [];
+    for (let r = y; r < y + h; r++) out.push(...img.data.subarray((r * img.width + x) * bands, (r * img.width + x + w) * bands));
+    return out;
+  };
+
+  it("gives the pixels of the whole resize, cropped, for every mode, size and window", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...modes), fc.integer({ min: 1, max: 24 }), fc.integer({ min: 1, max: 24 }),
+        fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 40 }), fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.nat(),
+        (mode, w, h, outW, outH, a, b, c, d, seed) => {
+          const img = image(mode, w, h, seed);
+          const x = a % outW, y = b % outH, cw = 1 + (c % (outW - x)), chh = 1 + (d % (outH - y));
+          const part = resizeImage(img, outW, outH, { x, y, width: cw, height: chh });
+          expect([part.width, part.height, part.mode]).toEqual([cw, chh, mode]);
+          expect(Array.from(part.data)).toEqual(crop(resizeImage(img, outW, outH), x, y, cw, chh));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("resizeCenterCrop equals CenterCrop(Resize) and handles a 1x100000 image", () => {
+    for (const [w, h, n] of [[1, 300, 16], [300, 2, 32], [61, 200, 32], [7, 7, 224], [224, 500, 224]]) {
+      const img = image("RGB", w, h, w * h);
+      const whole = centerCrop(resizeShortSide(img, n, 1e9), n);
+      expect(Array.from(resizeCenterCrop(img, n).data)).toEqual(Array.from(whole.data));
+    }
+    // resized whole it would be 224 x 22,400,000 pixels; the crop alone is 224 x 224
+    const thin = resizeCenterCrop(image("RGB", 1, 100_000, 5), 224);
+    expect([thin.width, thin.height, thin.data.length]).toEqual([224, 224, 224 * 224 * 3]);
+  });
+
+  it("refuses a window outside the output", () => {
+    const img = image("RGB", 4, 4, 1);
+    expect(() => resizeImage(img, 8, 8, { x: 4, y: 0, width: 5, height: 1 })).toThrow(/window 5x1 at \(4, 0\)/);
+    expect(() => resizeImage(img, 8, 8, { x: 0, y: 0, width: 0, height: 1 })).toThrow(ImageError);
   });
 });
 

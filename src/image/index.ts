@@ -13,6 +13,7 @@ export {
   preprocess,
   resizedSize,
   resizeShortSide,
+  resizeCenterCrop,
   toTensorNormalize,
   type PreprocessOptions,
   type PreprocessResult,

@@ -24,17 +24,18 @@ interface Coeffs {
   weights: Float64Array;
 }
 
-function bicubicCoeffs(inSize: number, outSize: number): Coeffs {
+/** Coefficients of output positions [first, first + count) of a resize from inSize to outSize. */
+function bicubicCoeffs(inSize: number, outSize: number, first: number, n: number): Coeffs {
   // The box is the whole input: in0 = 0, in1 = inSize (floats in Pillow, exact for these sizes).
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
   const support = BICUBIC_SUPPORT * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const weights = new Float64Array(outSize * ksize);
+  const bounds = new Int32Array(n * 2);
+  const weights = new Float64Array(n * ksize);
   const ss = 1 / filterscale;
-  for (let xx = 0; xx < outSize; xx++) {
-    const center = (xx + 0.5) * scale;
+  for (let xx = 0; xx < n; xx++) {
+    const center = (first + xx + 0.5) * scale;
     const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
     const count = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
     const base = xx * ksize;
@@ -145,69 +146,90 @@ function vertical32(src: Int32Array, w: number, outH: number, c: Coeffs, shift: 
 }
 
 /**
+ * A rectangle of a resize's output: columns [x, x + width), rows [y, y + height). Each output pixel depends only
+ * on its own position and the input, so a window of the output is computed alone, to the same bits: a thin image's
+ * centre crop without the 224 × 22,400,000 resize around it.
+ */
+export interface Window {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** Rows [y0, y0 + rows) of an interleaved image, columns [x0, x0 + w) only. */
+function cropRows<T extends Uint8Array | Int32Array>(src: T, inW: number, bands: number, x0: number, w: number, y0: number, rows: number): T {
+  const out = new (src.constructor as new (n: number) => T)(w * rows * bands);
+  for (let y = 0; y < rows; y++) {
+    const s = ((y0 + y) * inW + x0) * bands;
+    out.set(src.subarray(s, s + w * bands), y * w * bands);
+  }
+  return out;
+}
+
+/**
  * ImagingResampleInner's plan: a pass is skipped when its dimension does not change, and the horizontal pass only
- * computes the input rows the vertical pass will read.
+ * computes the input rows the vertical pass will read; here also only the window's columns and rows.
  */
 function twoPass<T extends Uint8Array | Int32Array>(
   src: T,
   inW: number,
   inH: number,
+  bands: number,
   outW: number,
   outH: number,
+  win: Window,
   horizontal: (src: T, y0: number, rows: number, c: Coeffs) => T,
   vertical: (src: T, w: number, c: Coeffs, shift: number) => T,
 ): T {
   const needH = outW !== inW;
   const needV = outH !== inH;
-  const ch = bicubicCoeffs(inW, outW);
-  const cv = bicubicCoeffs(inH, outH);
-  const yFirst = cv.bounds[0];
-  const yLast = cv.bounds[2 * outH - 2] + cv.bounds[2 * outH - 1];
-  let img = src;
-  let shift = 0;
-  if (needH) {
-    img = horizontal(src, yFirst, yLast - yFirst, ch);
-    shift = yFirst;
-  }
-  if (needV) img = vertical(img, needH ? outW : inW, cv, shift);
-  return img === src ? (src.slice() as T) : img;
+  const ch = bicubicCoeffs(inW, outW, win.x, win.width);
+  const cv = needV ? bicubicCoeffs(inH, outH, win.y, win.height) : null;
+  // the input rows the vertical pass reads (without one: the window's own rows)
+  const yFirst = cv ? cv.bounds[0] : win.y;
+  const yLast = cv ? cv.bounds[2 * win.height - 2] + cv.bounds[2 * win.height - 1] : win.y + win.height;
+  const rows = needH ? horizontal(src, yFirst, yLast - yFirst, ch) : cropRows(src, inW, bands, win.x, win.width, yFirst, yLast - yFirst);
+  return cv ? vertical(rows, win.width, cv, yFirst) : rows;
 }
 
-function checkTarget(w: number, h: number): void {
+function checkTarget(w: number, h: number, win?: Window): Window {
   if (!Number.isSafeInteger(w) || !Number.isSafeInteger(h) || w < 1 || h < 1) {
     throw new ImageError(`resize: invalid target size ${w}x${h}`);
   }
+  if (!win) return { x: 0, y: 0, width: w, height: h };
+  const { x, y, width, height } = win;
+  if (![x, y, width, height].every(Number.isSafeInteger) || x < 0 || y < 0 || width < 1 || height < 1 || x + width > w || y + height > h) {
+    throw new ImageError(`resize: window ${width}x${height} at (${x}, ${y}) is not inside the ${w}x${h} output`);
+  }
+  return win;
 }
 
-/** Pillow BICUBIC resize of an 8-bit image with `bands` interleaved channels (no premultiplication). */
-export function resizeBicubic(src: Uint8Array, width: number, height: number, bands: number, outW: number, outH: number): Uint8Array {
-  checkTarget(outW, outH);
+/** Pillow BICUBIC resize of an 8-bit image with `bands` interleaved channels (no premultiplication); `window`: only
+ * that part of the output. */
+export function resizeBicubic(
+  src: Uint8Array, width: number, height: number, bands: number, outW: number, outH: number, window?: Window,
+): Uint8Array {
+  const win = checkTarget(outW, outH, window);
   return twoPass(
-    src,
-    width,
-    height,
-    outW,
-    outH,
-    (s, y0, rows, c) => horizontal8(s, width, bands, y0, rows, outW, c),
-    (s, w, c, shift) => vertical8(s, w, bands, outH, c, shift),
+    src, width, height, bands, outW, outH, win,
+    (s, y0, rows, c) => horizontal8(s, width, bands, y0, rows, win.width, c),
+    (s, w, c, shift) => vertical8(s, w, bands, win.height, c, shift),
   );
 }
 
 /** Pillow BICUBIC resize of a mode "I" (int32) image: double-precision accumulation, rounded per pass. */
-export function resizeBicubicInt32(src: Int32Array, width: number, height: number, outW: number, outH: number): Int32Array {
-  checkTarget(outW, outH);
+export function resizeBicubicInt32(src: Int32Array, width: number, height: number, outW: number, outH: number, window?: Window): Int32Array {
+  const win = checkTarget(outW, outH, window);
   return twoPass(
-    src,
-    width,
-    height,
-    outW,
-    outH,
-    (s, y0, rows, c) => horizontal32(s, width, y0, rows, outW, c),
-    (s, w, c, shift) => vertical32(s, w, outH, c, shift),
+    src, width, height, 1, outW, outH, win,
+    (s, y0, rows, c) => horizontal32(s, width, y0, rows, win.width, c),
+    (s, w, c, shift) => vertical32(s, w, win.height, c, shift),
   );
 }
 
-/** Pillow NEAREST resize (ImagingScaleAffine): source positions accumulate in doubles from half a step in. */
+/** Pillow NEAREST resize (ImagingScaleAffine): source positions accumulate in doubles from half a step in (from
+ * the output's first row and column even for a window, so that the sums are Pillow's). */
 export function resizeNearest<T extends Uint8Array | Int32Array>(
   src: T,
   width: number,
@@ -215,23 +237,25 @@ export function resizeNearest<T extends Uint8Array | Int32Array>(
   bands: number,
   outW: number,
   outH: number,
+  window?: Window,
 ): T {
-  checkTarget(outW, outH);
-  const out = new (src.constructor as new (n: number) => T)(outW * outH * bands);
+  const win = checkTarget(outW, outH, window);
+  const out = new (src.constructor as new (n: number) => T)(win.width * win.height * bands);
   const ax = width / outW;
   const ay = height / outH;
-  const xin = new Int32Array(outW);
+  const xin = new Int32Array(win.width);
   let xo = ax * 0.5;
-  for (let x = 0; x < outW; x++, xo += ax) xin[x] = xo < 0 ? -1 : Math.trunc(xo);
+  for (let x = 0; x < win.x + win.width; x++, xo += ax) if (x >= win.x) xin[x - win.x] = xo < 0 ? -1 : Math.trunc(xo);
   let yo = ay * 0.5;
-  for (let y = 0; y < outH; y++, yo += ay) {
+  for (let y = 0; y < win.y + win.height; y++, yo += ay) {
+    if (y < win.y) continue;
     const yi = yo < 0 ? -1 : Math.trunc(yo);
     if (yi < 0 || yi >= height) continue; // Pillow leaves such rows zero-filled
-    for (let x = 0; x < outW; x++) {
+    for (let x = 0; x < win.width; x++) {
       const xi = xin[x];
       if (xi < 0 || xi >= width) continue;
       const s = (yi * width + xi) * bands;
-      const o = (y * outW + x) * bands;
+      const o = ((y - win.y) * win.width + x) * bands;
       for (let b = 0; b < bands; b++) out[o + b] = src[s + b];
     }
   }
@@ -261,21 +285,21 @@ function unpremultiply(data: Uint8Array, bands: number): Uint8Array {
   return data;
 }
 
-/** `img.resize((outW, outH), Image.BICUBIC)` in Pillow 9.4, including its per-mode rules. */
-export function resizeImage(img: PixelImage, outW: number, outH: number): PixelImage {
-  checkTarget(outW, outH);
+/** `img.resize((outW, outH), Image.BICUBIC)` in Pillow 9.4, including its per-mode rules; with `window`, only that
+ * part of the result (the same pixels as a crop of the whole). */
+export function resizeImage(img: PixelImage, outW: number, outH: number, window?: Window): PixelImage {
+  const win = checkTarget(outW, outH, window);
   const { width, height } = img;
-  const size = { width: outW, height: outH };
-  if (img.mode === "I") {
-    const data = outW === width && outH === height ? img.data.slice() : resizeBicubicInt32(img.data, width, height, outW, outH);
-    return { mode: "I", ...size, data };
-  }
+  const size = { width: win.width, height: win.height };
   const bands = bandsOf(img.mode);
+  if (outW === width && outH === height) {
+    return { ...img, ...size, data: cropRows(img.data, width, bands, win.x, win.width, win.y, win.height) } as PixelImage;
+  }
+  if (img.mode === "I") return { mode: "I", ...size, data: resizeBicubicInt32(img.data, width, height, outW, outH, win) };
   let data: Uint8Array;
-  if (outW === width && outH === height) data = img.data.slice();
-  else if (img.mode === "1" || img.mode === "P") data = resizeNearest(img.data, width, height, bands, outW, outH);
+  if (img.mode === "1" || img.mode === "P") data = resizeNearest(img.data, width, height, bands, outW, outH, win);
   else if (img.mode === "LA" || img.mode === "RGBA") {
-    data = unpremultiply(resizeBicubic(premultiply(img.data, bands), width, height, bands, outW, outH), bands);
-  } else data = resizeBicubic(img.data, width, height, bands, outW, outH);
+    data = unpremultiply(resizeBicubic(premultiply(img.data, bands), width, height, bands, outW, outH, win), bands);
+  } else data = resizeBicubic(img.data, width, height, bands, outW, outH, win);
   return { mode: img.mode, ...size, data, ...(img.palette ? { palette: img.palette } : {}) };
 }

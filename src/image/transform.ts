@@ -37,6 +37,19 @@ function checkResized(width: number, height: number, size: number, maxPixels: nu
   checkDimensions(w, h, maxPixels, `resizing ${width}x${height} to short side ${size}`);
 }
 
+/**
+ * `CenterCrop(size)(Resize(size)(img))` computed as one windowed resize: the same pixels, but only the crop is
+ * resampled, so a thin image (1x100000 → 224x22400000 before the crop) costs no more than its input.
+ */
+export function resizeCenterCrop(img: PixelImage, size: number): PixelImage {
+  checkSize(size);
+  const [w, h] = resizedSize(img.width, img.height, size);
+  if (w === img.width && h === img.height) return centerCrop(img, size);
+  // the resized image is at least size × size (its short side is size), so the crop needs no padding
+  const win = { x: roundHalfEven((w - size) / 2), y: roundHalfEven((h - size) / 2), width: size, height: size };
+  return resizeImage(img, w, h, win);
+}
+
 // Python's round(): halves go to the even neighbour.
 function roundHalfEven(v: number): number {
   const f = Math.floor(v);
@@ -87,7 +100,7 @@ export function toTensorNormalize(rgb: Uint8Array, width: number, height: number
 export interface PreprocessOptions {
   /** Output side (CLIP's n_px: 224, or 336 for ViT-L/14@336px). */
   size?: number;
-  /** Refuse images declaring more pixels than this, or whose resized size is larger, before allocating them. */
+  /** Refuse images declaring more pixels than this before allocating them. */
   maxPixels?: number;
 }
 
@@ -107,10 +120,8 @@ export function preprocess(input: Uint8Array | RawImage, options: PreprocessOpti
   const size = options.size ?? 224;
   checkSize(size);
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  // The resized size is checked from the header: a thin image is refused before its slow, row-by-row decode.
-  const onHeader = (width: number, height: number): void => checkResized(width, height, size, maxPixels);
-  const img: DecodedImage = input instanceof Uint8Array ? decodeImage(input, { maxPixels, onHeader }) : fromRaw(input, { maxPixels });
-  const cropped = centerCrop(resizeShortSide(img, size, maxPixels), size);
+  const img: DecodedImage = input instanceof Uint8Array ? decodeImage(input, { maxPixels }) : fromRaw(input, { maxPixels });
+  const cropped = resizeCenterCrop(img, size);
   const data = toTensorNormalize(convertToRGB(cropped), size, size);
   return { data, shape: [1, 3, size, size], decoder: img.decoder, exact: img.exact };
 }

@@ -318,6 +318,11 @@ def main():
     png("rgb_land_513x256_n64", 64, 513, 256, 2, 8, 15)
     png("rgb_wide_1000x7_n64", 64, 1000, 7, 2, 8, 16)
     png("rgb_tall_5x333_n32", 32, 5, 333, 2, 8, 17)
+    # thin: the crop is a small window of a long resized image (clip-ts resamples only the window)
+    png("rgb_thin_1x1500_n32", 32, 1, 1500, 2, 8, 91)
+    png("rgba_thin_2000x3_n32", 32, 2000, 3, 6, 8, 92)
+    png("p8_thin_1x900_n32", 32, 1, 900, 3, 8, 93)
+    png("l16_thin_700x2_n32", 32, 700, 2, 0, 16, 94, scale=400 / 65535)
     png("rgb_land_500x400_n336", 336, 500, 400, 2, 8, 18)
     png("rgb_up_200x150_n336", 336, 200, 150, 2, 8, 19, interlace=True)
     # --- alpha: RGBA and LA are resized premultiplied (RGBa / La) in Pillow
