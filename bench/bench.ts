@@ -17,7 +17,7 @@ const USAGE = `usage: npm run bench -- [options]
   --batch 1,8             batch sizes (default: 1,8; the TS backend always runs batch 1 only)
   --runs N                timed runs per cell after warm-up (default 10, --quick 3; TS backend: 2, --quick 1)
   --rounds N              runs are split into N rounds over all jobs, each job a fresh process per round, so that
-                          a slow spell of the machine falls on every engine and thread count alike (default 2)
+                          a slow spell of the machine falls on every engine and thread count alike (default 5)
   --quick                 fewer runs
   --json FILE             also write every timing as JSON
 Weights: .cache/onnx/<model>.safetensors (or $CLIP_TS_BENCH_CACHE/…) when tools/onnx/export_onnx.py has made it:
@@ -53,7 +53,7 @@ function positiveInts(value: string, flag: string): number[] {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { models: Object.keys(MODEL_IDS), threads: [1, 2], backends: ["wasm", "ts"], peers: ["web", "node"], batches: [1, 8], quick: false, rounds: 2 };
+  const o: Options = { models: Object.keys(MODEL_IDS), threads: [1, 2], backends: ["wasm", "ts"], peers: ["web", "node"], batches: [1, 8], quick: false, rounds: 5 };
   let peersGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -153,12 +153,12 @@ async function main(o: Options): Promise<void> {
     if (o.backends.includes("ts")) jobs.push({ model, engine: "clip-ts ts", threads: 1, cells: cellsFor([1]), warmup: tsWarmup, runs: tsRuns, weights });
     // Round r runs its share of each job's runs; the times of all rounds are pooled per job.
     const results: JobResult[] = [];
-    const rounds = Math.max(1, Math.min(o.rounds, ...jobs.map((j) => j.runs)));
-    for (let r = 0; r < rounds; r++) {
+    for (let r = 0; r < o.rounds; r++) {
       for (const [i, job] of jobs.entries()) {
-        if (results[i] && !results[i].ok) continue;
-        const share = Math.floor(job.runs / rounds) + (r < job.runs % rounds ? 1 : 0);
-        say(`${job.engine}, ${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""} (round ${r + 1}/${rounds})…`);
+        const rounds = Math.min(o.rounds, job.runs); // a job with fewer runs takes part in the first rounds only
+        const share = r < rounds ? Math.floor(job.runs / rounds) + (r < job.runs % rounds ? 1 : 0) : 0;
+        if (share === 0 || (results[i] && !results[i].ok)) continue;
+        say(`${job.engine}, ${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""} (round ${r + 1}/${o.rounds})…`);
         const result = await runChild({ ...job, runs: share });
         if (!result.ok) {
           const note = `${job.engine} (${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""}): not measured — ${result.reason}`;
