@@ -1,11 +1,11 @@
 // GEMM throughput of the wasm backend (linear and conv2d, copies in and out and im2col included) on the ViT MLP
 // shapes, a cube and three RN50 3×3 layers, with 1 and 2 threads, next to the measured peak of wasm SIMD mul+add
-// on one thread (12 chains whose mul waits for the add before it: an in-cache GEMM passes it by up to ~5%). Two
-// rates: per second of wall clock, and per CPU-second of this process (what each thread achieves while it runs:
-// other load on the machine lowers the first, hardly the second).
+// on one thread (12 chains whose mul waits for the add before it: an in-cache GEMM passes it by up to ~5%).
 // Peers on the same shapes, one thread, when installed: XNNPACK's wasm SIMD GEMM (tfjs-backend-wasm's matMul) and
 // ONNX Runtime's MLAS, as wasm (onnxruntime-web) and native (onnxruntime-node), on a bias-free nn.Linear exported by
-// tools/onnx/export_onnx.py (its weight a constant, as in a model). Peers report wall clock only.
+// tools/onnx/export_onnx.py (its weight a constant, as in a model).
+// Every measurement is a ~0.2 s burst, repeated in ROUNDS rounds that go over all of them in turn; the best burst
+// counts. The machine's speed drifts over minutes, so the peak and every engine see the same spells.
 // Run: npm run bench:gemm (after npm run build:wasm)
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -23,73 +23,29 @@ function random(shape: number[]): Tensor {
   return { shape, data: Float32Array.from({ length: n }, () => Math.random() * 2 - 1) };
 }
 
-/** Best GFLOP/s (wall clock, CPU time) over ROUNDS timed rounds of about 0.2 s each. */
-function best(flops: number, fn: () => void): { wall: number; cpu: number } {
-  fn();
-  let wall = 0, cpu = 0;
-  for (let r = 0; r < ROUNDS; r++) {
-    let reps = 0, dt = 0;
-    const t0 = performance.now(), c0 = process.cpuUsage();
-    do {
-      fn();
-      reps++;
-      dt = performance.now() - t0;
-    } while (dt < 200);
-    const c = process.cpuUsage(c0);
-    wall = Math.max(wall, (flops * reps) / dt / 1e6);
-    cpu = Math.max(cpu, (flops * reps) / ((c.user + c.system) / 1000) / 1e6);
-  }
-  return { wall, cpu };
-}
-
-function report(what: string, threads: number, g: { wall: number; cpu: number }): void {
-  console.log(
-    `${what}, ${threads} thread(s): ${g.wall.toFixed(1)} GFLOP/s wall clock, ` +
-      `${g.cpu.toFixed(1)} per CPU-second (${((100 * g.cpu) / peak).toFixed(0)}% of peak)`,
-  );
-}
+/** One measurement: a name, its flop count per call, the call, and its best GFLOP/s so far. */
+interface Entry { name: string; flops: number; fn: () => void | Promise<void>; best: number }
+const entries: Entry[] = [];
+const notes: string[] = [];
+const add = (name: string, flops: number, fn: () => void | Promise<void>) => entries.push({ name, flops, fn, best: 0 });
 
 const one = await createWasmBackend({ threads: 1 });
+const two = await createWasmBackend({ threads: 2 });
 const iters = 1e6;
-const peak = best(iters * 12 * 8, () => one.simdPeak(iters)).cpu;
-console.log(`wasm SIMD peak (12 chains of f32x4 mul+add, 1 thread): ${peak.toFixed(1)} GFLOP/s per CPU-second`);
-
-for (const threads of [1, 2]) {
-  const b = threads === 1 ? one : await createWasmBackend({ threads });
+add("wasm SIMD peak (12 chains of f32x4 mul+add)", iters * 12 * 8, () => void one.simdPeak(iters));
+for (const [threads, b] of [[1, one], [2, two]] as const) {
   for (const [M, K, N] of SHAPES) {
     const x = random([M, K]);
     const w = b.prepareLinear(random([N, K]), random([N]));
-    const g = best(2 * M * K * N, () => b.linear(x, w));
-    report(`${M}×${K}×${N}`, threads, g);
+    add(`${M}×${K}×${N} | clip-ts, ${threads} thread${threads > 1 ? "s" : ""}`, 2 * M * K * N, () => void b.linear(x, w));
   }
   for (const [C, H] of CONVS) {
     const x = random([1, C, H, H]);
     const w = b.prepareConv2d(random([C, C, 3, 3]), random([C]), 1, 1);
-    const g = best(2 * C * 9 * C * H * H, () => b.conv2d(x, w, "relu"));
-    report(`conv ${C}→${C} 3×3 on ${H}×${H} (M ${C}, K ${9 * C}, N ${H * H})`, threads, g);
+    add(`conv ${C}→${C} 3×3 on ${H}×${H} (M ${C}, K ${9 * C}, N ${H * H}) | clip-ts, ${threads} thread${threads > 1 ? "s" : ""}`,
+      2 * C * 9 * C * H * H, () => void b.conv2d(x, w, "relu"));
   }
-  b.dispose();
 }
-
-/** Best GFLOP/s over ROUNDS rounds of about 0.2 s, wall clock, for an asynchronous call. */
-async function bestAsync(flops: number, fn: () => Promise<void>): Promise<number> {
-  await fn();
-  let wall = 0;
-  for (let r = 0; r < ROUNDS; r++) {
-    let reps = 0, dt = 0;
-    const t0 = performance.now();
-    do {
-      await fn();
-      reps++;
-      dt = performance.now() - t0;
-    } while (dt < 200);
-    wall = Math.max(wall, (flops * reps) / dt / 1e6);
-  }
-  return wall;
-}
-
-const peerLine = (what: string, peer: string, g: number) =>
-  console.log(`${what}, 1 thread: ${peer} ${g.toFixed(1)} GFLOP/s wall clock (${((100 * g) / peak).toFixed(0)}% of the wasm peak)`);
 
 try {
   const tf = await import("@tensorflow/tfjs-core");
@@ -99,20 +55,20 @@ try {
   if (!tf.env().getBool("WASM_HAS_SIMD_SUPPORT")) throw new Error("its SIMD build did not load");
   for (const [M, K, N] of SHAPES) {
     const x = tf.randomUniform([M, K], -1, 1), w = tf.randomUniform([K, N], -1, 1);
-    peerLine(`${M}×${K}×${N}`, "XNNPACK (tfjs-backend-wasm)", await bestAsync(2 * M * K * N, async () => {
+    add(`${M}×${K}×${N} | XNNPACK (tfjs-backend-wasm), 1 thread`, 2 * M * K * N, () => {
       const y = tf.matMul(x, w);
       y.dataSync();
       y.dispose();
-    }));
+    });
   }
 } catch (e) {
-  console.log(`XNNPACK (tfjs-backend-wasm): not measured — ${(e as Error).message.split("\n")[0]}`);
+  notes.push(`XNNPACK (tfjs-backend-wasm): not measured — ${(e as Error).message.split("\n")[0]}`);
 }
 
 interface OrtLike {
   Tensor: new (type: string, data: Float32Array, dims: number[]) => unknown;
-  InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<{ run(f: Record<string, unknown>): Promise<unknown>; release(): Promise<void> }> };
-  env: { wasm: { numThreads?: number; simd?: boolean } };
+  InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<{ run(f: Record<string, unknown>): Promise<unknown> }> };
+  env: { wasm: { numThreads?: number } };
 }
 for (const [peer, pkg] of [["ORT-web (MLAS wasm)", "onnxruntime-web"], ["ORT-node (MLAS native)", "onnxruntime-node"]] as const) {
   try {
@@ -126,11 +82,36 @@ for (const [peer, pkg] of [["ORT-web (MLAS wasm)", "onnxruntime-web"], ["ORT-nod
       if (!present(file)) throw new Error(`${file} missing: run /usr/bin/python3 tools/onnx/export_onnx.py`);
       const session = await ort.InferenceSession.create(new Uint8Array(await readFile(file)), options);
       const x = new ort.Tensor("float32", random([M, K]).data, [M, K]);
-      peerLine(`${M}×${K}×${N}`, peer, await bestAsync(2 * M * K * N, async () => void (await session.run({ x }))));
-      await session.release();
+      add(`${M}×${K}×${N} | ${peer}, 1 thread`, 2 * M * K * N, async () => void (await session.run({ x })));
     }
   } catch (e) {
-    console.log(`${peer}: not measured — ${(e as Error).message.split("\n")[0]}`);
+    notes.push(`${peer}: not measured — ${(e as Error).message.split("\n")[0]}`);
   }
 }
+
+for (const e of entries) await e.fn(); // warm-up
+for (let r = 0; r < ROUNDS; r++) {
+  for (const e of entries) {
+    let reps = 0, dt = 0;
+    const t0 = performance.now();
+    do {
+      await e.fn();
+      reps++;
+      dt = performance.now() - t0;
+    } while (dt < 200);
+    e.best = Math.max(e.best, (e.flops * reps) / dt / 1e6);
+  }
+  process.stderr.write(`round ${r + 1}/${ROUNDS}\n`);
+}
+
+const peak = entries[0].best;
+console.log(`GEMM, GFLOP/s (best ~0.2 s burst of ${ROUNDS} rounds, wall clock); % of the one-thread wasm SIMD peak, ${peak.toFixed(1)} GFLOP/s\n`);
+console.log("| shape | engine | GFLOP/s | % of peak |\n|---|---|---|---|");
+for (const e of entries.slice(1)) {
+  const [shape, engine] = e.name.split(" | ");
+  console.log(`| ${shape} | ${engine} | ${e.best.toFixed(1)} | ${((100 * e.best) / peak).toFixed(0)}% |`);
+}
+for (const n of notes) console.log(`- ${n}`);
+one.dispose();
+two.dispose();
 process.exit(0); // ORT-web's worker and tfjs keep the event loop alive
