@@ -37,7 +37,9 @@ export async function createBackend(options: LoadOptions = {}): Promise<Backend>
 export async function readBytes(source: string | Uint8Array): Promise<Uint8Array> {
   if (typeof source !== "string") return source;
   const { readFile } = await import("node:fs/promises");
-  return new Uint8Array(await readFile(source));
+  const buf = await readFile(source);
+  // a view, not a copy: a checkpoint can be gigabytes (the parsers all honour byteOffset)
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
 /**
