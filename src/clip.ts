@@ -47,9 +47,10 @@ export async function readBytes(source: string | Uint8Array): Promise<Uint8Array
  * Hugging Face CLIPModel), detected from its content; hyper-parameters inferred as the reference build_model.
  */
 export async function loadModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<CLIP> {
-  const stateDict = loadStateDict(await readBytes(source), { maxTensorBytes: options.maxTensorBytes, maxTotalBytes: options.maxTotalBytes });
+  const bytes = await readBytes(source);
   const backend = await createBackend(options);
   try {
+    const stateDict = loadStateDict(bytes, { maxTensorBytes: options.maxTensorBytes, maxTotalBytes: options.maxTotalBytes });
     return buildModel(stateDict, backend, { maxBatch: options.maxBatch });
   } catch (e) {
     backend.dispose();

@@ -34,6 +34,13 @@ export class Params {
     return { data: t.data, shape: t.shape };
   }
 
+  /** As get, for a tensor the model keeps in JavaScript after loading: a copy, since a state dict's tensors may be
+   *  views of the whole checkpoint file, which would otherwise stay in memory for as long as the model. */
+  own(key: string, shape: number[]): Tensor {
+    const t = this.get(key, shape);
+    return { data: t.data.slice(), shape: t.shape };
+  }
+
   /** Keys the reference ignores too: buffers it rebuilds itself or never reads. */
   static readonly ignored = /(^|\.)num_batches_tracked$|^(input_resolution|context_length|vocab_size)$/;
 
@@ -126,7 +133,7 @@ export class AttentionPool2d {
     readonly backend: Backend, p: Params, prefix: string,
     spacialDim: number, readonly embedDim: number, readonly numHeads: number, outputDim: number,
   ) {
-    this.positional_embedding = p.get(`${prefix}.positional_embedding`, [spacialDim * spacialDim + 1, embedDim]);
+    this.positional_embedding = p.own(`${prefix}.positional_embedding`, [spacialDim * spacialDim + 1, embedDim]);
     this.k_proj = Linear.load(backend, p, `${prefix}.k_proj`, embedDim, embedDim);
     this.q_proj = Linear.load(backend, p, `${prefix}.q_proj`, embedDim, embedDim);
     this.v_proj = Linear.load(backend, p, `${prefix}.v_proj`, embedDim, embedDim);
@@ -224,8 +231,8 @@ export class LayerNorm {
   readonly weight: Tensor;
   readonly bias: Tensor;
   constructor(readonly backend: Backend, p: Params, prefix: string, width: number) {
-    this.weight = p.get(`${prefix}.weight`, [width]);
-    this.bias = p.get(`${prefix}.bias`, [width]);
+    this.weight = p.own(`${prefix}.weight`, [width]);
+    this.bias = p.own(`${prefix}.bias`, [width]);
   }
   forward(x: Tensor): Tensor {
     return this.backend.layerNorm(x, this.weight, this.bias, 1e-5);
@@ -330,8 +337,8 @@ export class VisionTransformer {
   ) {
     this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, 3, width, patchSize, patchSize, 0);
     const grid = inputResolution / patchSize;
-    this.class_embedding = p.get(`${prefix}.class_embedding`, [width]);
-    this.positional_embedding = p.get(`${prefix}.positional_embedding`, [grid * grid + 1, width]);
+    this.class_embedding = p.own(`${prefix}.class_embedding`, [width]);
+    this.positional_embedding = p.own(`${prefix}.positional_embedding`, [grid * grid + 1, width]);
     this.ln_pre = new LayerNorm(backend, p, `${prefix}.ln_pre`, width);
     this.transformer = new Transformer(backend, p, `${prefix}.transformer`, width, layers, heads);
     this.ln_post = new LayerNorm(backend, p, `${prefix}.ln_post`, width);
@@ -411,8 +418,8 @@ export class CLIP {
       );
     }
     this.transformer = new Transformer(backend, p, "transformer", c.transformerWidth, c.transformerLayers, c.transformerHeads);
-    this.token_embedding = p.get("token_embedding.weight", [c.vocabSize, c.transformerWidth]);
-    this.positional_embedding = p.get("positional_embedding", [c.contextLength, c.transformerWidth]);
+    this.token_embedding = p.own("token_embedding.weight", [c.vocabSize, c.transformerWidth]);
+    this.positional_embedding = p.own("positional_embedding", [c.contextLength, c.transformerWidth]);
     this.ln_final = new LayerNorm(backend, p, "ln_final", c.transformerWidth);
     this.text_projection = projection(backend, p.get("text_projection", [c.transformerWidth, c.embedDim]));
     this.logit_scale = p.get("logit_scale", []).data[0];

@@ -58,3 +58,33 @@ for (const name of ["vit", "rn"]) {
     }
   });
 }
+
+// A checkpoint is held once while loading: aligned F32 tensors are views of its bytes, and what the model keeps in
+// JavaScript afterwards is copied out of them, so the file's buffer can be freed once the backend has its weights.
+describe("loading does not copy the checkpoint twice, nor keep it", () => {
+  const dir = goldenDir("vit");
+  const bytes = new Uint8Array(readFileSync(`${dir}/weights.safetensors`));
+  const { stateDict } = loadStateDictWithFormat(bytes);
+
+  test("aligned F32 tensors of a safetensors file are views of its buffer", () => {
+    const views = [...stateDict.values()].filter((t) => t.data.buffer === bytes.buffer);
+    expect(views.length).toBe(stateDict.size);
+  });
+
+  test("a misaligned F32 tensor is copied (typed arrays need alignment)", () => {
+    const shifted = new Uint8Array(bytes.length + 1);
+    shifted.set(bytes, 1);
+    const t = [...loadStateDictWithFormat(shifted.subarray(1)).stateDict.values()].find((x) => x.data.length > 1)!;
+    expect(t.data.buffer).not.toBe(shifted.buffer);
+  });
+
+  test("the model's own tensors (embeddings, layer norms) are not views of the checkpoint", () => {
+    const model = buildModel(stateDict, new TsBackend());
+    const kept = [
+      model.token_embedding, model.positional_embedding, model.ln_final.weight,
+      model.visual.class_embedding, model.visual.positional_embedding, model.visual.ln_pre.bias,
+    ];
+    for (const t of kept) expect(t.data.buffer).not.toBe(bytes.buffer);
+    expect(kept[0].data).toEqual(stateDict.get("token_embedding.weight")!.data);
+  });
+});

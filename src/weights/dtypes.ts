@@ -136,13 +136,19 @@ export function allocF32(count: number): Float32Array {
 }
 
 /**
- * Widen `count` contiguous little-endian elements of `dtype` at `byteOffset` into a new Float32Array.
+ * Widen `count` contiguous little-endian elements of `dtype` at `byteOffset` into a Float32Array. F32 data at a
+ * 4-aligned position is returned as a view of `bytes`, not a copy: a checkpoint is then held once in memory, not
+ * twice, while a backend takes its weights (whoever keeps a tensor longer copies it; see Params.own in model.ts).
  * The caller has checked that the range lies inside `bytes`.
  */
 export function decodeToF32(bytes: Uint8Array, byteOffset: number, count: number, dtype: DType): Float32Array {
   const size = DTYPE_SIZE[dtype];
   if (!Number.isSafeInteger(count) || count < 0 || byteOffset < 0 || byteOffset + count * size > bytes.length) {
     throw new WeightsError(`decode: ${count} ${dtype} elements at byte ${byteOffset} do not fit in ${bytes.length} bytes`);
+  }
+  if (dtype === "F32" && count > 0 && (bytes.byteOffset + byteOffset) % 4 === 0) {
+    requireLittleEndian();
+    return new Float32Array(bytes.buffer, bytes.byteOffset + byteOffset, count);
   }
   const out = allocF32(count);
   if (count === 0) return out;
