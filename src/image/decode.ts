@@ -6,15 +6,13 @@ import { checkDimensions, DEFAULT_MAX_PIXELS, type DecodedImage, type RawImage }
 export interface DecodeOptions {
   /** Images declaring more pixels than this are refused before any pixel memory is allocated. */
   maxPixels?: number;
-  /** Called with the declared size once the header is read, before pixel memory is allocated; throws to refuse. */
-  onHeader?: (width: number, height: number) => void;
 }
 
 /** Decodes PNG or JPEG bytes (sniffed from the signature) into a Pillow-mode image. */
 export function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): DecodedImage {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (isPng(bytes)) return decodePng(bytes, maxPixels, options.onHeader);
-  if (isJpeg(bytes)) return decodeJpeg(bytes, maxPixels, options.onHeader);
+  if (isPng(bytes)) return decodePng(bytes, maxPixels);
+  if (isJpeg(bytes)) return decodeJpeg(bytes, maxPixels);
   const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join(" ");
   throw new ImageError(`unrecognised image format (first bytes: ${head || "none"}); expected PNG or JPEG`);
 }

@@ -394,7 +394,7 @@ function u16(b: Uint8Array, p: number): number {
   return (b[p] << 8) | b[p + 1];
 }
 
-function parseFrame(b: Uint8Array, p: number, len: number, progressive: boolean, maxPixels: number, onHeader?: (width: number, height: number) => void): Frame {
+function parseFrame(b: Uint8Array, p: number, len: number, progressive: boolean, maxPixels: number): Frame {
   if (len < 8) throw new ImageError(`JPEG: frame header of ${len} bytes is too short`);
   const precision = b[p];
   const height = u16(b, p + 1);
@@ -406,7 +406,6 @@ function parseFrame(b: Uint8Array, p: number, len: number, progressive: boolean,
   if (n !== 1 && n !== 3 && n !== 4) throw new ImageError(`JPEG: ${n} colour components are not supported`);
   if (len !== 6 + 3 * n) throw new ImageError(`JPEG: frame header length ${len} does not match ${n} components`);
   checkDimensions(width, height, maxPixels, "JPEG");
-  onHeader?.(width, height);
   const raw = [];
   for (let i = 0; i < n; i++) {
     const q = p + 6 + 3 * i;
@@ -588,7 +587,7 @@ function nextMarker(b: Uint8Array, p: number): [number, number] {
 }
 
 /** Decodes a baseline or progressive JPEG. Throws ImageError for malformed, truncated or oversized files. */
-export function decodeJpeg(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIXELS, onHeader?: (width: number, height: number) => void): DecodedImage {
+export function decodeJpeg(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIXELS): DecodedImage {
   const b = bytes;
   if (!(b.length >= 2 && b[0] === 0xff && b[1] === 0xd8)) throw new ImageError("JPEG: missing start-of-image marker");
   const quant: (Int32Array | undefined)[] = [];
@@ -616,7 +615,7 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PI
     pos = end;
     if (m === 0xc0 || m === 0xc1 || m === 0xc2) {
       if (frame) throw new ImageError("JPEG: more than one frame");
-      frame = parseFrame(b, p, len - 2, m === 0xc2, maxPixels, onHeader);
+      frame = parseFrame(b, p, len - 2, m === 0xc2, maxPixels);
       if (!frame.progressive) {
         // Every block of every component costs at least 2 bits (a DC code and an end-of-block code).
         const blocks = frame.components.reduce((s, c) => s + c.widthInBlocks * c.heightInBlocks, 0);

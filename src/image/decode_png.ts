@@ -257,7 +257,7 @@ function isLetter(c: number): boolean {
 }
 
 /** Decodes a PNG file. Throws ImageError for anything malformed, truncated, or larger than maxPixels. */
-export function decodePng(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIXELS, onHeader?: (width: number, height: number) => void): DecodedImage {
+export function decodePng(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIXELS): DecodedImage {
   if (!isPng(bytes)) throw new ImageError("PNG: missing PNG signature");
   let header: Header | undefined;
   let mode: ImageMode = "L";
@@ -305,7 +305,6 @@ export function decodePng(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIX
         if (header !== undefined) throw new ImageError(`PNG: second IHDR chunk at offset ${pos}`);
         header = parseHeader(bytes, start, length);
         checkDimensions(header.width, header.height, maxPixels, "PNG");
-        onHeader?.(header.width, header.height);
         mode = pillowMode(header);
         break;
       }
