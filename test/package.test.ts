@@ -12,3 +12,14 @@ test('import { loadModel, load } from "clip-ts"', async () => {
   expect(golden.config).toMatchObject({ embedDim: 64, imageResolution: 32, visionLayers: 2, visionPatchSize: 8, vocabSize: 512 });
   golden.dispose();
 });
+
+// `npx clip-ts …` (the README's first command) runs package.json's bin as a program: tsc writes it without the
+// executable bit, which build:ts sets; without it the shell answers "Permission denied".
+test("the clip-ts bin is executable and runs with a shebang", async () => {
+  const { readFileSync, statSync } = await import("node:fs");
+  const bin = (JSON.parse(readFileSync("package.json", "utf8")) as { bin: Record<string, string> }).bin["clip-ts"];
+  expect(statSync(bin).mode & 0o111, `${bin} mode ${statSync(bin).mode.toString(8)}`).toBe(0o111);
+  expect(readFileSync(bin, "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true);
+  const { execFileSync } = await import("node:child_process");
+  expect(execFileSync(bin, ["--help"], { encoding: "utf8" })).toMatch(/clip-ts/);
+});
