@@ -485,9 +485,12 @@ export class CLIP {
 
   /** Both logits, as the reference forward(): cosine similarities scaled by exp(logit_scale). */
   forward(image: Tensor, text: TokenTensor): { logitsPerImage: Tensor; logitsPerText: Tensor } {
-    const imageFeatures = normalize(this.encodeImage(image));
-    const textFeatures = normalize(this.encodeText(text));
-    const logitsPerImage = scaledSimilarity(this.logit_scale, imageFeatures, textFeatures);
+    return this.logits(this.encodeImage(image), this.encodeText(text));
+  }
+
+  /** The second half of forward(): both logits from the raw encode_image / encode_text outputs. */
+  logits(imageFeatures: Tensor, textFeatures: Tensor): { logitsPerImage: Tensor; logitsPerText: Tensor } {
+    const logitsPerImage = scaledSimilarity(this.logit_scale, normalize(imageFeatures), normalize(textFeatures));
     const [I, T] = logitsPerImage.shape;
     const logitsPerText = tensor([T, I]); // logits_per_image.t()
     for (let i = 0; i < I; i++) for (let j = 0; j < T; j++) logitsPerText.data[j * I + i] = logitsPerImage.data[i * T + j];

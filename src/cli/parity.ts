@@ -3,9 +3,7 @@
 // module where clip-ts and PyTorch part ways.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { expf } from "../kernels/exp.js";
-import { f } from "../kernels/f32.js";
-import { normalize, type CLIP, type TokenTensor } from "../model.js";
+import type { CLIP, TokenTensor } from "../model.js";
 import { readNpyFloat32, readNpyTokens } from "../npy.js";
 import { shapeString, tensor, type Tensor } from "../tensor.js";
 import { readZip } from "../weights/zip.js";
@@ -190,29 +188,6 @@ function towerOf(name: string): Comparison["tower"] {
   return name.startsWith("visual") || name === "encode_image" ? "image" : "text";
 }
 
-/** logits as the reference forward(): (exp(logit_scale)·normalise(image)) @ normalise(text)ᵀ. */
-function logitsOf(model: CLIP, image: Tensor, text: Tensor): Tensor {
-  const a = normalize(image), b = normalize(text);
-  const [I, E] = a.shape, [T] = b.shape;
-  const scale = expf(model.logit_scale);
-  const out = tensor([I, T]);
-  for (let i = 0; i < I; i++) {
-    for (let j = 0; j < T; j++) {
-      let acc = 0;
-      for (let e = 0; e < E; e++) acc = f(acc + f(f(scale * a.data[i * E + e]) * b.data[j * E + e]));
-      out.data[i * T + j] = acc;
-    }
-  }
-  return out;
-}
-
-function transpose2d(t: Tensor): Tensor {
-  const [R, C] = t.shape;
-  const out = tensor([C, R]);
-  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out.data[c * R + r] = t.data[r * C + c];
-  return out;
-}
-
 export interface JumpRule {
   /** The error must exceed this many times the previous module's max rel … */
   factor: number;
@@ -229,9 +204,9 @@ export function runParity(model: CLIP, dump: Dump, rule: JumpRule = { factor: 10
   if (dump.tokens) produced.set("encode_text", wrap("dump tokens", () => model.encodeText(dump.tokens!, hook)));
   const img = produced.get("encode_image"), txt = produced.get("encode_text");
   if (img && txt) {
-    const l = logitsOf(model, img, txt);
-    produced.set("logits_per_image", l);
-    produced.set("logits_per_text", transpose2d(l));
+    const { logitsPerImage, logitsPerText } = model.logits(img, txt);
+    produced.set("logits_per_image", logitsPerImage);
+    produced.set("logits_per_text", logitsPerText);
   }
 
   const order = [...acts.keys()];
