@@ -182,14 +182,13 @@ function twoPass<T extends Uint8Array | Int32Array>(
   horizontal: (src: T, y0: number, rows: number, c: Coeffs) => T,
   vertical: (src: T, w: number, c: Coeffs, shift: number) => T,
 ): T {
-  const needH = outW !== inW;
-  const needV = outH !== inH;
-  const ch = bicubicCoeffs(inW, outW, win.x, win.width);
-  const cv = needV ? bicubicCoeffs(inH, outH, win.y, win.height) : null;
+  const cv = outH !== inH ? bicubicCoeffs(inH, outH, win.y, win.height) : null;
   // the input rows the vertical pass reads (without one: the window's own rows)
   const yFirst = cv ? cv.bounds[0] : win.y;
   const yLast = cv ? cv.bounds[2 * win.height - 2] + cv.bounds[2 * win.height - 1] : win.y + win.height;
-  const rows = needH ? horizontal(src, yFirst, yLast - yFirst, ch) : cropRows(src, inW, bands, win.x, win.width, yFirst, yLast - yFirst);
+  const rows = outW !== inW
+    ? horizontal(src, yFirst, yLast - yFirst, bicubicCoeffs(inW, outW, win.x, win.width))
+    : cropRows(src, inW, bands, win.x, win.width, yFirst, yLast - yFirst);
   return cv ? vertical(rows, win.width, cv, yFirst) : rows;
 }
 

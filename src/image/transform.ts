@@ -44,8 +44,8 @@ function checkResized(width: number, height: number, size: number, maxPixels: nu
 export function resizeCenterCrop(img: PixelImage, size: number): PixelImage {
   checkSize(size);
   const [w, h] = resizedSize(img.width, img.height, size);
-  if (w === img.width && h === img.height) return centerCrop(img, size);
-  // the resized image is at least size × size (its short side is size), so the crop needs no padding
+  // the resized image is at least size × size (its short side is size), so the crop needs no padding; an image
+  // already at that size is only cropped (resizeImage copies rather than resamples it)
   const win = { x: roundHalfEven((w - size) / 2), y: roundHalfEven((h - size) / 2), width: size, height: size };
   return resizeImage(img, w, h, win);
 }
