@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { createWasmBackend } from "../src/backend/wasm.js";
 import { ENGINES, runJob, type Cell, type CellResult, type EngineName, type Job, type JobResult } from "./engines.js";
 import { imageFlops, loadSpec, MODEL_IDS, present, textFlops } from "./models.js";
 
@@ -92,10 +93,11 @@ function parseArgs(argv: string[]): Options {
 const INPUTS = ["image", "text-short", "text-full"] as const;
 const INPUT_LABEL: Record<Cell["input"], string> = { "image": "image", "text-short": "text, 8-token prompt", "text-full": "text, 77 tokens" };
 
-/** Runs one job in a child process; its last stdout line is the JSON result. */
-function runChild(job: Job): Promise<JobResult> {
+/** Runs one job (or, with `--peak`, a peak measurement) in a child process; its last stdout line is the JSON result. */
+function runChild<T extends JobResult | PeakResult>(job: Job | { peak: number }): Promise<T> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--job", JSON.stringify(job)], {
+    const args = "peak" in job ? ["--peak", String(job.peak)] : ["--job", JSON.stringify(job)];
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...args], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     let out = "";
@@ -103,9 +105,9 @@ function runChild(job: Job): Promise<JobResult> {
     child.on("close", (code, signal) => {
       const last = out.trim().split("\n").pop() ?? "";
       try {
-        resolve(JSON.parse(last) as JobResult);
+        resolve(JSON.parse(last) as T);
       } catch {
-        resolve({ ok: false, reason: `child process ended (${signal ?? `exit ${code}`}) without a result` });
+        resolve({ ok: false, reason: `child process ended (${signal ?? `exit ${code}`}) without a result` } as T);
       }
     });
   });
@@ -131,6 +133,30 @@ function median(xs: number[]): number {
 
 interface Measured { job: Job; result: JobResult }
 
+type PeakResult = { ok: true; gflops: number } | { ok: false; reason: string };
+
+/**
+ * Child: the wasm SIMD peak (assembly/peak.ts) on `threads` threads at once, best of 3 bursts of ~0.2 s. What the
+ * threads can gain together on any kernel at that moment: on a VM the cores share clocks, power and the host.
+ */
+async function peakJob(threads: number): Promise<PeakResult> {
+  let backend;
+  try {
+    backend = await createWasmBackend({ threads });
+  } catch (e) {
+    return { ok: false, reason: (e as Error).message };
+  }
+  let best = 0;
+  for (let i = 0; i < 4; i++) {
+    const t0 = performance.now();
+    let flops = 0;
+    while (performance.now() - t0 < 200) flops += backend.simdPeak(1e6);
+    if (i > 0) best = Math.max(best, flops / (performance.now() - t0) / 1e6); // the first burst warms up
+  }
+  backend.dispose();
+  return { ok: true, gflops: best };
+}
+
 async function main(o: Options): Promise<void> {
   const peerEngines: EngineName[] = [...(o.peers.includes("web") ? ["ORT-web" as const] : []), ...(o.peers.includes("node") ? ["ORT-node" as const] : [])];
   const cellsFor = (batches: number[]): Cell[] => INPUTS.flatMap((input) => batches.map((batch) => ({ input, batch })));
@@ -139,6 +165,7 @@ async function main(o: Options): Promise<void> {
 
   const notes: string[] = [];
   const measured: Measured[] = [];
+  const peaks = new Map<number, number[]>(); // per thread count, one per round
   const say = (s: string) => process.stderr.write(s + "\n");
   for (const model of o.models) {
     const spec = loadSpec(model);
@@ -154,12 +181,18 @@ async function main(o: Options): Promise<void> {
     // Round r runs its share of each job's runs; the times of all rounds are pooled per job.
     const results: JobResult[] = [];
     for (let r = 0; r < o.rounds; r++) {
+      if (o.backends.includes("wasm")) {
+        for (const threads of o.threads) {
+          const p = await runChild<PeakResult>({ peak: threads });
+          if (p.ok) peaks.set(threads, [...(peaks.get(threads) ?? []), p.gflops]);
+        }
+      }
       for (const [i, job] of jobs.entries()) {
         const rounds = Math.min(o.rounds, job.runs); // a job with fewer runs takes part in the first rounds only
         const share = r < rounds ? Math.floor(job.runs / rounds) + (r < job.runs % rounds ? 1 : 0) : 0;
         if (share === 0 || (results[i] && !results[i].ok)) continue;
         say(`${job.engine}, ${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""} (round ${r + 1}/${o.rounds})…`);
-        const result = await runChild({ ...job, runs: share });
+        const result = await runChild<JobResult>({ ...job, runs: share });
         if (!result.ok) {
           const note = `${job.engine} (${spec.name}, ${job.threads} thread${job.threads > 1 ? "s" : ""}): not measured — ${result.reason}`;
           say(note);
@@ -170,11 +203,11 @@ async function main(o: Options): Promise<void> {
     }
     jobs.forEach((job, i) => measured.push({ job, result: results[i] }));
   }
-  console.log(report(o, measured, notes));
-  if (o.json) writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), options: o, measured }, null, 1));
+  console.log(report(o, measured, notes, peaks));
+  if (o.json) writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), options: o, measured, peaks: Object.fromEntries(peaks) }, null, 1));
 }
 
-function report(o: Options, measured: Measured[], notes: string[]): string {
+function report(o: Options, measured: Measured[], notes: string[], peaks: Map<number, number[]>): string {
   type Key = string;
   const key = (model: string, input: string, batch: number, threads: number): Key => `${model}|${input}|${batch}|${threads}`;
   const cells = new Map<Key, Map<EngineName, CellResult>>();
@@ -235,19 +268,26 @@ function report(o: Options, measured: Measured[], notes: string[]): string {
     "",
     ...lines,
   ];
+  if (peaks.size) {
+    out.push("", "wasm SIMD peak (assembly/peak.ts: 12 chains of f32x4 mul+add; every thread at once), median over the rounds: "
+      + [...peaks].map(([t, g]) => `${median(g).toFixed(1)} GFLOP/s on ${t} thread${t > 1 ? "s" : ""}`).join(", ")
+      + ` (per round: ${[...peaks].map(([t, g]) => `${t}: ${g.map((x) => x.toFixed(0)).join(" ")}`).join("; ")}).`);
+  }
 
   // throughput with more threads relative to the fewest measured, per engine (same cells, same run)
   const counts = [...new Set(rowKeys.map((r) => r.threads))].sort((a, b) => a - b);
   if (counts.length > 1) {
     const base = counts[0];
     const scaled = engines.filter((e) => e !== "clip-ts ts");
-    out.push("", `Speed-up over ${base} thread${base > 1 ? "s" : ""} (time at ${base} ÷ time at t; t× would be perfect):`, "",
-      `| model | input | batch | t | ${scaled.join(" | ")} |`, `|---|---|---|---|${scaled.map(() => "---").join("|")}|`);
+    const ceiling = (t: number) => (peaks.has(t) && peaks.has(base) ? `${(median(peaks.get(t)!) / median(peaks.get(base)!)).toFixed(2)}×` : "–");
+    out.push("", `Speed-up over ${base} thread${base > 1 ? "s" : ""} (time at ${base} ÷ time at t; t× would be perfect; `
+      + `the last column is the wasm SIMD peak's own speed-up in the same rounds, what this machine gave the threads):`, "",
+      `| model | input | batch | t | ${scaled.join(" | ")} | wasm SIMD peak |`, `|---|---|---|---|${scaled.map(() => "---").join("|")}|---|`);
     for (const r of rowKeys.filter((r) => r.threads !== base)) {
       const m = cells.get(key(r.model, r.input, r.batch, r.threads))!;
       const b = cells.get(key(r.model, r.input, r.batch, base));
       const ratio = (e: EngineName) => (m.has(e) && b?.has(e) ? `${(median(b.get(e)!.times) / median(m.get(e)!.times)).toFixed(2)}×` : "–");
-      out.push(`| ${MODEL_IDS[r.model]} | ${INPUT_LABEL[r.input]} | ${r.batch} | ${r.threads} | ${scaled.map(ratio).join(" | ")} |`);
+      out.push(`| ${MODEL_IDS[r.model]} | ${INPUT_LABEL[r.input]} | ${r.batch} | ${r.threads} | ${scaled.map(ratio).join(" | ")} | ${ceiling(r.threads)} |`);
     }
   }
 
@@ -287,7 +327,10 @@ function fmt(ms: number): string {
 }
 
 const argv = process.argv.slice(2);
-if (argv[0] === "--job") {
+if (argv[0] === "--peak") {
+  process.stdout.write("\n" + JSON.stringify(await peakJob(Number(argv[1]))) + "\n");
+  process.exit(0);
+} else if (argv[0] === "--job") {
   const result = await runJob(JSON.parse(argv[1]) as Job);
   process.stdout.write("\n" + JSON.stringify(result) + "\n");
   process.exit(0); // worker threads of a backend or ORT-web must not keep the child alive

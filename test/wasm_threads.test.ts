@@ -80,6 +80,13 @@ describe("the pool", () => {
     expect(new Uint32Array(a.data.buffer)).toEqual(new Uint32Array(e.data.buffer));
   });
 
+  test("the SIMD peak runs on every thread at once and counts their flops", async () => {
+    const three = await createWasmBackend({ threads: 3 });
+    backends.push(three);
+    expect(three.simdPeak(800)).toBe(3 * 800 * 96);
+    expect(three.simdPeak(5)).toBe(3 * 8 * 1 * 96); // 8 units per thread, whole steps
+  });
+
   test("use after dispose throws", async () => {
     const b = await createWasmBackend({ threads: 2, minParallelWork: 0 });
     b.dispose();

@@ -12,7 +12,7 @@ const MR = 2;
 const PAGE = 65536;
 /** Bytes below the heap: the control block lives here (0 stays unused: the kernels read 0 as "no tensor"). */
 const HEAP_BASE = 4096;
-/** Below HEAP_BASE, after the control block: simdPeak's two operand vectors. */
+/** Below HEAP_BASE, after the control block: simdPeak's two operand vectors, then a float per thread. */
 const PEAK_OPERANDS = 2048;
 /** Upper bound of one im2col chunk, so a large convolution does not need all its columns at once. */
 const COL_CHUNK_BYTES = 32 << 20;
@@ -29,7 +29,7 @@ const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2 };
 interface WasmLinear extends LinearWeights { ptr: number; bias: number }
 interface WasmConv extends Conv2dWeights { ptr: number; bias: number }
 
-type Exports = Record<KernelName, (...args: number[]) => number> & { simdPeak(iters: number, operands: number): number };
+type Exports = Record<KernelName, (...args: number[]) => number>;
 
 export interface WasmBackendOptions {
   /** Threads including the calling one (default: the available parallelism, at most 8). 1: no workers. */
@@ -251,12 +251,16 @@ export class WasmBackend implements Backend {
     return this.read(yp, x.length);
   }
 
-  /** Runs assembly/peak.ts's simdPeak (iters × 96 flops on this thread), for bench/gemm.ts. */
+  /**
+   * Runs assembly/peak.ts's simdPeak on every thread at once, `iters` steps each (as 8 units per thread, handed out
+   * like any kernel's), for the benches. Returns the flops done: threads × iters × 96.
+   */
   simdPeak(iters: number): number {
     this.live();
-    const operands = PEAK_OPERANDS;
-    this.view().f32.set([0.999, 0.999, 0.999, 0.999, 1e-7, 1e-7, 1e-7, 1e-7], operands >>> 2);
-    return this.exports.simdPeak(iters, operands);
+    const units = 8 * this.threads, steps = Math.ceil(iters / 8);
+    this.view().f32.set([0.999, 0.999, 0.999, 0.999, 1e-7, 1e-7, 1e-7, 1e-7], PEAK_OPERANDS >>> 2);
+    this.run("simdPeak", [steps, PEAK_OPERANDS], 0, units);
+    return units * steps * 96;
   }
 
   /** Stops the workers (they are unref'd, so they never hold the process open) and drops the memory. */
