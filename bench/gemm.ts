@@ -1,4 +1,5 @@
-// GEMM throughput of the wasm backend (linear and conv2d, copies in and out and im2col included) on the ViT MLP
+// GEMM throughput of the wasm backend (linear and conv2d, copies in and out and im2col included; for the linears
+// also the kernels alone, on operands already in wasm memory: packing A, the GEMM, bias) on the ViT MLP
 // shapes, a cube and three RN50 3×3 layers, with 1 and 2 threads, next to the measured peak of wasm SIMD mul+add
 // (12 chains whose mul waits for the add before it: an in-cache GEMM passes it by up to ~5%) on one thread and on
 // two at once.
@@ -40,6 +41,7 @@ for (const [threads, b] of [[1, one], [2, two]] as const) {
     const x = random([M, K]);
     const w = b.prepareLinear(random([N, K]), random([N]));
     add(`${M}×${K}×${N} | clip-ts, ${threads} thread${threads > 1 ? "s" : ""}`, 2 * M * K * N, () => void b.linear(x, w), threads);
+    add(`${M}×${K}×${N} | clip-ts kernels alone, ${threads} thread${threads > 1 ? "s" : ""}`, 2 * M * K * N, b.linearKernels(x, w), threads);
   }
   for (const [C, H] of CONVS) {
     const x = random([1, C, H, H]);

@@ -87,6 +87,35 @@ describe("the pool", () => {
     expect(three.simdPeak(5)).toBe(3 * 8 * 1 * 96); // 8 units per thread, whole steps
   });
 
+  test("linearKernels (bench:gemm's kernels-alone timing) runs in memory of its own: later ops keep their bits", async () => {
+    const two = await createWasmBackend({ threads: 2, minParallelWork: 0 });
+    backends.push(two);
+    const x = { shape: [5, 20], data: Float32Array.from({ length: 100 }, (_, i) => Math.cos(i)) };
+    const w = { shape: [33, 20], data: Float32Array.from({ length: 660 }, (_, i) => Math.sin(i)) };
+    const p = two.prepareLinear(w, null);
+    const expected = two.linear(x, p).data;
+    const kernels = two.linearKernels(x, p);
+    const q = two.prepareLinear({ shape: [33, 20], data: w.data.map((v) => -v) }, null); // allocated after it
+    for (let i = 0; i < 3; i++) kernels();
+    expect(two.linear(x, p).data).toEqual(expected);
+    expect(two.linear(x, q).data).toEqual(expected.map((v) => -v));
+    expect(() => two.linearKernels({ shape: [5, 19], data: new Float32Array(95) }, p)).toThrow(/not \[M, 20\]/);
+  });
+
+  test("a kernel that traps on some units, on any thread, throws here and leaves the pool working", async () => {
+    const three = await createWasmBackend({ threads: 3, minParallelWork: 0 });
+    backends.push(three);
+    const x = { shape: [1, 64, 8, 8], data: Float32Array.from({ length: 64 * 64 }, (_, i) => i % 7) };
+    const expected = three.avgPool2d(x, 2);
+    // white box: avgPool2d's planes from the 5th on lie past the end of memory, so whichever thread takes them traps
+    const run = (three as unknown as { run(name: string, args: number[], u0: number, u1: number): void }).run.bind(three);
+    const end = (three as unknown as { memory: WebAssembly.Memory }).memory.buffer.byteLength;
+    for (let i = 0; i < 20; i++) { // (a worker that traps also prints it on stderr)
+      expect(() => run("avgPool2d", [end - 5 * 64 * 4, 4096, 8, 8, 2], 0, 64)).toThrow(/out of bounds|failed in a worker/);
+    }
+    expect(three.avgPool2d(x, 2).data).toEqual(expected.data);
+  });
+
   test("use after dispose throws", async () => {
     const b = await createWasmBackend({ threads: 2, minParallelWork: 0 });
     b.dispose();

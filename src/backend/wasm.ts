@@ -252,6 +252,24 @@ export class WasmBackend implements Backend {
   }
 
   /**
+   * For bench/gemm.ts: linear()'s kernels (packRows, then the GEMM) as a function of no arguments, on a copy of x
+   * made once into memory of its own, so that the GEMM is timed without the copies into and out of wasm memory.
+   */
+  linearKernels(x: Tensor, weights: LinearWeights): () => void {
+    this.live();
+    const w = weights as WasmLinear;
+    checkData("linearKernels: input", x);
+    if (x.shape.length !== 2 || x.shape[1] !== w.K) throw new Error(`linearKernels: input ${shapeString(x.shape)} is not [M, ${w.K}]`);
+    const [M, K] = x.shape, tiles = Math.ceil(M / MR);
+    const xp = this.alloc(M * K * 4), ap = this.alloc(tiles * MR * K * 4), yp = this.alloc(M * w.N * 4);
+    this.write(xp, x.data);
+    return () => {
+      this.run("packRows", [xp, M, K, ap], 0, tiles, M * K * ELEMENT_WORK);
+      this.run("gemm", [ap, w.ptr, w.bias, w.bias ? 1 : 0, 0, yp, M, K, w.N, 0], 0, M > 0 ? Math.ceil(w.N / NR) : 0, M * K * w.N);
+    };
+  }
+
+  /**
    * Runs assembly/peak.ts's simdPeak on every thread at once, `iters` steps each (as 8 units per thread, handed out
    * like any kernel's), for the benches. Returns the flops done: threads × iters × 96.
    */
