@@ -76,9 +76,9 @@ function workerLoop(init, tid, onError) {
       const fn = i32[C.FN];
       if (fn < 0) return;
       const u1 = i32[C.U1], chunk = i32[C.CHUNK];
-      const args = Array.from(f64.subarray(0, i32[C.NARGS]));
-      if (kernels[fn][1]) args.push(tid);
-      try {
+      try { // whatever fails, the job is counted done below: the main thread waits for every worker
+        const args = Array.from(f64.subarray(0, i32[C.NARGS]));
+        if (kernels[fn][1]) args.push(tid);
         for (let a = Atomics.add(i32, C.NEXT, chunk); a < u1; a = Atomics.add(i32, C.NEXT, chunk)) {
           fns[fn](...args, a, Math.min(u1, a + chunk));
         }
