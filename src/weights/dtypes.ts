@@ -154,8 +154,8 @@ export function decodeToF32(bytes: Uint8Array, byteOffset: number, count: number
   if (count === 0) return out;
   requireLittleEndian();
   switch (dtype) {
-    case "F32":
-      out.set(view(bytes, byteOffset, count, 4, (b, o, n) => new Float32Array(b, o, n)));
+    case "F32": // misaligned (aligned data returned a view above): the bytes as they are, one copy
+      new Uint8Array(out.buffer).set(bytes.subarray(byteOffset, byteOffset + count * 4));
       break;
     case "F64":
       out.set(view(bytes, byteOffset, count, 8, (b, o, n) => new Float64Array(b, o, n)));
