@@ -14,7 +14,7 @@ export type BackendName = "ts" | "wasm";
 export interface LoadOptions {
   /** "wasm" (SIMD WebAssembly, the default) or "ts" (the readable kernels); both give the same bits. */
   backend?: BackendName;
-  /** Worker threads for the wasm backend (default: the available cores); never changes a bit. */
+  /** Threads of the wasm backend, the calling one included (default: the available cores, at most 8); never changes a bit. */
   threads?: number;
   /** Larger batches are refused with a clear error (default 1024). */
   maxBatch?: number;
