@@ -55,8 +55,8 @@ export const CTRL = {
 
 /**
  * The body of a worker as plain JavaScript source (a worker runs a script, not this module): the host wraps it
- * with its own way of receiving `init` (see node_wasm.ts). Workers never allocate: they only take chunks of the
- * job the main thread posts in the control block until none is left, then count themselves done.
+ * with its own way of receiving `init` (see node_wasm.ts). Workers never allocate wasm memory: they only take
+ * chunks of the job the main thread posts in the control block until none is left, then count themselves done.
  */
 export const WORKER_LOOP = `
 function workerLoop(init, tid, onError) {
