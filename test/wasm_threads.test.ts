@@ -110,7 +110,8 @@ describe("the pool", () => {
     // white box: avgPool2d's planes from the 5th on lie past the end of memory, so whichever thread takes them traps
     const run = (three as unknown as { run(name: string, args: number[], u0: number, u1: number): void }).run.bind(three);
     const end = (three as unknown as { memory: WebAssembly.Memory }).memory.buffer.byteLength;
-    for (let i = 0; i < 20; i++) { // (a worker that traps also prints it on stderr)
+    console.log('"wasm worker N: RuntimeError: memory access out of bounds" on stderr: this test\'s deliberate traps');
+    for (let i = 0; i < 20; i++) {
       expect(() => run("avgPool2d", [end - 5 * 64 * 4, 4096, 8, 8, 2], 0, 64)).toThrow(/out of bounds|failed in a worker/);
     }
     expect(three.avgPool2d(x, 2).data).toEqual(expected.data);
