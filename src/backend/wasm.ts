@@ -70,6 +70,8 @@ export class WasmBackend implements Backend {
   private arena = HEAP_BASE;
   private views: { buffer: ArrayBufferLike; f32: Float32Array; i32: Int32Array; f64: Float64Array } | null = null;
   private disposed = false;
+  /** The current op's result in the arena (reserveOutput), and its JS array once a parallel run has made it. */
+  private output: { p: number; n: number; early: Float32Array | null } | null = null;
 
   constructor(
     private readonly exports: Exports, private readonly memory: WebAssembly.Memory, private readonly workers: WorkerHandle[],
@@ -132,13 +134,12 @@ export class WasmBackend implements Backend {
     this.arena = this.top;
     const xp = this.push(x.data);
     const rp = residual ? this.push(checkResidual("linear", residual, shape)) : 0;
-    const yp = this.reserve(M * w.N);
+    const yp = this.reserveOutput(M * w.N);
     const tiles = Math.ceil(M / MR);
     const ap = this.reserve(tiles * MR * K);
     this.run("packRows", [xp, M, K, ap], 0, tiles, M * K * ELEMENT_WORK);
-    const early = this.run("gemm", [ap, w.ptr, w.bias, w.bias ? 1 : 0, rp, yp, M, K, w.N, ACT[act]], 0,
-      M > 0 ? Math.ceil(w.N / NR) : 0, M * K * w.N, () => faulted(M * w.N));
-    return tensor(shape, this.read(yp, M * w.N, early));
+    this.run("gemm", [ap, w.ptr, w.bias, w.bias ? 1 : 0, rp, yp, M, K, w.N, ACT[act]], 0, M > 0 ? Math.ceil(w.N / NR) : 0, M * K * w.N);
+    return tensor(shape, this.takeOutput());
   }
 
   conv2d(x: Tensor, weights: Conv2dWeights, act: Activation = "none", residual: Tensor | null = null): Tensor {
@@ -158,19 +159,17 @@ export class WasmBackend implements Backend {
     this.arena = this.top;
     const xp = this.push(x.data);
     const rp = residual ? this.push(checkResidual("conv2d", residual, shape)) : 0;
-    const yp = this.reserve(numel(shape));
+    const yp = this.reserveOutput(numel(shape));
     const col = this.reserve(Math.min(chunk, panels) * K * NR);
-    let early: Float32Array | undefined;
     for (let n = 0; n < N; n++) {
       for (let c0 = 0; c0 < panels; c0 += chunk) {
-        const made = this.run("conv2dImage", [
+        this.run("conv2dImage", [
           xp + n * C * H * W * 4, C, H, W, w.O, w.kh, w.kw, w.stride, w.padding, Ho, Wo,
           w.ptr, w.bias, rp ? rp + n * w.O * P * 4 : 0, yp + n * w.O * P * 4, ACT[act], col, c0,
-        ], c0, Math.min(panels, c0 + chunk), w.O * K * P, early ? undefined : () => faulted(numel(shape)));
-        early ??= made;
+        ], c0, Math.min(panels, c0 + chunk), w.O * K * P);
       }
     }
-    return tensor(shape, this.read(yp, numel(shape), early));
+    return tensor(shape, this.takeOutput());
   }
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
@@ -183,9 +182,9 @@ export class WasmBackend implements Backend {
     const rows = D > 0 ? x.data.length / D : 0;
     this.arena = this.top;
     const xp = this.push(x.data), gp = this.push(weight.data), bp = this.push(bias.data);
-    const yp = this.reserve(x.data.length);
-    const early = this.run("layerNorm", [xp, gp, bp, yp, D, eps], 0, rows, x.data.length * ELEMENT_WORK, () => faulted(x.data.length));
-    return tensor([...x.shape], this.read(yp, x.data.length, early));
+    const yp = this.reserveOutput(x.data.length);
+    this.run("layerNorm", [xp, gp, bp, yp, D, eps], 0, rows, x.data.length * ELEMENT_WORK);
+    return tensor([...x.shape], this.takeOutput());
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, heads: number, keyCount: Int32Array | null = null): Tensor {
@@ -216,11 +215,10 @@ export class WasmBackend implements Backend {
       kc = this.reserve(keyCount.length);
       this.view().i32.set(keyCount, kc >>> 2);
     }
-    const out = this.reserve(q.data.length);
+    const out = this.reserveOutput(q.data.length);
     const scratch = this.reserve((scratchBytes / 4) * this.threads); // one slot per thread: any may take any head
-    const early = this.run("attention", [qp, kp, vp, out, B, Lq, Lk, heads, hd, scale, kc, scratch, scratchBytes], 0, B * heads,
-      2 * B * Lq * Lk * heads * hd, () => faulted(q.data.length));
-    return tensor([B, Lq, D], this.read(out, q.data.length, early));
+    this.run("attention", [qp, kp, vp, out, B, Lq, Lk, heads, hd, scale, kc, scratch, scratchBytes], 0, B * heads, 2 * B * Lq * Lk * heads * hd);
+    return tensor([B, Lq, D], this.takeOutput());
   }
 
   avgPool2d(x: Tensor, k: number): Tensor {
@@ -232,27 +230,27 @@ export class WasmBackend implements Backend {
     const shape = [N, C, Math.floor(H / k), Math.floor(W / k)];
     this.arena = this.top;
     const xp = this.push(x.data);
-    const yp = this.reserve(numel(shape));
-    const early = this.run("avgPool2d", [xp, yp, H, W, k], 0, N * C, N * C * H * W * ELEMENT_WORK, () => faulted(numel(shape)));
-    return tensor(shape, this.read(yp, numel(shape), early));
+    const yp = this.reserveOutput(numel(shape));
+    this.run("avgPool2d", [xp, yp, H, W, k], 0, N * C, N * C * H * W * ELEMENT_WORK);
+    return tensor(shape, this.takeOutput());
   }
 
   /** y = expf(x) elementwise (the SIMD twin of src/kernels/exp.ts), for tests. */
   expf(x: Float32Array): Float32Array {
     this.live();
     this.arena = this.top;
-    const xp = this.push(x), yp = this.reserve(x.length);
+    const xp = this.push(x), yp = this.reserveOutput(x.length);
     this.run("expfArray", [xp, yp], 0, x.length);
-    return this.read(yp, x.length);
+    return this.takeOutput();
   }
 
   /** y = act(x) elementwise, for tests. */
   activate(x: Float32Array, act: Activation): Float32Array {
     this.live();
     this.arena = this.top;
-    const xp = this.push(x), yp = this.reserve(x.length);
+    const xp = this.push(x), yp = this.reserveOutput(x.length);
     this.run("activateArray", [xp, yp, ACT[act]], 0, x.length);
-    return this.read(yp, x.length);
+    return this.takeOutput();
   }
 
   /**
@@ -308,16 +306,15 @@ export class WasmBackend implements Backend {
    * Runs kernel `name` over the units [u0, u1) and returns when all are done. With workers, the units are handed
    * out in chunks from a shared counter to whichever thread asks first (this one included), so a thread slowed
    * by other load on the machine takes fewer; a unit's bits do not depend on which thread computes it.
-   * `meanwhile` runs on this thread while the workers start, only when they do; run returns what it returned.
    */
-  private run<T>(name: KernelName, args: number[], u0: number, u1: number, work = Infinity, meanwhile?: () => T): T | undefined {
+  private run(name: KernelName, args: number[], u0: number, u1: number, work = Infinity): void {
     const fnIndex = KERNELS.findIndex(([n]) => n === name);
     const withTid = KERNELS[fnIndex][1];
     const call = (tid: number, a: number, b: number) =>
       withTid ? this.exports[name](...args, tid, a, b) : this.exports[name](...args, a, b);
     if (this.workers.length === 0 || u1 - u0 <= 1 || work < this.minParallelWork) {
       if (u1 > u0) call(0, u0, u1);
-      return undefined;
+      return;
     }
     const { i32, f64 } = this.view();
     const c = CTRL.OFFSET >> 2;
@@ -333,9 +330,9 @@ export class WasmBackend implements Backend {
     Atomics.store(i32, c + CTRL.DONE, 0);
     Atomics.add(i32, c + CTRL.GEN, 1);
     Atomics.notify(i32, c + CTRL.GEN);
-    let result: T | undefined;
     try {
-      result = meanwhile?.();
+      // the op's output array, while the workers start on the kernel (see faulted)
+      if (this.output && !this.output.early) this.output.early = faulted(this.output.n);
       for (let a = Atomics.add(i32, c + CTRL.NEXT, chunk); a < u1; a = Atomics.add(i32, c + CTRL.NEXT, chunk)) {
         call(0, a, Math.min(u1, a + chunk));
       }
@@ -347,7 +344,6 @@ export class WasmBackend implements Backend {
       }
     }
     if (i32[c + CTRL.ERROR] !== 0) throw new Error(`wasm backend: ${name} failed in a worker thread`);
-    return result;
   }
 
   private view(): { f32: Float32Array; i32: Int32Array; f64: Float64Array } {
@@ -393,19 +389,26 @@ export class WasmBackend implements Backend {
     this.view().f32.set(data, p >>> 2);
   }
 
-  /** n floats from p, into `into` when given (see faulted) or a new array. */
-  private read(p: number, n: number, into?: Float32Array): Float32Array {
+  /** n floats of the arena for the current op's result, which takeOutput then copies out. */
+  private reserveOutput(n: number): number {
+    const p = this.reserve(n);
+    this.output = { p, n, early: null };
+    return p;
+  }
+
+  /** The current op's result as a new array: the one a parallel run made early, or a copy made now. */
+  private takeOutput(): Float32Array {
+    const { p, n, early } = this.output!;
+    this.output = null;
     const src = this.view().f32.subarray(p >>> 2, (p >>> 2) + n);
-    if (!into) return src.slice();
-    into.set(src);
-    return into;
+    return early ? (early.set(src), early) : src.slice();
   }
 }
 
 /**
  * A new array of n floats whose pages are already written. Most of the cost of copying an op's output out of wasm
  * memory is the page faults of a fresh allocation (measured: 0.59 ms for 800 KB, of which the copy is 0.02 ms), and
- * the copy is serial on this thread; made while the workers compute (run's meanwhile), those faults are parallel.
+ * the copy is serial on this thread; made while the workers compute (in run), those faults are parallel.
  */
 function faulted(n: number): Float32Array {
   return new Float32Array(n).fill(0);
