@@ -28,13 +28,8 @@ export function resizeShortSide(img: PixelImage, size: number, maxPixels: number
   checkSize(size);
   const [w, h] = resizedSize(img.width, img.height, size);
   if (w === img.width && h === img.height) return img;
-  checkResized(img.width, img.height, size, maxPixels);
+  checkDimensions(w, h, maxPixels, `resizing ${img.width}x${img.height} to short side ${size}`);
   return resizeImage(img, w, h);
-}
-
-function checkResized(width: number, height: number, size: number, maxPixels: number): void {
-  const [w, h] = resizedSize(width, height, size);
-  checkDimensions(w, h, maxPixels, `resizing ${width}x${height} to short side ${size}`);
 }
 
 /**
