@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { load } from "../dist/src/index.js";
+import { normalize, scaledSimilarity } from "../dist/src/model.js";
 import { classEmbeddings } from "../dist/src/zero_shot.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -22,7 +23,7 @@ for (const arch of ["rn", "vit"]) {
   // train.py's held-out set: render_set(2000, HELD_OUT_PAIRS, seed + 2)
   const sameImages = seed === run.args.seed + 2 && samples.length === 2000;
   const clip = await load(join(root, `weights/clip-tiny-${arch}.safetensors`), { threads: 1 });
-  // encoded once, in batches under the model's maxBatch; the argmax of image · class is that of zeroShot's softmax
+  // encoded once, in batches under the model's maxBatch, for the three tasks; zeroShotLogits without its encode
   const E = clip.model.config.embedDim, R = clip.model.config.imageResolution, B = 250;
   const features = new Float32Array(samples.length * E);
   for (let start = 0; start < samples.length; start += B) {
@@ -31,18 +32,15 @@ for (const arch of ["rn", "vit"]) {
     chunk.forEach((s, i) => batch.data.set(clip.preprocess(readFileSync(join(dir, s.file))).data, i * 3 * R * R));
     features.set(clip.model.encodeImage(batch).data, start * E);
   }
+  const images = normalize({ data: features, shape: [samples.length, E] });
   const rows = [];
   for (const [name, t] of Object.entries(tasks)) {
-    const classes = classEmbeddings(clip.model, clip.tokenizer, t.labels, { templates: [t.template] }).data;
+    const classes = classEmbeddings(clip.model, clip.tokenizer, t.labels, { templates: [t.template] });
+    const logits = scaledSimilarity(clip.model.logit_scale, images, classes).data, L = t.labels.length;
     let right = 0;
     samples.forEach((s, i) => {
-      let best = -1, bestScore = -Infinity;
-      for (let c = 0; c < t.labels.length; c++) {
-        let dot = 0;
-        for (let e = 0; e < E; e++) dot += features[i * E + e] * classes[c * E + e];
-        if (dot > bestScore) [best, bestScore] = [c, dot];
-      }
-      if (t.labels[best] === t.truth(s)) right++;
+      const row = logits.subarray(i * L, (i + 1) * L);
+      if (t.labels[row.indexOf(Math.max(...row))] === t.truth(s)) right++;
     });
     rows.push(`${name} ${percent(right / samples.length)}${sameImages ? ` (PyTorch ${percent(run.held_out[name])})` : ""}`);
   }
