@@ -8,10 +8,9 @@ import type { Backend } from "./backend/backend.js";
 import { browserPlatform, canShareMemory, NOT_ISOLATED_MESSAGE, type BrowserPlatformOptions } from "./backend/browser_wasm.js";
 import { TsBackend } from "./backend/ts.js";
 import { createWasmBackend } from "./backend/wasm.js";
-import { withTokenizer, type BackendName, type LoadedClip } from "./clip.js";
-import { buildModel } from "./model.js";
+import { checkpointFromBytes, EMBEDDED_HINTS, modelFromCheckpoint, withTokenizer, type BackendName, type LoadedClip } from "./clip.js";
+import type { HyperParamOptions } from "./config.js";
 import { loadTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
-import { loadStateDict } from "./weights/index.js";
 
 export * from "./index.js";
 export { browserPlatform, canShareMemory, NOT_ISOLATED_MESSAGE, type BrowserPlatformOptions } from "./backend/browser_wasm.js";
@@ -49,12 +48,15 @@ export async function fetchBytes(source: BytesSource): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-export interface BrowserLoadOptions extends BrowserBackendOptions {
+export interface BrowserLoadOptions extends BrowserBackendOptions, HyperParamOptions {
   /** The tokenizer's vocab: a URL or bytes of a merges file (.txt, .txt.gz) or tokenizer.json, or any
    *  non-path TokenizerSource. Default with the embedded model: its vocab.txt.gz; required otherwise. */
   vocab?: BytesSource | Exclude<TokenizerSource, string | Uint8Array>;
   /** Images with more pixels are refused before decoding (decompression bombs). */
   maxPixels?: number;
+  maxBatch?: number;
+  maxTensorBytes?: number;
+  maxTotalBytes?: number;
 }
 
 /** The embedded tiny model, relative to the bundle (dist/browser/clip-ts.js → weights/ of the package). */
@@ -65,10 +67,12 @@ export const EMBEDDED_MODEL_URLS = {
 
 /**
  * load() of the Node API for browsers: the model, tokenizer and image transform from a checkpoint URL or bytes
- * (without one, the embedded tiny model), on the browser wasm backend.
+ * (without one, the embedded tiny model), on the browser wasm backend. A config.json cannot be found beside a URL:
+ * pass it as options.config (or options.arch).
  */
 export async function loadInBrowser(source?: BytesSource, options: BrowserLoadOptions = {}): Promise<LoadedClip> {
   let vocab = options.vocab;
+  const embedded = source === undefined;
   if (source === undefined) {
     source = EMBEDDED_MODEL_URLS.weights;
     vocab ??= EMBEDDED_MODEL_URLS.vocab;
@@ -79,12 +83,13 @@ export async function loadInBrowser(source?: BytesSource, options: BrowserLoadOp
     fetchBytes(source),
     isBytesSource ? fetchBytes(vocab as BytesSource).then((b) => loadTokenizer(b)) : loadTokenizer(vocab as TokenizerSource),
   ]);
-  const stateDict = loadStateDict(weights);
-  const backend = await createBrowserBackend(options);
+  const ck = checkpointFromBytes(weights, options);
+  if (embedded) ck.hints.push(EMBEDDED_HINTS);
+  const model = modelFromCheckpoint(ck, await createBrowserBackend(options), options);
   try {
-    return withTokenizer(buildModel(stateDict, backend), tokenizer, options.maxPixels);
+    return withTokenizer(model, tokenizer, options.maxPixels);
   } catch (e) {
-    backend.dispose();
+    model.dispose();
     throw e;
   }
 }

@@ -1,17 +1,20 @@
 // clip/clip.py of openai/CLIP: loading a checkpoint into a model (and, as the reference, the tokenizer and the
 // image transform that go with it). Weights are read from bytes whatever their format; nothing is downloaded.
 
+import { openaiVocabPath } from "./assets.js";
 import type { Backend } from "./backend/backend.js";
 import { TsBackend } from "./backend/ts.js";
 import { preprocess, type RawImage } from "./image/index.js";
+import { collectHints, OPENAI_HINTS, VOCAB_NAMES, type Hints, type HyperParamOptions } from "./config.js";
 import { buildModel, type CLIP, type TokenTensor } from "./model.js";
+import { OPEN_CLIP_CONFIGS } from "./open_clip_configs.js";
 import { loadTokenizer, type SimpleTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
-import type { Tensor } from "./tensor.js";
-import { loadStateDict } from "./weights/index.js";
+import type { StateDict, Tensor } from "./tensor.js";
+import { DEFAULT_MAX_TOTAL_BYTES, loadStateDictWithFormat, normaliseKeys, WeightsError, type WeightsFormat } from "./weights/index.js";
 
 export type BackendName = "ts" | "wasm";
 
-export interface LoadOptions {
+export interface LoadOptions extends HyperParamOptions {
   /** "wasm" (SIMD WebAssembly, the default) or "ts" (the readable kernels); both give the same bits. */
   backend?: BackendName;
   /** Threads of the wasm backend, the calling one included (default: the available cores, at most 8); never changes a bit. */
@@ -21,6 +24,18 @@ export interface LoadOptions {
   /** Weights limits, as float32 bytes: one tensor (default 4 GiB), all together (default 16 GiB). */
   maxTensorBytes?: number;
   maxTotalBytes?: number;
+}
+
+/** Every option load() and loadModel() know: any other is refused rather than ignored. */
+export const LOAD_OPTION_NAMES = [
+  "backend", "threads", "maxBatch", "maxTensorBytes", "maxTotalBytes", "arch", "config", "activation", "heads",
+  "vocab", "maxPixels",
+] as const;
+
+export function checkOptionNames(options: object, known: readonly string[], where: string): void {
+  for (const k of Object.keys(options)) {
+    if (!known.includes(k)) throw new TypeError(`${where}: unknown option "${k}" (known: ${known.join(", ")})`);
+  }
 }
 
 export async function createBackend(options: LoadOptions = {}): Promise<Backend> {
@@ -42,30 +57,102 @@ export async function readBytes(source: string | Uint8Array): Promise<Uint8Array
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
+/** A checkpoint read, with everything found about what its weights cannot tell. */
+export interface Checkpoint {
+  stateDict: StateDict;
+  format: WeightsFormat;
+  /** Sources of the hyper-parameters, first wins (see collectHints). */
+  hints: Hints[];
+  /** Tokenizer files found with the weights (Node paths). */
+  vocab?: string;
+}
+
+/** A checkpoint from bytes (any format), with the options' hints; no file is looked at. */
+export function checkpointFromBytes(bytes: Uint8Array, options: LoadOptions = {}, fileConfig?: { json: unknown; source: string }): Checkpoint {
+  const limits = { maxTensorBytes: options.maxTensorBytes, maxTotalBytes: options.maxTotalBytes };
+  const { format, stateDict } = loadStateDictWithFormat(bytes, limits);
+  const hints = collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, format === "torchscript" ? OPENAI_HINTS : undefined);
+  return { stateDict, format, hints };
+}
+
 /**
- * A CLIP model from a checkpoint in any supported format (safetensors, torch.save, OpenAI's TorchScript .pt,
- * Hugging Face CLIPModel), detected from its content; hyper-parameters inferred as the reference build_model.
+ * A checkpoint from a path (Node): a weights file, a sharded checkpoint's .index.json, or a folder (Hugging Face
+ * save_pretrained, open_clip push_to_hub); a config.json or open_clip_config.json with the weights is read too.
  */
-export async function loadModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<CLIP> {
-  const bytes = await readBytes(source);
-  const backend = await createBackend(options);
+export async function readCheckpoint(path: string, options: LoadOptions = {}): Promise<Checkpoint> {
+  const { findCheckpoint } = await import("./checkpoint.js");
+  const { basename } = await import("node:path");
+  const files = findCheckpoint(path);
+  const fileConfig = files.config && { json: files.config.json, source: basename(files.config.path) };
+  let ck: Checkpoint;
+  if (!files.index) {
+    ck = checkpointFromBytes(await readBytes(files.weights[0]!), options, fileConfig);
+  } else {
+    // shards: each holds exactly the keys the index gives it; names are normalised once, over the whole
+    const merged: StateDict = new Map();
+    let total = 0, format: WeightsFormat = "safetensors";
+    const maxTotal = options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
+    for (const [file, keys] of files.index.keysByFile) {
+      const bytes = await readBytes(files.weights.find((w) => basename(w) === file)!);
+      const shard = wrapShard(file, () => loadStateDictWithFormat(bytes, { maxTensorBytes: options.maxTensorBytes, maxTotalBytes: options.maxTotalBytes, rawKeys: true }));
+      format = shard.format;
+      const expected = new Set(keys);
+      for (const [k, t] of shard.stateDict) {
+        if (!expected.has(k)) throw new WeightsError(`shard "${file}" holds "${k}", which the index does not list for it`);
+        total += t.data.length * 4;
+        if (total > maxTotal) throw new WeightsError(`the shards hold more than maxTotalBytes (${maxTotal} bytes as float32)`);
+        merged.set(k, t);
+      }
+      for (const k of keys) if (!shard.stateDict.has(k)) throw new WeightsError(`shard "${file}" lacks "${k}", which the index lists`);
+    }
+    const hints = collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, format === "torchscript" ? OPENAI_HINTS : undefined);
+    ck = { stateDict: normaliseKeys(merged), format, hints };
+  }
+  ck.vocab = files.vocab;
+  return ck;
+}
+
+function wrapShard<T>(file: string, fn: () => T): T {
   try {
-    const stateDict = loadStateDict(bytes, { maxTensorBytes: options.maxTensorBytes, maxTotalBytes: options.maxTotalBytes });
-    return buildModel(stateDict, backend, { maxBatch: options.maxBatch });
+    return fn();
+  } catch (e) {
+    if (e instanceof WeightsError) throw new WeightsError(`shard "${file}": ${e.message}`);
+    throw e;
+  }
+}
+
+/** The model of a checkpoint on a backend; the backend is disposed if the weights do not make a model. */
+export function modelFromCheckpoint(ck: Checkpoint, backend: Backend, options: LoadOptions = {}): CLIP {
+  try {
+    return buildModel(ck.stateDict, backend, { maxBatch: options.maxBatch, hints: ck.hints });
   } catch (e) {
     backend.dispose();
     throw e;
   }
 }
 
+/**
+ * A CLIP model from a checkpoint in any supported format (safetensors, torch.save, OpenAI's TorchScript .pt,
+ * Hugging Face CLIPModel, open_clip), detected from its content; a path may also be a folder or a shard index.
+ * Hyper-parameters come from the key names and shapes as in the reference build_model, and what those cannot
+ * tell from the options, the checkpoint's config or format; model.config.sources says where each came from.
+ */
+export async function loadModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<CLIP> {
+  checkOptionNames(options, LOAD_OPTION_NAMES, "loadModel");
+  const ck = typeof source === "string" ? await readCheckpoint(source, options) : checkpointFromBytes(source, options);
+  return modelFromCheckpoint(ck, await createBackend(options), options);
+}
+
 // ---- clip.load: the model with the tokenizer and image transform that go with it
 
-/** Vocab files looked for next to a checkpoint, in this order. */
-export const VOCAB_NAMES = ["bpe_simple_vocab_16e6.txt.gz", "vocab.txt.gz", "tokenizer.json", "vocab.json"];
+export { openaiVocabPath } from "./assets.js";
+
+export { VOCAB_NAMES } from "./config.js";
 
 export interface ClipLoadOptions extends LoadOptions {
   /** The tokenizer's vocab (merges .txt/.gz, tokenizer.json, a folder with vocab.json + merges.txt, or bytes).
-   *  Default: the first of bpe_simple_vocab_16e6.txt.gz, vocab.txt.gz, tokenizer.json, vocab.json next to the weights. */
+   *  Default: the tokenizer files with the weights (see VOCAB_NAMES), else OpenAI's vocab, which ships with clip-ts,
+   *  for a model of its 49408 tokens. */
   vocab?: TokenizerSource;
   /** Images with more pixels are refused before decoding (decompression bombs). */
   maxPixels?: number;
@@ -80,50 +167,70 @@ export interface LoadedClip {
   tokenize(texts: string | readonly string[], options?: { truncate?: boolean }): TokenTensor;
 }
 
-/** The embedded tiny model (Node): the ResNet in weights/ of this package, the more accurate of the two (weights/README.md). */
-export async function embeddedModelPaths(): Promise<{ weights: string; vocab: string }> {
+/** A file of this package (Node): src/clip.ts in the repository, dist/src/clip.js once built. */
+async function packageFile(rel: string): Promise<string | undefined> {
   const { existsSync } = await import("node:fs");
   const { fileURLToPath } = await import("node:url");
-  // src/clip.ts in the repository, dist/src/clip.js once built
   for (const up of ["../", "../../"]) {
-    const weights = fileURLToPath(new URL(`${up}weights/clip-tiny-rn.safetensors`, import.meta.url));
-    if (existsSync(weights)) return { weights, vocab: fileURLToPath(new URL(`${up}weights/vocab.txt.gz`, import.meta.url)) };
+    const path = fileURLToPath(new URL(`${up}${rel}`, import.meta.url));
+    if (existsSync(path)) return path;
   }
-  throw new Error("the embedded model (weights/clip-tiny-rn.safetensors) is missing from this installation");
+  return undefined;
 }
 
-/** The first of VOCAB_NAMES in the folder of a weights file (Node). */
+/** The embedded tiny model (Node): the ResNet in weights/ of this package, the more accurate of the two (weights/README.md). */
+export async function embeddedModelPaths(): Promise<{ weights: string; vocab: string }> {
+  const weights = await packageFile("weights/clip-tiny-rn.safetensors");
+  const vocab = await packageFile("weights/vocab.txt.gz");
+  if (!weights || !vocab) throw new Error("the embedded model (weights/clip-tiny-rn.safetensors) is missing from this installation");
+  return { weights, vocab };
+}
+
+/** What the embedded models' card says of what their weights cannot tell: trained with the reference model.py. */
+export const EMBEDDED_HINTS: Hints = { ...OPENAI_HINTS, source: "the embedded model's card" };
+
+/** The first of VOCAB_NAMES in the folder of a weights file, or the folder itself for vocab.json + merges.txt (Node). */
 export async function vocabNextTo(weightsPath: string): Promise<string | undefined> {
-  const { existsSync } = await import("node:fs");
-  const { dirname, join } = await import("node:path");
-  return VOCAB_NAMES.map((n) => join(dirname(weightsPath), n)).find((p) => existsSync(p));
+  const { vocabIn } = await import("./checkpoint.js");
+  const { dirname } = await import("node:path");
+  const { statSync } = await import("node:fs");
+  return vocabIn(statSync(weightsPath).isDirectory() ? weightsPath : dirname(weightsPath));
 }
 
 /**
- * clip.load of the reference: `const { model, preprocess, tokenize } = await load(path)`. Without a path, the
- * embedded tiny model and its vocab.
+ * clip.load of the reference: `const { model, preprocess, tokenize } = await load(path)`. The path may be a file,
+ * a folder or a shard index; without one, the embedded tiny model and its vocab.
  */
 export async function load(source?: string | Uint8Array, options: ClipLoadOptions = {}): Promise<LoadedClip> {
+  checkOptionNames(options, LOAD_OPTION_NAMES, "load");
+  let ck: Checkpoint;
   let vocab = options.vocab;
   if (source === undefined) {
     const paths = await embeddedModelPaths();
-    source = paths.weights;
+    ck = checkpointFromBytes(await readBytes(paths.weights), options);
+    ck.hints.push(EMBEDDED_HINTS);
     vocab ??= paths.vocab;
-  } else if (vocab === undefined && typeof source === "string") {
-    vocab = await vocabNextTo(source);
+  } else {
+    ck = typeof source === "string" ? await readCheckpoint(source, options) : checkpointFromBytes(source, options);
+    vocab ??= ck.vocab;
   }
-  if (vocab === undefined) {
-    throw new Error(`no tokenizer vocab: pass options.vocab (none of ${VOCAB_NAMES.join(", ")} is next to the weights)`);
-  }
-  const tokenizer = await loadTokenizer(vocab);
-  const model = await loadModel(source, options);
+  const model = modelFromCheckpoint(ck, await createBackend(options), options);
   try {
-    return withTokenizer(model, tokenizer, options.maxPixels);
+    if (vocab === undefined) {
+      if (model.config.vocabSize !== OPENAI_VOCAB_SIZE) {
+        throw new Error(`no tokenizer vocab for a model of ${model.config.vocabSize} tokens: pass options.vocab (none of ${VOCAB_NAMES.join(", ")} is with the weights)`);
+      }
+      vocab = await openaiVocabPath();
+    }
+    return withTokenizer(model, await loadTokenizer(vocab), options.maxPixels);
   } catch (e) {
     model.dispose();
     throw e;
   }
 }
+
+/** The size of OpenAI's vocab: 256 bytes, 256 with </w>, 48894 merges, and the two special tokens. */
+export const OPENAI_VOCAB_SIZE = 49408;
 
 /** The model with its tokenizer and the reference transform at the model's resolution and context length. */
 export function withTokenizer(model: CLIP, tokenizer: SimpleTokenizer, maxPixels?: number): LoadedClip {

@@ -8,6 +8,7 @@
 // - nn.MultiheadAttention's packed in_proj is applied as three linears (q, k, v rows): the same sums.
 
 import type { Backend, Conv2dWeights, LinearWeights } from "./backend/backend.js";
+import { ASSUMED, resolveTower, type Hints, type MlpActivation } from "./config.js";
 import type { Activation } from "./kernels/activations.js";
 import { foldBatchNorm } from "./kernels/batch_norm.js";
 import { expf } from "./kernels/exp.js";
@@ -32,6 +33,14 @@ export class Params {
     }
     this.used.add(key);
     return { data: t.data, shape: t.shape };
+  }
+
+  /** The shape of a tensor the model is about to get (widths that the config leaves to the weights). */
+  shapeOf(key: string, rank: number): number[] {
+    const t = this.stateDict.get(key);
+    if (!t) throw new StateDictError(`missing key "${key}"`);
+    if (t.shape.length !== rank) throw new StateDictError(`key "${key}": expected ${rank} dimensions, found ${shapeString(t.shape)}`);
+    return t.shape;
   }
 
   /** As get, for a tensor the model keeps in JavaScript after loading: a copy, since a state dict's tensors may be
@@ -230,16 +239,17 @@ export class ModifiedResNet {
 export class LayerNorm {
   readonly weight: Tensor;
   readonly bias: Tensor;
-  constructor(readonly backend: Backend, p: Params, prefix: string, width: number) {
+  constructor(readonly backend: Backend, p: Params, prefix: string, width: number, readonly eps = 1e-5) {
     this.weight = p.own(`${prefix}.weight`, [width]);
     this.bias = p.own(`${prefix}.bias`, [width]);
   }
   forward(x: Tensor): Tensor {
-    return this.backend.layerNorm(x, this.weight, this.bias, 1e-5);
+    return this.backend.layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
 
-// QuickGELU, x·sigmoid(1.702·x), is the "quickgelu" activation fused into mlp.c_fc (src/kernels/activations.ts).
+// QuickGELU, x·sigmoid(1.702·x), is the "quickgelu" activation fused into mlp.c_fc (src/kernels/activations.ts);
+// open_clip and Hugging Face models may use nn.GELU instead ("gelu", the erf form), which the config says.
 
 export class ResidualAttentionBlock {
   readonly q_proj: Linear; // rows [0, d) of attn.in_proj_weight
@@ -251,7 +261,10 @@ export class ResidualAttentionBlock {
   readonly c_proj: Linear;
   readonly ln_2: LayerNorm;
 
-  constructor(readonly backend: Backend, p: Params, prefix: string, readonly dModel: number, readonly nHead: number) {
+  constructor(
+    readonly backend: Backend, p: Params, prefix: string, readonly dModel: number, readonly nHead: number,
+    readonly act: MlpActivation = "quickgelu", eps = 1e-5,
+  ) {
     const d = dModel;
     const inW = p.get(`${prefix}.attn.in_proj_weight`, [3 * d, d]);
     const inB = p.get(`${prefix}.attn.in_proj_bias`, [3 * d]);
@@ -264,10 +277,11 @@ export class ResidualAttentionBlock {
     this.k_proj = proj(1);
     this.v_proj = proj(2);
     this.out_proj = Linear.load(backend, p, `${prefix}.attn.out_proj`, d, d);
-    this.ln_1 = new LayerNorm(backend, p, `${prefix}.ln_1`, d);
-    this.c_fc = Linear.load(backend, p, `${prefix}.mlp.c_fc`, d, d * 4);
-    this.c_proj = Linear.load(backend, p, `${prefix}.mlp.c_proj`, d * 4, d);
-    this.ln_2 = new LayerNorm(backend, p, `${prefix}.ln_2`, d);
+    this.ln_1 = new LayerNorm(backend, p, `${prefix}.ln_1`, d, eps);
+    const hidden = p.shapeOf(`${prefix}.mlp.c_fc.weight`, 2)[0]; // d·mlp_ratio: 4 in OpenAI's models, not in all of open_clip's
+    this.c_fc = Linear.load(backend, p, `${prefix}.mlp.c_fc`, d, hidden);
+    this.c_proj = Linear.load(backend, p, `${prefix}.mlp.c_proj`, hidden, d);
+    this.ln_2 = new LayerNorm(backend, p, `${prefix}.ln_2`, d, eps);
   }
 
   /** x: [N, L, D]; keyCount as in Backend.attention (the causal mask of the text tower). */
@@ -280,7 +294,7 @@ export class ResidualAttentionBlock {
 
   forward(x: Tensor, keyCount: Int32Array | null = null): Tensor {
     x = this.out_proj.forward(this.attention(this.ln_1.forward(x), keyCount), "none", x); // x + attn(ln_1(x))
-    const h = this.c_fc.forward(this.ln_2.forward(x), "quickgelu");
+    const h = this.c_fc.forward(this.ln_2.forward(x), this.act);
     return this.c_proj.forward(h, "none", x); // x + mlp(ln_2(x))
   }
 
@@ -293,15 +307,18 @@ export class ResidualAttentionBlock {
     const q = this.q_proj.forward(rows(h, index, true));
     const attn = this.backend.attention(q, this.k_proj.forward(h), this.v_proj.forward(h), this.nHead, keyCount);
     const y = this.out_proj.forward(attn, "none", rows(x, index, true));
-    return this.c_proj.forward(this.c_fc.forward(this.ln_2.forward(y), "quickgelu"), "none", y);
+    return this.c_proj.forward(this.c_fc.forward(this.ln_2.forward(y), this.act), "none", y);
   }
 }
 
 export class Transformer {
   readonly resblocks: ResidualAttentionBlock[];
-  constructor(backend: Backend, p: Params, prefix: string, readonly width: number, readonly layers: number, readonly heads: number) {
+  constructor(
+    backend: Backend, p: Params, prefix: string, readonly width: number, readonly layers: number, readonly heads: number,
+    act: MlpActivation = "quickgelu", eps = 1e-5,
+  ) {
     this.resblocks = [];
-    for (let i = 0; i < layers; i++) this.resblocks.push(new ResidualAttentionBlock(backend, p, `${prefix}.resblocks.${i}`, width, heads));
+    for (let i = 0; i < layers; i++) this.resblocks.push(new ResidualAttentionBlock(backend, p, `${prefix}.resblocks.${i}`, width, heads, act, eps));
   }
 
   forward(x: Tensor, keyCount: Int32Array | null = null, hook?: ForwardHook, name = "transformer"): Tensor {
@@ -333,15 +350,15 @@ export class VisionTransformer {
   constructor(
     readonly backend: Backend, p: Params, prefix: string,
     readonly inputResolution: number, readonly patchSize: number, readonly width: number,
-    layers: number, heads: number, readonly outputDim: number,
+    layers: number, heads: number, readonly outputDim: number, act: MlpActivation = "quickgelu", eps = 1e-5,
   ) {
     this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, 3, width, patchSize, patchSize, 0);
     const grid = inputResolution / patchSize;
     this.class_embedding = p.own(`${prefix}.class_embedding`, [width]);
     this.positional_embedding = p.own(`${prefix}.positional_embedding`, [grid * grid + 1, width]);
-    this.ln_pre = new LayerNorm(backend, p, `${prefix}.ln_pre`, width);
-    this.transformer = new Transformer(backend, p, `${prefix}.transformer`, width, layers, heads);
-    this.ln_post = new LayerNorm(backend, p, `${prefix}.ln_post`, width);
+    this.ln_pre = new LayerNorm(backend, p, `${prefix}.ln_pre`, width, eps);
+    this.transformer = new Transformer(backend, p, `${prefix}.transformer`, width, layers, heads, act, eps);
+    this.ln_post = new LayerNorm(backend, p, `${prefix}.ln_post`, width, eps);
     this.proj = projection(backend, p.get(`${prefix}.proj`, [width, outputDim]));
   }
 
@@ -385,6 +402,37 @@ export interface CLIPConfig {
   transformerWidth: number;
   transformerHeads: number;
   transformerLayers: number;
+  // what the state dict cannot tell (src/config.ts): each with its source in `sources`
+  visionHeads: number;
+  visionActivation: MlpActivation; // unused by the ResNet (no MLP)
+  visionEps: number; // unused by the ResNet (no LayerNorm)
+  visionMlpWidth: number | null; // c_fc's outputs: 4·width in OpenAI's models (null: the ResNet)
+  transformerMlpWidth: number;
+  /** The text is pooled at the first position of this id (Hugging Face's eos_token_id); null: at argmax, as the reference. */
+  textPoolTokenId: number | null;
+  textActivation: MlpActivation;
+  textEps: number;
+  /** Per setting above (and transformerHeads): the source that gave it, or "assumed" (OpenAI's build_model). */
+  sources: Record<"visionHeads" | "visionActivation" | "visionEps" | "transformerHeads" | "textActivation" | "textEps", string>;
+}
+
+/** The settings nothing said and that the model uses, as "name value" phrases; empty when every one was given. */
+export function assumedSettings(c: CLIPConfig): string[] {
+  const out: string[] = [];
+  const resnet = Array.isArray(c.visionLayers);
+  const acts = [
+    ...(!resnet && c.sources.visionActivation === ASSUMED ? [["vision", c.visionActivation]] : []),
+    ...(c.sources.textActivation === ASSUMED ? [["text", c.textActivation]] : []),
+  ];
+  if (acts.length) out.push(`activation ${acts.map(([t, a]) => `${a === "quickgelu" ? "QuickGELU" : "GELU"} (${t})`).join(", ")}`);
+  const heads = [
+    ...(c.sources.visionHeads === ASSUMED ? [`${c.visionHeads} (vision)`] : []),
+    ...(c.sources.transformerHeads === ASSUMED ? [`${c.transformerHeads} (text)`] : []),
+  ];
+  if (heads.length) out.push(`64-wide attention heads: ${heads.join(", ")}`);
+  const eps = [...(!resnet && c.sources.visionEps === ASSUMED ? ["vision"] : []), ...(c.sources.textEps === ASSUMED ? ["text"] : [])];
+  if (eps.length) out.push(`layer-norm eps 1e-5 (${eps.join(", ")})`);
+  return out;
 }
 
 /** Called with each module's output in forward order (the names of the reference's state dict / forward hooks). */
@@ -409,25 +457,28 @@ export class CLIP {
   constructor(readonly backend: Backend, p: Params, readonly config: CLIPConfig, readonly maxBatch = DEFAULT_MAX_BATCH) {
     const c = config;
     if (Array.isArray(c.visionLayers)) {
-      const visionHeads = Math.floor((c.visionWidth * 32) / 64);
-      this.visual = new ModifiedResNet(backend, p, "visual", c.visionLayers, c.embedDim, visionHeads, c.imageResolution, c.visionWidth);
+      this.visual = new ModifiedResNet(backend, p, "visual", c.visionLayers, c.embedDim, c.visionHeads, c.imageResolution, c.visionWidth);
     } else {
-      const visionHeads = Math.floor(c.visionWidth / 64);
       this.visual = new VisionTransformer(
-        backend, p, "visual", c.imageResolution, c.visionPatchSize!, c.visionWidth, c.visionLayers as number, visionHeads, c.embedDim,
+        backend, p, "visual", c.imageResolution, c.visionPatchSize!, c.visionWidth, c.visionLayers as number, c.visionHeads, c.embedDim,
+        c.visionActivation, c.visionEps,
       );
     }
-    this.transformer = new Transformer(backend, p, "transformer", c.transformerWidth, c.transformerLayers, c.transformerHeads);
+    this.transformer = new Transformer(
+      backend, p, "transformer", c.transformerWidth, c.transformerLayers, c.transformerHeads, c.textActivation, c.textEps,
+    );
     this.token_embedding = p.own("token_embedding.weight", [c.vocabSize, c.transformerWidth]);
     this.positional_embedding = p.own("positional_embedding", [c.contextLength, c.transformerWidth]);
-    this.ln_final = new LayerNorm(backend, p, "ln_final", c.transformerWidth);
+    this.ln_final = new LayerNorm(backend, p, "ln_final", c.transformerWidth, c.textEps);
     this.text_projection = projection(backend, p.get("text_projection", [c.transformerWidth, c.embedDim]));
-    this.logit_scale = p.get("logit_scale", []).data[0];
+    // a 0-d tensor in OpenAI's checkpoints, [1] in some others
+    this.logit_scale = p.get("logit_scale", p.stateDict.get("logit_scale")?.shape.length === 1 ? [1] : []).data[0];
   }
 
   encodeImage(image: Tensor, hook?: ForwardHook): Tensor {
     const r = this.config.imageResolution;
     const [, c, h, w] = image.shape;
+    checkShape("encodeImage: pixels", image.shape);
     if (image.shape.length !== 4 || c !== 3 || h !== r || w !== r || image.data.length !== image.shape[0] * 3 * r * r) {
       throw new RangeError(`encodeImage: expected pixels of shape [N, 3, ${r}, ${r}], got ${shapeString(image.shape)}`);
     }
@@ -438,6 +489,7 @@ export class CLIP {
   encodeText(text: TokenTensor, hook?: ForwardHook): Tensor {
     const { contextLength: L, vocabSize, transformerWidth: D } = this.config;
     const [N] = text.shape;
+    checkShape("encodeText: token ids", text.shape);
     if (text.shape.length !== 2 || text.shape[1] !== L || text.data.length !== N * L) {
       throw new RangeError(`encodeText: expected token ids of shape [N, ${L}], got ${shapeString(text.shape)}`);
     }
@@ -452,7 +504,7 @@ export class CLIP {
     }
 
     // the end-of-text token is the highest id in each row (text.argmax(dim=-1)): the features are taken there
-    const eot = argmaxPerRow(ids, N, L);
+    const eot = this.config.textPoolTokenId === null ? argmaxPerRow(ids, N, L) : firstIndexPerRow(ids, N, L, this.config.textPoolTokenId);
     // Causal attention: no position after the last end-of-text token can change the output, so they are not
     // computed (unless a hook asks for every module's full output). The bits are the same either way.
     const Lt = hook ? L : eot.reduce((a, e) => Math.max(a, e + 1), 1);
@@ -515,6 +567,13 @@ export function scaledSimilarity(logitScale: number, imageFeatures: Tensor, text
 
 export const DEFAULT_MAX_BATCH = 1024;
 
+/** A shape of non-negative integers (a fractional or negative dimension would index outside the data). */
+function checkShape(what: string, shape: readonly number[]): void {
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new RangeError(`${what}: shape ${Array.isArray(shape) ? `[${shape.join(", ")}]` : String(shape)} must be non-negative integers`);
+  }
+}
+
 function checkBatch(where: string, what: string, n: number, limit: number): void {
   if (n > limit) throw new RangeError(`${where}: a batch of ${n} ${what} is more than the limit of ${limit} (maxBatch)`);
 }
@@ -557,6 +616,16 @@ export function argmaxPerRow(ids: Int32Array, N: number, L: number): Int32Array 
   return out;
 }
 
+/** The first position of `id` in each row (0 where absent, as torch.argmax of the comparison). */
+export function firstIndexPerRow(ids: Int32Array, N: number, L: number, id: number): Int32Array {
+  const out = new Int32Array(N);
+  for (let n = 0; n < N; n++) {
+    const t = ids.subarray(n * L, (n + 1) * L).indexOf(id);
+    out[n] = t < 0 ? 0 : t;
+  }
+  return out;
+}
+
 /** build_attention_mask of the reference: query i sees keys 0..i. */
 function causalKeyCounts(N: number, L: number): Int32Array {
   const counts = new Int32Array(N * L);
@@ -564,27 +633,44 @@ function causalKeyCounts(N: number, L: number): Int32Array {
   return counts;
 }
 
-/** build_model of the reference: every hyper-parameter from the key names and shapes. */
-export function inferConfig(sd: StateDict): CLIPConfig {
+/**
+ * build_model of the reference: the hyper-parameters the state dict shows, from key names and shapes. The ones it
+ * cannot show (heads, activation, eps) come from `hints`, first source first, else OpenAI's defaults, marked assumed.
+ */
+export function inferConfig(sd: StateDict, hints: readonly Hints[] = []): CLIPConfig {
   const shape = (key: string): number[] => {
     const t = sd.get(key);
     if (!t) throw new StateDictError(`missing key "${key}": cannot infer the model configuration`);
     return t.shape;
   };
   const keys = [...sd.keys()];
-  const distinct = (prefix: string, part: number) =>
-    new Set(keys.filter((k) => k.startsWith(prefix)).map((k) => k.split(".")[part])).size;
+  // blocks numbered 0..n-1 under prefix; a gap means stray or missing keys, named here rather than as a missing block
+  const blocks = (prefix: string): number => {
+    const seen = new Set<number>();
+    for (const k of keys) {
+      if (!k.startsWith(prefix)) continue;
+      const part = k.slice(prefix.length).split(".")[0];
+      if (!/^\d+$/.test(part)) throw new StateDictError(`unexpected key "${k}": ${prefix}<block number> expected`);
+      seen.add(Number(part));
+    }
+    const n = seen.size;
+    const stray = [...seen].filter((i) => i >= n).sort((a, b) => a - b);
+    if (stray.length) {
+      throw new StateDictError(`${prefix}*: blocks ${stray.join(", ")} found but not all of 0…${Math.max(...seen)} (stray keys, or a missing block)`);
+    }
+    return n;
+  };
 
   const vit = sd.has("visual.proj");
   let visionWidth: number, visionLayers: CLIPConfig["visionLayers"], visionPatchSize: number | null, imageResolution: number;
   if (vit) {
     visionWidth = shape("visual.conv1.weight")[0];
-    visionLayers = keys.filter((k) => k.startsWith("visual.") && k.endsWith(".attn.in_proj_weight")).length;
+    visionLayers = blocks("visual.transformer.resblocks.");
     visionPatchSize = shape("visual.conv1.weight")[3];
     const gridSize = Math.round(Math.sqrt(shape("visual.positional_embedding")[0] - 1));
     imageResolution = visionPatchSize * gridSize;
   } else {
-    visionLayers = [1, 2, 3, 4].map((b) => distinct(`visual.layer${b}`, 2)) as [number, number, number, number];
+    visionLayers = [1, 2, 3, 4].map((b) => blocks(`visual.layer${b}.`)) as [number, number, number, number];
     visionWidth = shape("visual.layer1.0.conv1.weight")[0];
     const tokens = shape("visual.attnpool.positional_embedding")[0];
     const outputWidth = Math.round(Math.sqrt(tokens - 1));
@@ -595,21 +681,55 @@ export function inferConfig(sd: StateDict): CLIPConfig {
     imageResolution = outputWidth * 32;
   }
   const transformerWidth = shape("ln_final.weight")[0];
+  const tp = shape("text_projection");
+  if (tp.length !== 2 || tp[0] !== transformerWidth) {
+    const transposed = tp.length === 2 && tp[1] === transformerWidth;
+    throw new StateDictError(`text_projection has shape [${tp.join(", ")}], expected [${transformerWidth} (the text width), embed_dim]` +
+      (transposed ? ": it looks transposed (nn.Linear's [out, in] layout; the reference multiplies x @ text_projection)" : ""));
+  }
+  if (vit) {
+    const vp = shape("visual.proj");
+    if (vp.length === 2 && vp[0] !== visionWidth && vp[1] === visionWidth) {
+      throw new StateDictError(`visual.proj has shape [${vp.join(", ")}], expected [${visionWidth} (the vision width), ${tp[1]}]: it looks transposed`);
+    }
+  }
+  const mlpWidth = (prefix: string, layers: number) => (layers > 0 ? shape(`${prefix}.resblocks.0.mlp.c_fc.weight`)[0] : 4 * shape(`${prefix === "transformer" ? "ln_final" : "visual.ln_post"}.weight`)[0]);
+  const vision = resolveTower("vision", vit ? visionWidth : visionWidth * 32, 64, hints);
+  const text = resolveTower("text", transformerWidth, 64, hints);
   return {
-    embedDim: shape("text_projection")[1],
+    embedDim: tp[1],
     imageResolution, visionLayers, visionWidth, visionPatchSize,
     contextLength: shape("positional_embedding")[0],
     vocabSize: shape("token_embedding.weight")[0],
     transformerWidth,
-    transformerHeads: Math.floor(transformerWidth / 64),
-    transformerLayers: distinct("transformer.resblocks", 2),
+    transformerHeads: text.heads,
+    transformerLayers: blocks("transformer.resblocks."),
+    visionHeads: vision.heads,
+    visionActivation: vision.activation,
+    visionEps: vision.eps,
+    visionMlpWidth: vit ? mlpWidth("visual.transformer", visionLayers as number) : null,
+    transformerMlpWidth: mlpWidth("transformer", blocks("transformer.resblocks.")),
+    textActivation: text.activation,
+    textEps: text.eps,
+    textPoolTokenId: text.eosTokenId,
+    sources: {
+      visionHeads: vision.sources.heads, visionActivation: vision.sources.activation, visionEps: vision.sources.eps,
+      transformerHeads: text.sources.heads, textActivation: text.sources.activation, textEps: text.sources.eps,
+    },
   };
 }
 
+export interface BuildOptions {
+  /** Larger batches are refused (default 1024). */
+  maxBatch?: number;
+  /** What the state dict cannot tell, in priority order (options, the file's config, the architecture's name…). */
+  hints?: readonly Hints[];
+}
+
 /** Builds the model from a state dict; every key must be used and have the expected shape. */
-export function buildModel(sd: StateDict, backend: Backend, options: { maxBatch?: number } = {}): CLIP {
+export function buildModel(sd: StateDict, backend: Backend, options: BuildOptions = {}): CLIP {
   const p = new Params(sd);
-  const model = new CLIP(backend, p, inferConfig(sd), options.maxBatch);
+  const model = new CLIP(backend, p, inferConfig(sd, options.hints), options.maxBatch);
   const extra = p.unexpected();
   if (extra.length) throw new StateDictError(`unexpected key${extra.length > 1 ? "s" : ""} ${extra.slice(0, 5).map((k) => `"${k}"`).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
   return model;

@@ -19,12 +19,15 @@ describe("buildModel infers every OpenAI configuration from key names and shapes
       const entries = [...c.state_dict, ...Object.keys(c.checkpoint_extra_keys).map((k) => [k, []])];
       const sd = shapeOnlyStateDict(entries);
       const r = c.config;
-      expect(inferConfig(sd)).toEqual({
+      expect(inferConfig(sd)).toMatchObject({
         embedDim: r.embed_dim, imageResolution: r.image_resolution, visionLayers: r.vision_layers,
         visionWidth: r.vision_width, visionPatchSize: r.vision_patch_size, contextLength: r.context_length,
         vocabSize: r.vocab_size, transformerWidth: r.transformer_width, transformerHeads: r.transformer_heads,
-        transformerLayers: r.transformer_layers,
+        transformerLayers: r.transformer_layers, visionHeads: c.vision_heads ?? (Array.isArray(r.vision_layers) ? r.vision_width / 2 : r.vision_width / 64),
+        visionActivation: "quickgelu", textActivation: "quickgelu", visionEps: 1e-5, textEps: 1e-5, textPoolTokenId: null,
       });
+      // nothing but the weights: every setting they cannot tell is marked assumed
+      expect(Object.values(inferConfig(sd).sources)).toEqual(Array(6).fill("assumed"));
       // every key consumed with the expected shape, none left over
       const backend = new RecordingBackend();
       buildModel(sd, backend);

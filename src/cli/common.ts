@@ -4,11 +4,14 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, wri
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend } from "../backend/backend.js";
-import { createBackend, VOCAB_NAMES, vocabNextTo, type BackendName } from "../clip.js";
-import { buildModel, type CLIP, type CLIPConfig, type TokenTensor } from "../model.js";
+import {
+  checkpointFromBytes, createBackend, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, openaiVocabPath, readCheckpoint,
+  VOCAB_NAMES, vocabNextTo, type BackendName, type Checkpoint,
+} from "../clip.js";
+import { MLP_ACTIVATIONS, type HyperParamOptions } from "../config.js";
+import { assumedSettings, type CLIP, type CLIPConfig, type TokenTensor } from "../model.js";
 import { readNpyFloat32, readNpyTokens, writeNpy } from "../npy.js";
 import type { StateDict, Tensor } from "../tensor.js";
-import { loadStateDict } from "../weights/index.js";
 import type { SimpleTokenizer } from "../simple_tokenizer.js";
 import { choice, CliError, integer, UsageError } from "./args.js";
 import { Progress, type ProgressSink } from "./progress.js";
@@ -132,10 +135,18 @@ export const MODEL_OPTIONS = {
   model: { type: "string" },
   backend: { type: "string" },
   threads: { type: "string" },
+  arch: { type: "string" },
+  activation: { type: "string" },
+  heads: { type: "string" },
 } as const;
 
-export const MODEL_HELP = `  --model FILE       weights: safetensors, torch.save .pt/.pth, OpenAI TorchScript .pt, Hugging Face CLIPModel
+export const MODEL_HELP = `  --model PATH       weights: safetensors, torch.save .pt/.pth/.bin, OpenAI TorchScript .pt, Hugging Face CLIPModel,
+                     open_clip; a folder (save_pretrained, open_clip), or a sharded checkpoint's .index.json
                      (default: the embedded tiny model ${DEFAULT_MODEL})
+  --arch NAME        an open_clip architecture (ViT-B-32, ViT-B-32-quickgelu, RN50, ViT-H-14, …): its activation,
+                     head width and eps, for weights that come without a config
+  --activation A     quickgelu or gelu (the erf form), for both towers, or vision=A,text=A; overrides any config
+  --heads N          attention heads for both towers, or vision=N,text=N; overrides any config
   --backend ts|wasm  kernels: SIMD WebAssembly (default) or the readable TypeScript; the same bits
   --threads N        worker threads for the wasm backend`;
 
@@ -143,6 +154,9 @@ export interface ModelArgs {
   model?: string;
   backend?: string;
   threads?: string;
+  arch?: string;
+  activation?: string;
+  heads?: string;
 }
 
 export interface OpenedModel {
@@ -150,34 +164,77 @@ export interface OpenedModel {
   stateDict: StateDict;
   /** What --model named, or "weights/….safetensors (embedded)". */
   path: string;
-  /** --model, if given. */
+  /** The local file or folder of --model, if given. */
   file?: string;
+}
+
+/** "X" or "vision=X,text=Y" (either part may be left out). */
+function perTower<T>(value: string | undefined, flag: string, parse: (v: string) => T): T | { vision?: T; text?: T } | undefined {
+  if (value === undefined) return undefined;
+  if (!value.includes("=")) return parse(value);
+  const out: { vision?: T; text?: T } = {};
+  for (const part of value.split(",")) {
+    const [tower, v, ...rest] = part.split("=");
+    if ((tower !== "vision" && tower !== "text") || v === undefined || rest.length || out[tower] !== undefined) {
+      throw new UsageError(`${flag} takes a value, or vision=VALUE,text=VALUE; got "${value}"`);
+    }
+    out[tower] = parse(v);
+  }
+  return out;
+}
+
+/** The options of the model flags, checked as the command line gives them. */
+export function hyperParamArgs(args: ModelArgs): HyperParamOptions {
+  return {
+    arch: args.arch,
+    activation: perTower(args.activation, "--activation", (v) => choice(v, "--activation", MLP_ACTIVATIONS)!),
+    heads: perTower(args.heads, "--heads", (v) => integer(v, "--heads", 1, 4096)!),
+  };
 }
 
 export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
   const backendName = choice<BackendName>(args.backend, "--backend", ["ts", "wasm"]);
   const threads = integer(args.threads, "--threads", 1, 1024);
-  const file = args.model ?? embedded(DEFAULT_MODEL, "--model");
+  const hyper = hyperParamArgs(args);
   const path = args.model ?? `${DEFAULT_MODEL} (embedded)`;
-  const bytes = readInput(io, file, "--model", "loading weights");
-  const stateDict = wrap(`--model "${path}"`, () => loadStateDict(bytes));
+  let ck: Checkpoint;
+  if (args.model === undefined) {
+    const bytes = readInput(io, embedded(DEFAULT_MODEL, "--model"), "--model", "loading weights");
+    ck = wrap(`--model "${path}"`, () => checkpointFromBytes(bytes, hyper));
+    ck.hints.push(EMBEDDED_HINTS);
+  } else {
+    const full = resolve(io.cwd, args.model);
+    if (!existsSync(full)) throw new CliError(`--model: no such file "${args.model}"`);
+    try {
+      ck = await readCheckpoint(full, hyper);
+    } catch (e) {
+      throw new CliError(`--model "${path}": ${(e as Error).message}`);
+    }
+  }
   let backend: Backend;
   try {
     backend = await createBackend({ backend: backendName, threads });
   } catch (e) {
-    throw new CliError(`--backend ${backendName ?? "default"}: ${(e as Error).message}`);
+    throw new CliError(`${backendName ? `--backend ${backendName}` : "the wasm backend"}: ${(e as Error).message}`);
   }
+  let model: CLIP;
   try {
-    return { model: buildModel(stateDict, backend), stateDict, path, file: args.model };
+    model = modelFromCheckpoint(ck, backend);
   } catch (e) {
-    backend.dispose();
     throw new CliError(`--model "${path}": ${(e as Error).message}`);
   }
+  const assumed = assumedSettings(model.config);
+  if (assumed.length) {
+    io.stderr.write(`note: "${path}" comes with no config saying its activation, heads or eps; assumed OpenAI's: ` +
+      `${assumed.join("; ")}. For an open_clip or Hugging Face model pass --arch NAME, --activation gelu or --heads N, ` +
+      `or put its config.json beside it\n`);
+  }
+  return { model, stateDict: ck.stateDict, path, file: args.model === undefined ? undefined : resolve(io.cwd, args.model) };
 }
 
 /**
- * The tokenizer: --vocab; else, with --model, a vocab next to the weights; else the embedded vocab. With a model,
- * its vocabulary size must be the model's (token_embedding rows).
+ * The tokenizer: --vocab; else, with --model, the tokenizer files with the weights, else OpenAI's vocab (shipped)
+ * for a model of its 49408 tokens; else the embedded vocab. With a model, its vocabulary size must be the model's.
  */
 export async function openTokenizer(io: Io, vocab: string | undefined, model?: { file?: string; config: CLIPConfig }): Promise<SimpleTokenizer> {
   let path: string;
@@ -186,8 +243,9 @@ export async function openTokenizer(io: Io, vocab: string | undefined, model?: {
     if (!existsSync(path)) throw new CliError(`--vocab: no such file "${vocab}"`);
   } else if (model?.file !== undefined) {
     const found = await vocabNextTo(resolve(io.cwd, model.file));
-    if (!found) throw new CliError(`no tokenizer vocab next to "${model.file}" (looked for ${VOCAB_NAMES.join(", ")}); pass --vocab`);
-    path = found;
+    if (found) path = found;
+    else if (model.config.vocabSize === OPENAI_VOCAB_SIZE) path = await openaiVocabPath();
+    else throw new CliError(`no tokenizer vocab next to "${model.file}" (looked for ${VOCAB_NAMES.join(", ")}) ; pass --vocab (the model has ${model.config.vocabSize} tokens, not OpenAI's ${OPENAI_VOCAB_SIZE})`);
   } else {
     path = embedded(DEFAULT_VOCAB, "--vocab");
   }

@@ -1,5 +1,6 @@
 // `clip-ts summary`: the reference CLIP's module tree exactly as PyTorch's print(model) shows it, with each
 // module's output shape for one image and one text, its parameter count and its FLOPs.
+import type { MlpActivation } from "../config.js";
 import { Params, type CLIP, type CLIPConfig } from "../model.js";
 import { numel, shapeString, tensor, type StateDict, type Tensor } from "../tensor.js";
 import { parse } from "./args.js";
@@ -114,7 +115,9 @@ function modifiedResNet(path: string, c: CLIPConfig, N: number): ModuleNode {
   });
 }
 
-function residualAttentionBlock(path: string, name: string, D: number, N: number, L: number): ModuleNode {
+interface Mlp { hidden: number; act: MlpActivation }
+
+function residualAttentionBlock(path: string, name: string, D: number, N: number, L: number, mlp: Mlp): ModuleNode {
   const x = [N, L, D];
   // in_proj (q, k, v) and the two attention products, which PyTorch computes in full even under a causal mask
   const attnFlops = 2 * N * L * D * 3 * D + 2 * 2 * N * L * L * D;
@@ -122,17 +125,17 @@ function residualAttentionBlock(path: string, name: string, D: number, N: number
     node(p, "attn", "MultiheadAttention", (a) => [linear(a, "out_proj", D, D, [N, L], "NonDynamicallyQuantizableLinear")], undefined, attnFlops),
     layerNorm(p, "ln_1", x),
     node(p, "mlp", "Sequential", (m) => [
-      linear(m, "c_fc", D, 4 * D, [N, L]),
-      leaf(m, "gelu", "QuickGELU", "", [N, L, 4 * D]),
-      linear(m, "c_proj", 4 * D, D, [N, L]),
+      linear(m, "c_fc", D, mlp.hidden, [N, L]),
+      leaf(m, "gelu", mlp.act === "gelu" ? "GELU" : "QuickGELU", mlp.act === "gelu" ? "approximate='none'" : "", [N, L, mlp.hidden]),
+      linear(m, "c_proj", mlp.hidden, D, [N, L]),
     ]),
     layerNorm(p, "ln_2", x),
   ], () => x);
 }
 
-function transformer(path: string, name: string, D: number, layers: number, N: number, L: number): ModuleNode {
+function transformer(path: string, name: string, D: number, layers: number, N: number, L: number, mlp: Mlp): ModuleNode {
   return node(path, name, "Transformer", (p) => [
-    node(p, "resblocks", "Sequential", (r) => Array.from({ length: layers }, (_, i) => residualAttentionBlock(r, String(i), D, N, L)), () => [N, L, D]),
+    node(p, "resblocks", "Sequential", (r) => Array.from({ length: layers }, (_, i) => residualAttentionBlock(r, String(i), D, N, L, mlp)), () => [N, L, D]),
   ], () => [N, L, D]);
 }
 
@@ -141,7 +144,7 @@ function visionTransformer(path: string, c: CLIPConfig, N: number): ModuleNode {
   return node(path, "visual", "VisionTransformer", (p) => [
     conv2d(p, "conv1", 3, W, P, P, 0, N, c.imageResolution),
     layerNorm(p, "ln_pre", [N, L, W]),
-    transformer(p, "transformer", W, c.visionLayers as number, N, L),
+    transformer(p, "transformer", W, c.visionLayers as number, N, L, { hidden: c.visionMlpWidth ?? 4 * W, act: c.visionActivation }),
     layerNorm(p, "ln_post", [N, W]),
   ], () => [N, c.embedDim], 2 * N * W * c.embedDim /* x @ proj */);
 }
@@ -151,7 +154,7 @@ export function moduleTree(c: CLIPConfig): ModuleNode {
   const N = 1, L = c.contextLength, W = c.transformerWidth;
   const root = node("", "", "CLIP", (p) => [
     Array.isArray(c.visionLayers) ? modifiedResNet(p, c, N) : visionTransformer(p, c, N),
-    transformer(p, "transformer", W, c.transformerLayers, N, L),
+    transformer(p, "transformer", W, c.transformerLayers, N, L, { hidden: c.transformerMlpWidth, act: c.textActivation }),
     leaf(p, "token_embedding", "Embedding", `${c.vocabSize}, ${W}`, [N, L, W]),
     layerNorm(p, "ln_final", [N, L, W]),
   ], () => [N, N], 2 * N * W * c.embedDim /* @ text_projection */ + 2 * N * N * c.embedDim /* the logits */);
@@ -228,12 +231,13 @@ export function renderSummary(root: ModuleNode, sd: StateDict): string {
 }
 
 function describe(c: CLIPConfig): string {
-  const heads = (w: number) => `${Math.floor(w / 64)} head${Math.floor(w / 64) === 1 ? "" : "s"}`;
+  const heads = (h: number) => `${h} head${h === 1 ? "" : "s"}`;
+  const act = (a: MlpActivation) => (a === "gelu" ? "GELU" : "QuickGELU");
   const vision = Array.isArray(c.visionLayers)
-    ? `ModifiedResNet ${c.imageResolution}px, layers (${c.visionLayers.join(", ")}), width ${c.visionWidth}, attnpool ${heads(c.visionWidth * 32)}`
-    : `VisionTransformer ${c.imageResolution}px, patch ${c.visionPatchSize}, width ${c.visionWidth}, ${c.visionLayers} layers, ${heads(c.visionWidth)}`;
+    ? `ModifiedResNet ${c.imageResolution}px, layers (${c.visionLayers.join(", ")}), width ${c.visionWidth}, attnpool ${heads(c.visionHeads)}`
+    : `VisionTransformer ${c.imageResolution}px, patch ${c.visionPatchSize}, width ${c.visionWidth}, ${c.visionLayers} layers, ${heads(c.visionHeads)}, ${act(c.visionActivation)}`;
   return `${vision}; text: context ${c.contextLength}, vocab ${c.vocabSize}, width ${c.transformerWidth}, ` +
-    `${c.transformerLayers} layers, ${heads(c.transformerWidth)}; embed_dim ${c.embedDim}`;
+    `${c.transformerLayers} layers, ${heads(c.transformerHeads)}, ${act(c.textActivation)}; embed_dim ${c.embedDim}`;
 }
 
 export const summary: Command = {

@@ -97,6 +97,20 @@ def vision_heads(cfg):
     return cfg["vision_width"] // 64
 
 
+def open_clip_style_config(cfg):
+    """What the weights cannot tell, written as an open_clip model config (the form clip-ts reads beside weights):
+    the reference's CLIP uses QuickGELU, heads of 64 in the vision tower, transformer_heads in the text tower."""
+    resnet = isinstance(cfg["vision_layers"], (tuple, list))
+    vision = {"image_size": cfg["image_resolution"], "layers": list(cfg["vision_layers"]) if resnet else cfg["vision_layers"],
+              "width": cfg["vision_width"], "head_width": 64}
+    if not resnet:
+        vision["patch_size"] = cfg["vision_patch_size"]
+    return {"embed_dim": cfg["embed_dim"], "quick_gelu": True, "vision_cfg": vision,
+            "text_cfg": {"context_length": cfg["context_length"], "vocab_size": cfg["vocab_size"],
+                         "width": cfg["transformer_width"], "heads": cfg["transformer_heads"],
+                         "layers": cfg["transformer_layers"]}}
+
+
 def json_config(cfg):
     out = dict(cfg)
     if isinstance(out["vision_layers"], tuple):
@@ -372,6 +386,10 @@ def make_small_model(name):
     torch.save(half_sd, os.path.join(out_dir, "weights_fp16.pt"))
     weights.append({"path": "weights_fp16.pt", "format": "torch_state_dict", "dtype": "mixed",
                     "float16_keys": [k for k, t in half_sd.items() if t.dtype == torch.float16]})
+
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(open_clip_style_config(cfg), f, indent=2)
+        f.write("\n")
 
     save_npy(out_dir, "pixels.npy", pixels_np, files)
     save_npy(out_dir, "tokens.npy", tokens_np, files)
