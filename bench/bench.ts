@@ -8,13 +8,15 @@ import { fileURLToPath } from "node:url";
 import { createWasmBackend } from "../src/backend/wasm.js";
 import { ENGINES, runJob, type Cell, type CellResult, type EngineName, type Job, type JobResult } from "./engines.js";
 import { imageFlops, loadSpec, MODEL_IDS, present, textFlops } from "./models.js";
+import { missingPeers, SETUP } from "./peers.js";
 
 const USAGE = `usage: npm run bench -- [options]
   --model rn50,vit-b-32   models (default: both)
   --threads 1,2           thread counts for clip-ts wasm and both peers (default: 1,2)
   --backend all|wasm|ts|none  clip-ts backends (default: all; wasm is skipped with a note when it cannot start)
                           --backend ts alone: the TS path only, batch 1, image + text, no peers
-  --peers web,node|none   ONNX Runtime peers (default: web,node; none with --backend ts)
+  --peers web,node|none   ONNX Runtime peers, installed by npm run bench:setup (default: web,node; none with
+                          --backend ts)
   --batch 1,8             batch sizes (default: 1,8; the TS backend always runs batch 1 only)
   --runs N                timed runs per cell after warm-up (default 10, --quick 3; TS backend: 2, --quick 1)
   --rounds N              runs are split into N rounds over all jobs, each job a fresh process per round, so that
@@ -90,6 +92,7 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
+const PEER_PACKAGE = { web: "onnxruntime-web", node: "onnxruntime-node" } as const;
 const INPUTS = ["image", "text-short", "text-full"] as const;
 const INPUT_LABEL: Record<Cell["input"], string> = { "image": "image", "text-short": "text, 8-token prompt", "text-full": "text, 77 tokens" };
 
@@ -158,15 +161,22 @@ async function peakJob(threads: number): Promise<PeakResult> {
 }
 
 async function main(o: Options): Promise<void> {
-  const peerEngines: EngineName[] = [...(o.peers.includes("web") ? ["ORT-web" as const] : []), ...(o.peers.includes("node") ? ["ORT-node" as const] : [])];
+  const notes: string[] = [];
+  const say = (s: string) => process.stderr.write(s + "\n");
+  const absent = missingPeers(o.peers.map((p) => PEER_PACKAGE[p]));
+  if (absent.length) {
+    const note = `${absent.join(" and ")} not installed, measuring without ${absent.length > 1 ? "them" : "it"}: ${SETUP}`;
+    say(note);
+    notes.push(note);
+  }
+  const peers = o.peers.filter((p) => !absent.includes(PEER_PACKAGE[p]));
+  const peerEngines: EngineName[] = [...(peers.includes("web") ? ["ORT-web" as const] : []), ...(peers.includes("node") ? ["ORT-node" as const] : [])];
   const cellsFor = (batches: number[]): Cell[] => INPUTS.flatMap((input) => batches.map((batch) => ({ input, batch })));
   const fastRuns = o.runs ?? (o.quick ? 3 : 10), fastWarmup = o.quick ? 1 : 2;
   const tsRuns = o.runs ?? (o.quick ? 1 : 2), tsWarmup = o.quick ? 0 : 1;
 
-  const notes: string[] = [];
   const measured: Measured[] = [];
   const peaks = new Map<number, number[]>(); // per thread count, one per round
-  const say = (s: string) => process.stderr.write(s + "\n");
   for (const model of o.models) {
     const spec = loadSpec(model);
     const weights = present(spec.files.weights) ? "cache" : "random";

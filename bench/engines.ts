@@ -9,6 +9,7 @@ import { buildModel, type CLIP } from "../src/model.js";
 import type { Tensor } from "../src/tensor.js";
 import { randomImages, randomStateDict, tokenRows, type TextKind } from "./inputs.js";
 import { loadSpec, present, type ModelSpec } from "./models.js";
+import { loadPeer, type Ort } from "./peers.js";
 
 export const ENGINES = ["clip-ts wasm", "clip-ts ts", "ORT-web", "ORT-node"] as const;
 export type EngineName = (typeof ENGINES)[number];
@@ -79,22 +80,11 @@ function wasmMemory(backend: Backend): number | undefined {
   return memory instanceof WebAssembly.Memory ? memory.buffer.byteLength : undefined;
 }
 
-/** The subset of onnxruntime-common's API used here, shared by both peers. */
-interface OrtSession {
-  run(feeds: Record<string, unknown>): Promise<Record<string, { data: unknown }>>;
-  release(): Promise<void>;
-}
-interface Ort {
-  Tensor: new (type: string, data: Float32Array | BigInt64Array, dims: number[]) => unknown;
-  InferenceSession: { create(model: Uint8Array | string, options: Record<string, unknown>): Promise<OrtSession> };
-  env: { wasm: { numThreads?: number; simd?: boolean | string } };
-}
-
-async function importPeer(name: string): Promise<Ort> {
+function importPeer(name: string): Ort {
   try {
-    return (await import(name)) as Ort;
+    return loadPeer<Ort>(name);
   } catch (e) {
-    throw new Unavailable(`${name} is not installed (${(e as Error).message.split("\n")[0]}); \`npm install\` with ONNXRUNTIME_NODE_INSTALL=skip`);
+    throw new Unavailable((e as Error).message.split("\n")[0]);
   }
 }
 
@@ -103,12 +93,12 @@ async function ortRunner(spec: ModelSpec, engine: "ORT-web" | "ORT-node", thread
   if (missing.length) throw new Unavailable(`${missing.join(", ")} missing: run /usr/bin/python3 tools/onnx/export_onnx.py`);
   let ort: Ort, options: Record<string, unknown>;
   if (engine === "ORT-web") {
-    ort = await importPeer("onnxruntime-web");
+    ort = importPeer("onnxruntime-web");
     ort.env.wasm.numThreads = threads; // read once, when the first session starts the runtime
     ort.env.wasm.simd = true;
     options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
   } else {
-    ort = await importPeer("onnxruntime-node");
+    ort = importPeer("onnxruntime-node");
     options = {
       executionProviders: ["cpu"], graphOptimizationLevel: "all",
       intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential",

@@ -3,7 +3,7 @@
 // shapes, a cube and three RN50 3×3 layers, with 1 and 2 threads, next to the measured peak of wasm SIMD mul+add
 // (12 chains whose mul waits for the add before it: an in-cache GEMM passes it by up to ~5%) on one thread and on
 // two at once.
-// Peers on the same shapes, one thread, when installed: XNNPACK's wasm SIMD GEMM (tfjs-backend-wasm's matMul) and
+// Peers on the same shapes, one thread, when installed (npm run bench:setup): XNNPACK's wasm SIMD GEMM (tfjs-backend-wasm's matMul) and
 // ONNX Runtime's MLAS, as wasm (onnxruntime-web) and native (onnxruntime-node), on a bias-free nn.Linear exported by
 // tools/onnx/export_onnx.py (its weight a constant, as in a model).
 // Every measurement is a ~0.2 s burst, repeated in ROUNDS rounds that go over all of them in turn; the best burst
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { createWasmBackend } from "../src/backend/wasm.js";
 import type { Tensor } from "../src/tensor.js";
 import { CACHE_DIR, present } from "./models.js";
+import { loadPeer, missingPeers, SETUP, type Ort, type Tf, type TfWasm } from "./peers.js";
 
 const SHAPES: [number, number, number][] = [[50, 768, 3072], [50, 3072, 768], [1024, 1024, 1024]];
 /** RN50 3×3 convolutions (stride 1, padding 1, bias, ReLU): [C = O, H = W]; as a GEMM M = O, K = 9·C, N = H·W. */
@@ -51,10 +52,12 @@ for (const [threads, b] of [[1, one], [2, two]] as const) {
   }
 }
 
+const absent = missingPeers(["@tensorflow/tfjs-core", "@tensorflow/tfjs-backend-wasm", "onnxruntime-web", "onnxruntime-node"]);
+if (absent.length) process.stderr.write(`${absent.join(", ")} not installed, measuring without ${absent.length > 1 ? "them" : "it"}: ${SETUP}\n`);
+
 try {
-  const tf = await import("@tensorflow/tfjs-core");
-  const wasm = await import("@tensorflow/tfjs-backend-wasm");
-  wasm.setThreadsCount(1);
+  const tf = loadPeer<Tf>("@tensorflow/tfjs-core");
+  loadPeer<TfWasm>("@tensorflow/tfjs-backend-wasm").setThreadsCount(1);
   await tf.setBackend("wasm");
   if (!tf.env().getBool("WASM_HAS_SIMD_SUPPORT")) throw new Error("its SIMD build did not load");
   for (const [M, K, N] of SHAPES) {
@@ -69,14 +72,9 @@ try {
   notes.push(`XNNPACK (tfjs-backend-wasm): not measured — ${(e as Error).message.split("\n")[0]}`);
 }
 
-interface OrtLike {
-  Tensor: new (type: string, data: Float32Array, dims: number[]) => unknown;
-  InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<{ run(f: Record<string, unknown>): Promise<unknown> }> };
-  env: { wasm: { numThreads?: number } };
-}
 for (const [peer, pkg] of [["ORT-web (MLAS wasm)", "onnxruntime-web"], ["ORT-node (MLAS native)", "onnxruntime-node"]] as const) {
   try {
-    const ort = (await import(pkg)) as OrtLike;
+    const ort = loadPeer<Ort>(pkg);
     const options = pkg === "onnxruntime-web"
       ? { executionProviders: ["wasm"], graphOptimizationLevel: "all" }
       : { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: 1, interOpNumThreads: 1 };

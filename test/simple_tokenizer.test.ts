@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,14 +17,12 @@ import {
   SimpleTokenizer,
   TokenizerFormatError,
 } from "../src/simple_tokenizer.js";
+import { openaiVocabPath } from "../src/assets.js";
 
-const REFERENCE = fileURLToPath(new URL("../../shared/reference/", import.meta.url));
+const GOLDEN = fileURLToPath(new URL("golden/tokenizer/", import.meta.url));
 const FIXTURES = fileURLToPath(new URL("../tools/fixtures/", import.meta.url));
-const MERGES_GZ = join(REFERENCE, "bpe_simple_vocab_16e6.txt.gz");
-const haveReference = existsSync(MERGES_GZ) && existsSync(join(REFERENCE, "tokenizer_cases.jsonl"));
-if (!haveReference) {
-  console.warn(`SKIPPING the tokenizer tests that need ../shared/reference: ${REFERENCE} is absent`);
-}
+/** OpenAI's vocab as the package ships it. */
+const MERGES_GZ = await openaiVocabPath();
 
 interface ReferenceCase {
   text: string;
@@ -61,10 +60,26 @@ function openAiVocab(lines: readonly string[]): string[] {
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
-describe.skipIf(!haveReference)("against the reference (openai/CLIP with ftfy 6.3.1)", () => {
+describe("OpenAI's vocab in the package", () => {
+  test("openaiVocabPath(): weights/openai/, OpenAI's bytes, its MIT notice beside it, shipped by package.json files", async () => {
+    const repo = fileURLToPath(new URL("../", import.meta.url));
+    expect(MERGES_GZ).toBe(join(repo, "weights/openai/bpe_simple_vocab_16e6.txt.gz"));
+    expect(createHash("sha256").update(readFileSync(MERGES_GZ)).digest("hex"))
+      .toBe("924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a");
+    const notice = readFileSync(join(repo, "weights/openai/LICENSE"), "utf8");
+    expect(notice).toMatch(/^MIT License\n\nCopyright \(c\) 2021 OpenAI\n/);
+    expect(notice).toContain("The above copyright notice and this permission notice shall be included in all");
+    expect((JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as { files: string[] }).files).toContain("weights");
+    // the built module (dist/src/assets.js, two levels below the package root) finds the same file
+    const built = (await import(join(repo, "dist/src/assets.js"))) as { openaiVocabPath(): Promise<string> };
+    expect(await built.openaiVocabPath()).toBe(MERGES_GZ);
+  });
+});
+
+describe("against the reference (openai/CLIP with ftfy 6.3.1)", () => {
   let tokenizer: SimpleTokenizer;
   let loadMs = 0;
-  const cases = haveReference ? readJsonl<ReferenceCase>(join(REFERENCE, "tokenizer_cases.jsonl")) : [];
+  const cases = readJsonl<ReferenceCase>(join(GOLDEN, "tokenizer_cases.jsonl"));
   const extra = readJsonl<ExtraCase>(join(FIXTURES, "tokenizer_extra_cases.jsonl"));
 
   beforeAll(async () => {
@@ -205,14 +220,7 @@ describe("smaller vocabularies in every format", () => {
     .slice(0, 300);
 
   beforeAll(() => {
-    if (haveReference) {
-      lines = openAiMergeLines(count);
-    } else {
-      // Without OpenAI's file, a self-made merges list: every pair of printable ASCII letters, then triples.
-      const letters = "etaoinshrdlucmfwypvbgkjqxz";
-      for (const a of letters) for (const b of letters) lines.push(`${a} ${b}`);
-      lines = lines.slice(0, count);
-    }
+    lines = openAiMergeLines(count);
     reference = new SimpleTokenizer(parseOpenAiMerges("#version: 0.2\n" + lines.join("\n")));
   });
 

@@ -27,7 +27,7 @@ import ftfy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIP_REPO = os.environ.get("CLIP_REPO", "/work/ref")
-BPE = os.path.join(HERE, "..", "..", "shared", "reference", "bpe_simple_vocab_16e6.txt.gz")
+BPE = os.path.join(HERE, "..", "weights", "openai", "bpe_simple_vocab_16e6.txt.gz")  # OpenAI's, shipped in the package
 
 
 def load_reference():
