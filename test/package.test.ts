@@ -23,3 +23,21 @@ test("the clip-ts bin is executable and runs with a shebang", async () => {
   const { execFileSync } = await import("node:child_process");
   expect(execFileSync(bin, ["--help"], { encoding: "utf8" })).toMatch(/clip-ts/);
 });
+
+// The README's API example, extracted and run as written (it imports "clip-ts", so it runs against dist/).
+test("the README's API example runs as written", async () => {
+  const { readFileSync, writeFileSync, rmSync } = await import("node:fs");
+  const readme = readFileSync("README.md", "utf8");
+  const api = readme.slice(readme.indexOf("## API"));
+  const code = /```ts\n([\s\S]*?)```/.exec(api)?.[1];
+  expect(code, "a ts block under ## API").toBeDefined();
+  const file = `test/.readme-api-${process.pid}.mjs`; // inside the package, so "clip-ts" resolves to it
+  writeFileSync(file, code!);
+  try {
+    const { execFileSync } = await import("node:child_process");
+    const out = execFileSync(process.execPath, [file], { encoding: "utf8" });
+    expect(out).toMatch(/Float32Array|\d\.\d/);
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
