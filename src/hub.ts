@@ -323,9 +323,19 @@ async function adoptPartial(t: Target, mine: string): Promise<number> {
 
 class Stalled extends Error {}
 
+/** Downloads t.file under the lock; returns its SHA-256. On failure what was received is left at rest for resuming
+ *  (a wrong download is deleted). */
 async function download(t: Target, lock: Lock, o: ResolveOptions & typeof DEFAULTS, allowResume = true): Promise<string> {
+  try {
+    return await transfer(t, lock, o, allowResume);
+  } catch (e) {
+    await rename(privatePartial(t.file, lock), `${t.file}.partial`).catch(() => {});
+    throw e;
+  }
+}
+
+async function transfer(t: Target, lock: Lock, o: ResolveOptions & typeof DEFAULTS, allowResume: boolean): Promise<string> {
   const mine = privatePartial(t.file, lock);
-  const park = () => rename(mine, `${t.file}.partial`).catch(() => {});
   const discard = () => rm(mine, { force: true });
   let start = allowResume ? await adoptPartial(t, mine) : 0;
   if (t.bytes !== undefined && start > t.bytes) {
@@ -383,7 +393,6 @@ async function download(t: Target, lock: Lock, o: ResolveOptions & typeof DEFAUL
       }
       if (!response.ok) {
         await response.body?.cancel().catch(() => {});
-        if (start > 0) await park();
         throw httpError(t.url, response.status, response.statusText);
       }
       if (length !== undefined) total = start + length;
@@ -410,7 +419,6 @@ async function download(t: Target, lock: Lock, o: ResolveOptions & typeof DEFAUL
         await out.sync();
       } catch (e) {
         await out.close().catch(() => {});
-        await park();
         throw e instanceof HubError ? e : failed(e);
       }
       await out.close();
@@ -425,7 +433,13 @@ async function download(t: Target, lock: Lock, o: ResolveOptions & typeof DEFAUL
     throw checksumError(t.url, t.expected, actual);
   }
   await writeSidecar(t.file, actual);
-  await rename(mine, t.file);
+  try {
+    await rename(mine, t.file);
+  } catch (e) {
+    // Windows refuses to replace a file in use: one a second holder (after a broken lock) put there, the same bytes
+    if (!(await statOrUndefined(t.file))?.isFile()) throw e;
+    await discard();
+  }
   return actual;
 }
 

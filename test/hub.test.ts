@@ -292,6 +292,12 @@ describe("resolveModel: downloads", () => {
     expect(e.kind).toBe("offline");
     expect(e.message).toBe(`could not reach 127.0.0.1:${port} (ECONNREFUSED); download http://127.0.0.1:${port}${SERVED.slice(7)} yourself and pass --model PATH`);
     expect(readdirSync(dir)).toEqual([]);
+
+    // an interrupted download that cannot be resumed now stays for later
+    mkdirSync(join(dir, "b"));
+    writeFileSync(join(dir, "b", "Fake-B-32.pt.partial"), MODEL.subarray(0, 10));
+    await failure(resolveModel("Fake-B/32", opts(join(dir, "b"), { env: { CLIP_TS_MODEL_BASE_URL: `http://127.0.0.1:${port}` } })));
+    expect(readdirSync(join(dir, "b"))).toEqual(["Fake-B-32.pt.partial"]);
   });
 
   test("a download that stops sending fails after stallMs and is kept for resuming", async () => {
@@ -471,6 +477,14 @@ describe("hub_browser: fetchModelBytes", () => {
     expect(resolveModelUrl("ViT-B/32").url).toBe(MODELS["ViT-B/32"].url);
     expect(() => resolveModelUrl("ViT-B/32", { sha256: "3".repeat(64) })).toThrow(/is not the SHA-256 of ViT-B\/32/);
   });
+});
+
+test("hub_browser bundles for browsers without any node: import", async () => {
+  const { build } = await import("esbuild");
+  const out = await build({ entryPoints: ["src/hub_browser.ts"], bundle: true, platform: "browser", format: "esm", write: false, logLevel: "error" });
+  const code = out.outputFiles[0].text;
+  expect(code).toContain("clip-ts-models");
+  expect(code).not.toMatch(/["']node:/);
 });
 
 // ---- the CLI
