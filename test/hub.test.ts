@@ -374,7 +374,7 @@ describe("resolveModel: concurrent downloads", () => {
   test("a process killed (SIGKILL) mid-download: the next call breaks its lock and resumes its partial", async () => {
     const dir = freshDir();
     hub.mode = "slow";
-    hub.slowMs = 400;
+    hub.slowMs = 1000; // killed after the first chunk, long before the second
     const child = spawn(process.execPath, childArgs(dir), { stdio: "ignore" });
     const exited = new Promise((r) => child.on("exit", r));
     let partial: string | undefined;
