@@ -88,19 +88,20 @@ export function modelUrl(name: string, env: HubEnv = defaultEnv(), models: Model
 
 /** The table's entry for a name, or the unknown-name error. */
 export function lookup(name: string, models: ModelTable = MODELS): ModelEntry {
-  if (!Object.hasOwn(models, name)) throw new HubError("unknown-model", unknownModelMessage(name, models));
+  if (!Object.hasOwn(models, name)) throw new HubError("unknown-model", unknownModelMessage(name, models, "no model named"));
   return models[name];
 }
 
 /**
- * "no model named X" with the names (openai/CLIP's, exactly: "ViT-B/32", not open_clip's architecture name
- * "ViT-B-32"), and the near miss if there is one.
+ * `<what> "X"` (default "no model file or model named", for a loader whose source is neither a file nor a name)
+ * with the names (openai/CLIP's, exactly: "ViT-B/32", not open_clip's architecture name "ViT-B-32") and the near
+ * miss if there is one.
  */
-export function unknownModelMessage(source: string, models: ModelTable = MODELS): string {
+export function unknownModelMessage(source: string, models: ModelTable = MODELS, what = "no model file or model named"): string {
   const fold = (s: string) => s.toLowerCase().replace(/[-/_ ]/g, "");
   const near = availableModels(models).find((n) => fold(n) === fold(source));
   const hint = near ? ` (did you mean "${near}"?)` : "";
-  return `no model file or model named "${source}"${hint}; names are openai/CLIP's: ${availableModels(models).join(", ")}`;
+  return `${what} "${source}"${hint}; names are openai/CLIP's: ${availableModels(models).join(", ")}`;
 }
 
 export function checkSha256(sha256: string | undefined): string | undefined {

@@ -50,7 +50,7 @@ Environment:
 };
 
 async function download(sources: string[], io: Parameters<Command["run"]>[1]): Promise<void> {
-  for (const s of sources) if (!Object.hasOwn(MODELS, s) && !isHttpUrl(s)) throw new UsageError(`--download: ${unknownModelMessage(s)}`);
+  for (const s of sources) if (!Object.hasOwn(MODELS, s) && !isHttpUrl(s)) throw new UsageError(`--download: ${unknownModelMessage(s, MODELS, "no model named")} (or an http(s) URL)`);
   for (const source of sources) {
     const bar = downloadProgress(io.stderr, `downloading ${source}`);
     try {
