@@ -6,13 +6,14 @@ import { packageRoot, type Command, type Io } from "./common.js";
 import { embedImage } from "./embed_image.js";
 import { embedText } from "./embed_text.js";
 import { logits } from "./logits.js";
+import { models } from "./models.js";
 import { parity } from "./parity.js";
 import { preprocessCommand } from "./preprocess.js";
 import { summary } from "./summary.js";
 import { tokenize } from "./tokenize.js";
 import { zeroShotCommand } from "./zero_shot.js";
 
-export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, summary, parity];
+export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, summary, parity, models];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
