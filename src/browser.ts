@@ -8,11 +8,13 @@ import type { Backend } from "./backend/backend.js";
 import { browserPlatform, canShareMemory, NOT_ISOLATED_MESSAGE, type BrowserPlatformOptions } from "./backend/browser_wasm.js";
 import { TsBackend } from "./backend/ts.js";
 import { createWasmBackend } from "./backend/wasm.js";
-import { checkpointFromBytes, EMBEDDED_HINTS, modelFromCheckpoint, withTokenizer, type BackendName, type LoadedClip } from "./clip.js";
+import { checkpointFromBytes, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, withTokenizer, type BackendName, type LoadedClip } from "./clip.js";
 import type { HyperParamOptions } from "./config.js";
+import { fetchModelBytes } from "./hub_browser.js";
 import { loadTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
 
 export * from "./index.js";
+export { fetchModelBytes, clearModelCache, MODEL_CACHE_NAME } from "./hub_browser.js";
 export { browserPlatform, canShareMemory, NOT_ISOLATED_MESSAGE, type BrowserPlatformOptions } from "./backend/browser_wasm.js";
 
 export interface BrowserBackendOptions extends BrowserPlatformOptions {
@@ -57,6 +59,14 @@ export interface BrowserLoadOptions extends BrowserBackendOptions, HyperParamOpt
   maxBatch?: number;
   maxTensorBytes?: number;
   maxTotalBytes?: number;
+  /** Download progress of the weights (bytes so far, total if known), from the network or the Cache API. */
+  onProgress?: (done: number, total: number | undefined) => void;
+  /** Keep downloaded weights in the Cache API ("clip-ts-models") and load them from there (default true). */
+  cache?: boolean;
+  /** The expected SHA-256 of a weights URL (a name's comes from clip.py's table). */
+  sha256?: string;
+  /** A mirror for the named models (scheme, host and prefix; the published path is kept). */
+  baseUrl?: string;
 }
 
 /** The embedded tiny model, relative to the bundle (dist/browser/clip-ts.js → weights/ of the package). */
@@ -65,28 +75,33 @@ export const EMBEDDED_MODEL_URLS = {
   vocab: new URL("../../weights/vocab.txt.gz", import.meta.url).href,
 };
 
+/** OpenAI's vocab as shipped in the package, relative to the bundle. */
+export const OPENAI_VOCAB_URL = new URL("../../weights/openai/bpe_simple_vocab_16e6.txt.gz", import.meta.url).href;
+
 /**
- * load() of the Node API for browsers: the model, tokenizer and image transform from a checkpoint URL or bytes
- * (without one, the embedded tiny model), on the browser wasm backend. A config.json cannot be found beside a URL:
- * pass it as options.config (or options.arch).
+ * load() of the Node API for browsers: the model, tokenizer and image transform from a name of clip.load
+ * ("ViT-B/32"), a checkpoint URL or bytes (without one, the embedded tiny model), on the browser wasm backend.
+ * Downloads are streamed with onProgress, checked against their SHA-256 and kept in the Cache API. A config.json
+ * cannot be found beside a URL: pass it as options.config (or options.arch).
  */
 export async function loadInBrowser(source?: BytesSource, options: BrowserLoadOptions = {}): Promise<LoadedClip> {
-  let vocab = options.vocab;
   const embedded = source === undefined;
-  if (source === undefined) {
-    source = EMBEDDED_MODEL_URLS.weights;
-    vocab ??= EMBEDDED_MODEL_URLS.vocab;
-  }
-  if (vocab === undefined) throw new Error("loadInBrowser: pass options.vocab (a URL or the bytes of the tokenizer's vocab)");
-  const isBytesSource = typeof vocab === "string" || vocab instanceof URL || vocab instanceof Uint8Array || vocab instanceof ArrayBuffer;
-  const [weights, tokenizer] = await Promise.all([
-    fetchBytes(source),
-    isBytesSource ? fetchBytes(vocab as BytesSource).then((b) => loadTokenizer(b)) : loadTokenizer(vocab as TokenizerSource),
-  ]);
+  const weights = embedded
+    ? await fetchBytes(EMBEDDED_MODEL_URLS.weights)
+    : typeof source === "string" || source instanceof URL
+      ? await fetchModelBytes(source, { onProgress: options.onProgress, cache: options.cache, sha256: options.sha256, baseUrl: options.baseUrl })
+      : await fetchBytes(source!);
   const ck = checkpointFromBytes(weights, options);
   if (embedded) ck.hints.push(EMBEDDED_HINTS);
   const model = modelFromCheckpoint(ck, await createBrowserBackend(options), options);
   try {
+    let vocab = options.vocab ?? (embedded ? EMBEDDED_MODEL_URLS.vocab : undefined);
+    if (vocab === undefined) {
+      if (model.config.vocabSize !== OPENAI_VOCAB_SIZE) throw new Error(`loadInBrowser: pass options.vocab for a model of ${model.config.vocabSize} tokens`);
+      vocab = OPENAI_VOCAB_URL;
+    }
+    const isBytesSource = typeof vocab === "string" || vocab instanceof URL || vocab instanceof Uint8Array || vocab instanceof ArrayBuffer;
+    const tokenizer = await (isBytesSource ? fetchBytes(vocab as BytesSource).then((b) => loadTokenizer(b)) : loadTokenizer(vocab as TokenizerSource));
     return withTokenizer(model, tokenizer, options.maxPixels);
   } catch (e) {
     model.dispose();

@@ -5,7 +5,7 @@ import { openaiVocabPath } from "./assets.js";
 import type { Backend } from "./backend/backend.js";
 import { TsBackend } from "./backend/ts.js";
 import { preprocess, type RawImage } from "./image/index.js";
-import { collectHints, OPENAI_HINTS, VOCAB_NAMES, type Hints, type HyperParamOptions } from "./config.js";
+import { ConfigError, collectHints, OPENAI_HINTS, VOCAB_NAMES, type Hints, type HyperParamOptions } from "./config.js";
 import { buildModel, type CLIP, type TokenTensor } from "./model.js";
 import { OPEN_CLIP_CONFIGS } from "./open_clip_configs.js";
 import { loadTokenizer, type SimpleTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
@@ -24,12 +24,16 @@ export interface LoadOptions extends HyperParamOptions {
   /** Weights limits, as float32 bytes: one tensor (default 4 GiB), all together (default 16 GiB). */
   maxTensorBytes?: number;
   maxTotalBytes?: number;
+  /** A model given by URL: its expected SHA-256 (a name's comes from clip.py's table). */
+  sha256?: string;
+  /** Download progress of a named or URL model: bytes so far and the total, if known. */
+  onProgress?: (done: number, total: number | undefined) => void;
 }
 
 /** Every option load() and loadModel() know: any other is refused rather than ignored. */
 export const LOAD_OPTION_NAMES = [
   "backend", "threads", "maxBatch", "maxTensorBytes", "maxTotalBytes", "arch", "config", "activation", "heads",
-  "vocab", "maxPixels",
+  "vocab", "maxPixels", "sha256", "onProgress",
 ] as const;
 
 export function checkOptionNames(options: object, known: readonly string[], where: string): void {
@@ -82,7 +86,7 @@ export function checkpointFromBytes(bytes: Uint8Array, options: LoadOptions = {}
 export async function readCheckpoint(path: string, options: LoadOptions = {}): Promise<Checkpoint> {
   const { findCheckpoint } = await import("./checkpoint.js");
   const { basename } = await import("node:path");
-  const files = findCheckpoint(path);
+  const files = findCheckpoint(await localModelPath(path, options));
   const fileConfig = files.config && { json: files.config.json, source: basename(files.config.path) };
   let ck: Checkpoint;
   if (!files.index) {
@@ -110,6 +114,19 @@ export async function readCheckpoint(path: string, options: LoadOptions = {}): P
   }
   ck.vocab = files.vocab;
   return ck;
+}
+
+/**
+ * The local path of a model source (Node): a file or folder as it is; a name of clip.load ("ViT-B/32") or an http(s)
+ * URL downloaded into the cache (CLIP_TS_CACHE), checked against its SHA-256, resumed if interrupted.
+ */
+export async function localModelPath(source: string, options: Pick<LoadOptions, "sha256" | "onProgress"> & { offlineHint?: string } = {}): Promise<string> {
+  const { existsSync } = await import("node:fs");
+  const isUrl = /^https?:\/\//i.test(source);
+  if (!isUrl && existsSync(source)) return source;
+  const hub = await import("./hub.js");
+  if (!isUrl && !(source in hub.MODELS)) throw new ConfigError(hub.unknownModelMessage(source));
+  return (await hub.resolveModel(source, { sha256: options.sha256, onProgress: options.onProgress, offlineHint: options.offlineHint })).path;
 }
 
 function wrapShard<T>(file: string, fn: () => T): T {

@@ -1,12 +1,13 @@
 // The public API of clip-ts.
 export {
   load, loadModel, createBackend, readBytes, embeddedModelPaths, openaiVocabPath, readCheckpoint, checkpointFromBytes,
-  modelFromCheckpoint, type Checkpoint,
+  modelFromCheckpoint, localModelPath, type Checkpoint,
   type LoadOptions, type ClipLoadOptions, type LoadedClip, type BackendName,
 } from "./clip.js";
 export { CLIP, assumedSettings, buildModel, inferConfig, normalize, StateDictError, type CLIPConfig, type ForwardHook, type TokenTensor } from "./model.js";
 export { ConfigError, type MlpActivation, type HyperParamOptions, type Hints } from "./config.js";
 export { OPEN_CLIP_CONFIGS } from "./open_clip_configs.js";
+export { MODELS, availableModels, HubError, type ModelEntry } from "./hub_models.js";
 export { loadTokenizer, SimpleTokenizer, TokenizerFormatError, ContextLengthError, type TokenizerSource } from "./simple_tokenizer.js";
 export { preprocess, decodeImage, ImageError, type RawImage } from "./image/index.js";
 export { zeroShot, IMAGENET_TEMPLATES, IMAGENET_TEMPLATES_7 } from "./zero_shot.js";

@@ -24,7 +24,7 @@ const MIN_PARALLEL_WORK = 1 << 20;
  *  this many in the time one float goes through memory. */
 const ELEMENT_WORK = 8;
 
-const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2 };
+const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2, gelu: 3 };
 
 interface WasmLinear extends LinearWeights { ptr: number; bias: number }
 interface WasmConv extends Conv2dWeights { ptr: number; bias: number }

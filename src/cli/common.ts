@@ -5,16 +5,16 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend } from "../backend/backend.js";
 import {
-  checkpointFromBytes, createBackend, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, openaiVocabPath, readCheckpoint,
+  checkpointFromBytes, createBackend, localModelPath, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, openaiVocabPath, readCheckpoint,
   VOCAB_NAMES, vocabNextTo, type BackendName, type Checkpoint,
 } from "../clip.js";
-import { MLP_ACTIVATIONS, type HyperParamOptions } from "../config.js";
+import { ConfigError, MLP_ACTIVATIONS, type HyperParamOptions } from "../config.js";
 import { assumedSettings, type CLIP, type CLIPConfig, type TokenTensor } from "../model.js";
 import { readNpyFloat32, readNpyTokens, writeNpy } from "../npy.js";
 import type { StateDict, Tensor } from "../tensor.js";
 import type { SimpleTokenizer } from "../simple_tokenizer.js";
 import { choice, CliError, integer, UsageError } from "./args.js";
-import { Progress, type ProgressSink } from "./progress.js";
+import { downloadProgress, Progress, type ProgressSink } from "./progress.js";
 
 export interface Io {
   stdout: { write(s: string): void };
@@ -138,11 +138,14 @@ export const MODEL_OPTIONS = {
   arch: { type: "string" },
   activation: { type: "string" },
   heads: { type: "string" },
+  sha256: { type: "string" },
 } as const;
 
-export const MODEL_HELP = `  --model PATH       weights: safetensors, torch.save .pt/.pth/.bin, OpenAI TorchScript .pt, Hugging Face CLIPModel,
-                     open_clip; a folder (save_pretrained, open_clip), or a sharded checkpoint's .index.json
-                     (default: the embedded tiny model ${DEFAULT_MODEL})
+export const MODEL_HELP = `  --model M          a name of clip.load (ViT-B/32, RN50, …: downloaded once into the cache, see clip-ts models),
+                     an http(s) URL, or a path: safetensors, torch.save .pt/.pth/.bin, OpenAI TorchScript .pt,
+                     Hugging Face CLIPModel, open_clip; a folder (save_pretrained, open_clip) or a shard index
+                     (default: the embedded tiny model ${DEFAULT_MODEL}, which knows only shapes and colours)
+  --sha256 HEX       the expected SHA-256 of a --model URL
   --arch NAME        an open_clip architecture (ViT-B-32, ViT-B-32-quickgelu, RN50, ViT-H-14, …): its activation,
                      head width and eps, for weights that come without a config
   --activation A     quickgelu or gelu (the erf form), for both towers, or vision=A,text=A; overrides any config
@@ -157,6 +160,7 @@ export interface ModelArgs {
   arch?: string;
   activation?: string;
   heads?: string;
+  sha256?: string;
 }
 
 export interface OpenedModel {
@@ -198,16 +202,23 @@ export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
   const hyper = hyperParamArgs(args);
   const path = args.model ?? `${DEFAULT_MODEL} (embedded)`;
   let ck: Checkpoint;
+  let file: string | undefined;
   if (args.model === undefined) {
     const bytes = readInput(io, embedded(DEFAULT_MODEL, "--model"), "--model", "loading weights");
     ck = wrap(`--model "${path}"`, () => checkpointFromBytes(bytes, hyper));
     ck.hints.push(EMBEDDED_HINTS);
   } else {
-    const full = resolve(io.cwd, args.model);
-    if (!existsSync(full)) throw new CliError(`--model: no such file "${args.model}"`);
+    const isFile = existsSync(resolve(io.cwd, args.model));
     try {
-      ck = await readCheckpoint(full, hyper);
+      const bar = downloadProgress(io.stderr, `downloading ${args.model}`);
+      const local = await localModelPath(isFile ? resolve(io.cwd, args.model) : args.model, { sha256: args.sha256, onProgress: bar.onProgress, offlineHint: "pass --model PATH" });
+      bar.finish();
+      file = local;
+      ck = await readCheckpoint(local, hyper);
     } catch (e) {
+      if (!isFile && !/^https?:/i.test(args.model) && e instanceof ConfigError && /no model file or model named/.test(e.message)) {
+        throw new CliError(`--model: no such file "${args.model}", nor a model name (${(e as Error).message.split("; ")[1]})`);
+      }
       throw new CliError(`--model "${path}": ${(e as Error).message}`);
     }
   }
@@ -229,7 +240,7 @@ export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
       `${assumed.join("; ")}. For an open_clip or Hugging Face model pass --arch NAME, --activation gelu or --heads N, ` +
       `or put its config.json beside it\n`);
   }
-  return { model, stateDict: ck.stateDict, path, file: args.model === undefined ? undefined : resolve(io.cwd, args.model) };
+  return { model, stateDict: ck.stateDict, path, file };
 }
 
 /**
@@ -245,7 +256,7 @@ export async function openTokenizer(io: Io, vocab: string | undefined, model?: {
     const found = await vocabNextTo(resolve(io.cwd, model.file));
     if (found) path = found;
     else if (model.config.vocabSize === OPENAI_VOCAB_SIZE) path = await openaiVocabPath();
-    else throw new CliError(`no tokenizer vocab next to "${model.file}" (looked for ${VOCAB_NAMES.join(", ")}) ; pass --vocab (the model has ${model.config.vocabSize} tokens, not OpenAI's ${OPENAI_VOCAB_SIZE})`);
+    else throw new CliError(`no tokenizer vocab next to "${model.file}" (looked for ${VOCAB_NAMES.join(", ")}); pass --vocab (the model has ${model.config.vocabSize} tokens, not OpenAI's ${OPENAI_VOCAB_SIZE})`);
   } else {
     path = embedded(DEFAULT_VOCAB, "--vocab");
   }

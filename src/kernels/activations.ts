@@ -2,7 +2,7 @@ import { expf } from "./exp.js";
 import { f } from "./f32.js";
 
 /** The epilogue every producing kernel shares: y = act(acc + bias + residual), in that order. */
-export type Activation = "none" | "relu" | "quickgelu";
+export type Activation = "none" | "relu" | "quickgelu" | "gelu";
 
 export function relu(x: number): number {
   return x > 0 ? x : 0; // NaN and −0 give +0, as the SIMD compare-and-mask does
