@@ -11,16 +11,14 @@ export type OutputFs = Pick<typeof nodeFs,
   "openSync" | "writeSync" | "fsyncSync" | "closeSync" | "renameSync" | "unlinkSync" | "statSync" | "realpathSync" | "accessSync" | "fchmodSync">;
 
 export class OutputFile {
-  private fd: number | null;
+  private fd: number | null = null;
   /** Whether the temporary file is ours to remove. */
   private created = false;
 
   private constructor(
     private readonly fs: OutputFs, private readonly what: string, private readonly shown: string,
     private readonly target: string, private readonly temp: string | null, private readonly existed: boolean,
-  ) {
-    this.fd = null;
-  }
+  ) {}
 
   /**
    * Starts replacing `path` (absolute; `shown` is how the user wrote it). Devices and pipes (/dev/stdout) cannot
