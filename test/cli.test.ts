@@ -1,11 +1,19 @@
 // The clip-ts commands run in-process (runCli with an in-memory Io) on the golden models of test/golden/models.
+import * as fs from "node:fs";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import { CliError } from "../src/cli/args.js";
 import { COMMANDS, memoryIo, runCli } from "../src/cli/cli.js";
+import { DEFAULT_MODEL as DEFAULT_MODEL_PATH, imageLoader, writeOutput } from "../src/cli/common.js";
+import { batchedLogits } from "../src/cli/logits.js";
+import { imageLogits } from "../src/cli/zero_shot.js";
+import { loadModel } from "../src/clip.js";
+import { zeroShotLogits } from "../src/zero_shot.js";
+import type { OutputFs } from "../src/cli/output.js";
 import { Progress } from "../src/cli/progress.js";
-import { normalize } from "../src/model.js";
+import { DEFAULT_MAX_BATCH, normalize } from "../src/model.js";
 import { readNpyTokens, writeNpy } from "../src/npy.js";
 import { agreement, goldenDir, npy } from "./helpers/golden.js";
 
@@ -371,5 +379,135 @@ describe("zero-shot and texts, on the golden ViT with a token embedding sized fo
     const json = JSON.parse((await run("embed-text", ...texts, "--model", m, "--vocab", "weights/vocab.txt.gz")).stdout);
     expect(json.map((x: { text: string }) => x.text)).toEqual(texts);
     expect(Float32Array.from(json.flatMap((x: { embedding: number[] }) => x.embedding))).toEqual(npy(a).data);
+  });
+});
+
+describe("an --out is replaced whole or not at all", () => {
+  // The file-system calls with one that fails the way a full disk or a file-size limit does, after some bytes.
+  const failing = (call: "writeSync" | "fsyncSync" | "renameSync", code: string) => ({
+    ...fs,
+    [call]: (...args: unknown[]) => {
+      if (call === "writeSync") (fs.writeSync as (...a: unknown[]) => number)(args[0], (args[1] as Uint8Array).subarray(0, 100));
+      throw Object.assign(new Error(`${code}: simulated`), { code });
+    },
+  }) as OutputFs;
+
+  const freshDir = (name: string) => {
+    const dir = join(tmp, name);
+    fs.mkdirSync(dir);
+    return dir;
+  };
+
+  for (const [call, code, text] of [
+    ["writeSync", "ENOSPC", "no space left on the device"], ["writeSync", "EFBIG", "file too large"],
+    ["fsyncSync", "EIO", "input/output error"], ["renameSync", "EACCES", "permission denied"],
+  ] as const) {
+    test(`${call} failing with ${code}: the old file unchanged, no temporary left, one line naming the path`, () => {
+      const dir = freshDir(`fail_${call}_${code}`);
+      const old = writeNpy({ data: Float32Array.of(1, 2, 3), shape: [3] });
+      fs.writeFileSync(join(dir, "out.npy"), old);
+      const io = memoryIo(dir);
+      const big = new Uint8Array(100_000).fill(7);
+      let message = "";
+      try {
+        writeOutput(io, "out.npy", big, "--out", failing(call, code));
+      } catch (e) {
+        expect(e).toBeInstanceOf(CliError);
+        message = (e as Error).message;
+      }
+      expect(message).toBe(`--out: cannot write "out.npy" (${text}, ${code}); "out.npy" is left as it was`);
+      expect(fs.readFileSync(join(dir, "out.npy"))).toEqual(Buffer.from(old));
+      expect(fs.readdirSync(dir)).toEqual(["out.npy"]);
+
+      // with no file before, none after
+      expect(() => writeOutput(io, "new.npy", big, "--out", failing(call, code))).toThrow(`--out: cannot write "new.npy" (${text}, ${code}); nothing was written`);
+      expect(fs.readdirSync(dir)).toEqual(["out.npy"]);
+    });
+  }
+
+  test("a command failing midway (an undecodable image after a good one) keeps the old file", async () => {
+    const dir = freshDir("midway");
+    fs.writeFileSync(join(dir, "bad.png"), Buffer.from("\x89PNG\r\n\x1a\n not really"));
+    fs.writeFileSync(join(dir, "x.npy"), "old bytes");
+    const good = join(process.cwd(), "test/golden/preprocess/rgb_2x3.png");
+    const r = await run("preprocess", good, join(dir, "bad.png"), "--size", "8", "--out", join(dir, "x.npy"));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^clip-ts preprocess: image ".*bad\.png": .*\n$/);
+    expect(fs.readFileSync(join(dir, "x.npy"), "utf8")).toBe("old bytes");
+    expect(fs.readdirSync(dir).sort()).toEqual(["bad.png", "x.npy"]);
+  });
+
+  test("success replaces the bytes and keeps the file's permissions; a symbolic link keeps pointing at it", async () => {
+    const dir = freshDir("replace");
+    const real = join(dir, "real.npy"), link = join(dir, "link.npy");
+    fs.writeFileSync(real, "old");
+    fs.chmodSync(real, 0o640);
+    fs.symlinkSync("real.npy", link);
+    expect((await run("tokenize", "a cat", "--context-length", "5", "--out", link)).code).toBe(0);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.statSync(real).mode & 0o777).toBe(0o640);
+    expect(Array.from(readNpyTokens(fs.readFileSync(real)).data)).toHaveLength(5);
+    expect(fs.readdirSync(dir).sort()).toEqual(["link.npy", "real.npy"]);
+  });
+
+  test("a device is written in place (--out /dev/null); a directory or a missing directory is one line", async () => {
+    expect(await run("tokenize", "a cat", "--out", "/dev/null")).toEqual({ code: 0, stdout: "", stderr: "" });
+    await expectError(1, /--out: ".*" is a directory, expected a file\n$/, "tokenize", "a", "--out", tmp);
+    await expectError(1, /--out: cannot create ".*nowhere\/x\.npy" \(no such directory, ENOENT\); nothing was written\n$/, "tokenize", "a", "--out", join(tmp, "nowhere", "x.npy"));
+  });
+});
+
+describe("more rows than the model's maxBatch go through in batches", () => {
+  const rows = DEFAULT_MAX_BATCH + 1;
+  // A model that refuses batches over 3 stands for the default limit of 1024: 10 rows are then "too many".
+  const small = (path: string) => loadModel(path, { threads: 1, maxBatch: 3 });
+
+  test("zero-shot's image logits over 10 image files, maxBatch 3: each image's logits as when encoded alone", async () => {
+    const model = await small(DEFAULT_MODEL_PATH);
+    try {
+      const images = ["test/golden/preprocess/rgb_land_97x61_n32.png", "test/golden/preprocess/p1_64x40_n32.png"];
+      const many = Array.from({ length: 10 }, (_, i) => images[i % 2]);
+      const io = memoryIo();
+      const R = model.config.imageResolution, E = model.config.embedDim;
+      const load = await imageLoader(io, R, many);
+      const classes = normalize({ data: Float32Array.from({ length: 3 * E }, (_, i) => Math.sin(i)), shape: [3, E] });
+      const got = imageLogits(io, model, load, many, classes, 16);
+      expect(got.shape).toEqual([10, 3]);
+      const alone = zeroShotLogits(model, load(images), classes);
+      for (let i = 0; i < 10; i++) expect(got.data.subarray(i * 3, i * 3 + 3)).toEqual(alone.data.subarray((i % 2) * 3, (i % 2) * 3 + 3));
+      expect(() => zeroShotLogits(model, load(many), classes)).toThrow(/a batch of 10 images is more than the limit of 3/); // what the command did before
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test("logits over 10 pixel rows and 10 token rows, maxBatch 3 = the small logits, tiled", async () => {
+    const dir = goldenDir("vit");
+    const model = await small(`${dir}/weights.safetensors`);
+    try {
+      const pixels = npy(`${dir}/pixels.npy`), tokens = readNpyTokens(readFileSync(`${dir}/tokens.npy`));
+      const [P, T, N] = [pixels.shape[0], tokens.shape[0], 10];
+      const tile = <A extends Float32Array | BigInt64Array | Int32Array>(data: A, n: number): A => {
+        const per = data.length / n;
+        const out = new (data.constructor as new (k: number) => A)(N * per);
+        for (let i = 0; i < N; i++) out.set(data.subarray((i % n) * per, (i % n + 1) * per) as never, i * per);
+        return out;
+      };
+      const many = { data: tile(pixels.data, P), shape: [N, ...pixels.shape.slice(1)] };
+      const manyTokens = { data: tile(tokens.data, T), shape: [N, tokens.shape[1]] };
+      const got = batchedLogits(memoryIo(), model, many, manyTokens, 16, ["pixels", "tokens"]);
+      const want = model.forward(pixels, tokens).logitsPerImage;
+      expect(got.shape).toEqual([N, N]);
+      for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) expect(got.data[i * N + j], `[${i}, ${j}]`).toBe(want.data[(i % P) * T + (j % T)]);
+      expect(() => model.forward(many, manyTokens)).toThrow(/more than the limit of 3/); // what the command did before
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test("--batch-size above maxBatch is a usage error", async () => {
+    for (const args of [["embed-image", "--pixels", "x.npy"], ["embed-text", "--tokens", "t.npy"], ["logits"], ["zero-shot", "a.png", "--labels", "a"]]) {
+      await expectError(2, new RegExp(`--batch-size must be an integer in \\[1, ${DEFAULT_MAX_BATCH}\\], got "${rows}"`), ...args, "--batch-size", String(rows));
+    }
   });
 });

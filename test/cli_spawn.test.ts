@@ -1,10 +1,10 @@
 // The built executable (package.json "bin" → dist/src/cli/main.js) in a child process: exit statuses, stderr,
 // and paths resolved against the caller's directory while the embedded model is found from the package.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { agreement, goldenDir, npy } from "./helpers/golden.js";
 
 const root = process.cwd();
@@ -56,4 +56,37 @@ test("--version, and the embedded default model from any working directory", () 
   expect(r.status).toBe(0);
   expect(r.stdout).toMatch(/^weights\/clip-tiny-rn\.safetensors \(embedded\): ModifiedResNet 64px/);
   expect(r.stdout).toMatch(/Total parameters: 1,478,681 /);
+});
+
+describe("a write cut short by the file-size limit (bash ulimit -f: Node ignores SIGXFSZ, the write fails with EFBIG)", () => {
+  /** The executable under a 1 KiB file-size limit, in a fresh directory holding an old out.npy. */
+  function limited(args: string[]) {
+    const dir = mkdtempSync(join(tmp, "ulimit-"));
+    const old = Buffer.from("an older out.npy that must survive\n");
+    writeFileSync(join(dir, "out.npy"), old);
+    const r = spawnSync("bash", ["-c", 'ulimit -f 1 && exec "$0" "$@"', process.execPath, main, ...args], {
+      cwd: dir, encoding: "utf8", env: { ...process.env, CLIP_TS_DEBUG: "" },
+    });
+    return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, dir, old };
+  }
+
+  test.each([
+    ["tokenize", ["a", "b", "c", "d", "--out", "out.npy"]], // 4 × 77 int32 = 1232 bytes of data
+    ["preprocess", [resolve(root, "test/golden/preprocess/rgb_2x3.png"), "--size", "32", "--out", "out.npy"]], // 12 KiB
+  ])("%s: status 1, one line naming the path, the old file's bytes unchanged, no temporary file", (command, args) => {
+    const r = limited([command, ...args]);
+    expect(r.signal).toBe(null);
+    expect(r.stderr).toBe(`clip-ts ${command}: --out: cannot write "out.npy" (file too large, EFBIG); "out.npy" is left as it was\n`);
+    expect(r.status).toBe(1);
+    expect(readFileSync(join(r.dir, "out.npy"))).toEqual(r.old);
+    expect(readdirSync(r.dir)).toEqual(["out.npy"]);
+  });
+
+  test("within the limit the file is replaced", () => {
+    const r = limited(["tokenize", "a", "--context-length", "8", "--out", "out.npy"]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(r.dir, "out.npy")).subarray(0, 6).toString("latin1")).toBe("\x93NUMPY");
+    expect(readdirSync(r.dir)).toEqual(["out.npy"]);
+  });
 });

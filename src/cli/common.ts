@@ -1,6 +1,6 @@
 // What the commands share: the I/O they write to, files in and out with one-line errors, the embedded default
 // model, model / tokenizer / image loading from the common options.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend } from "../backend/backend.js";
@@ -15,6 +15,7 @@ import type { StateDict, Tensor } from "../tensor.js";
 import type { SimpleTokenizer } from "../simple_tokenizer.js";
 import { choice, CliError, integer, UsageError } from "./args.js";
 import { downloadProgress, Progress, type ProgressSink } from "./progress.js";
+import { writeFileAtomic, type OutputFile, type OutputFs } from "./output.js";
 
 export interface Io {
   stdout: { write(s: string): void };
@@ -85,12 +86,15 @@ export function readInput(io: Io, path: string, what: string, label = "loading")
   }
 }
 
-export function writeOutput(io: Io, path: string, bytes: Uint8Array | string, what = "--out"): void {
-  try {
-    writeFileSync(resolve(io.cwd, path), bytes);
-  } catch (e) {
-    throw new CliError(`${what}: ${fsReason(e)} "${path}"`);
-  }
+/**
+ * Replaces the file at path with bytes, or with what `fill` writes to it, whole or not at all: a failed write
+ * leaves the previous file and no partial one (output.ts).
+ */
+export function writeOutput(
+  io: Io, path: string, bytes: Uint8Array | string | ((out: OutputFile) => void), what = "--out", fs?: OutputFs,
+): void {
+  const fill = typeof bytes === "function" ? bytes : (out: OutputFile) => out.write(typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
+  writeFileAtomic(resolve(io.cwd, path), path, fill, what, fs);
 }
 
 function fsReason(e: unknown): string {
@@ -274,40 +278,54 @@ export async function openTokenizer(io: Io, vocab: string | undefined, model?: {
   return tokenizer;
 }
 
-/** Preprocessed images stacked into [N, 3, size, size]. */
-export async function loadImages(io: Io, paths: readonly string[], size: number, noteInexact = false): Promise<Tensor> {
+/**
+ * A function that preprocesses image files into [n, 3, size, size]. Commands call it batch by batch, so that
+ * pixels are held for one batch only whatever the number of images; a missing file among `paths` fails now,
+ * not after the batches before it.
+ */
+export async function imageLoader(io: Io, size: number, paths: readonly string[], noteInexact = false): Promise<(paths: readonly string[]) => Tensor> {
+  for (const p of paths) {
+    const stat = statSync(resolve(io.cwd, p), { throwIfNoEntry: false });
+    if (!stat) throw new CliError(`image: no such file "${p}"`);
+    if (stat.isDirectory()) throw new CliError(`image: "${p}" is a directory, expected a file`);
+  }
   const { preprocess } = await import("../image/index.js"); // the decoders load only for commands given images
   const per = 3 * size * size;
-  const out = new Float32Array(paths.length * per);
-  const bar = new Progress(io.stderr, "preprocessing", paths.length);
-  paths.forEach((p, i) => {
-    const t = wrap(`image "${p}"`, () => preprocess(readInput(io, p, "image"), { size }));
-    out.set(t.data, i * per);
-    if (noteInexact && !t.exact) io.stderr.write(`note: "${p}" was decoded by ${t.decoder}; its pixels may differ slightly from Pillow's\n`);
-    bar.update(i + 1);
-  });
-  bar.finish();
-  return { data: out, shape: [paths.length, 3, size, size] };
+  return (paths) => {
+    const out = new Float32Array(paths.length * per);
+    paths.forEach((p, i) => {
+      const t = wrap(`image "${p}"`, () => preprocess(readInput(io, p, "image"), { size }));
+      out.set(t.data, i * per);
+      if (noteInexact && !t.exact) io.stderr.write(`note: "${p}" was decoded by ${t.decoder}; its pixels may differ slightly from Pillow's\n`);
+    });
+    return { data: out, shape: [paths.length, 3, size, size] };
+  };
 }
 
-/** slice(start, end) → [end − start, E] over row batches of x, with a progress bar; the results concatenated. */
-export function batched(io: Io, label: string, x: { shape: number[] }, batch: number, slice: (start: number, end: number) => Tensor): Tensor {
-  const N = x.shape[0];
+/**
+ * slice(start, end) → [end − start, E] over batches of the rows [0, rows), with a progress bar; the results
+ * concatenated. The batches keep every model call within its maxBatch.
+ */
+export function batched(io: Io, label: string, rows: number, batch: number, slice: (start: number, end: number) => Tensor): Tensor {
   const parts: Tensor[] = [];
-  const bar = new Progress(io.stderr, label, N);
-  for (let s = 0; s < N; s += batch) {
-    parts.push(slice(s, Math.min(N, s + batch)));
-    bar.update(Math.min(N, s + batch));
+  const bar = new Progress(io.stderr, label, rows);
+  try {
+    for (let s = 0; s < rows; s += batch) {
+      parts.push(slice(s, Math.min(rows, s + batch)));
+      bar.update(Math.min(rows, s + batch));
+    }
+    if (rows === 0) parts.push(slice(0, 0)); // for the width E
+  } finally {
+    bar.finish();
   }
-  bar.finish();
-  const E = parts.length ? parts[0].shape[1] : 0;
-  const data = new Float32Array(N * E);
+  const E = parts[0].shape[1];
+  const data = new Float32Array(rows * E);
   let off = 0;
   for (const p of parts) {
     data.set(p.data, off);
     off += p.data.length;
   }
-  return { data, shape: [N, E] };
+  return { data, shape: [rows, E] };
 }
 
 export function rowsOf<T extends { data: ArrayLike<unknown> & { subarray(a: number, b: number): unknown }; shape: number[] }>(t: T, start: number, end: number): T {

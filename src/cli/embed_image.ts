@@ -1,9 +1,10 @@
-import { normalize } from "../model.js";
+import { DEFAULT_MAX_BATCH, normalize } from "../model.js";
 import { integer, parse, UsageError } from "./args.js";
 import {
-  batched, f32Json, loadImages, MODEL_HELP, MODEL_OPTIONS, openModel, readPixels, rowsOf, wrap, writeTensor,
+  batched, f32Json, imageLoader, MODEL_HELP, MODEL_OPTIONS, openModel, readPixels, rowsOf, wrap, writeTensor,
   type Command,
 } from "./common.js";
+import type { Tensor } from "../tensor.js";
 
 export const embedImage: Command = {
   name: "embed-image",
@@ -30,14 +31,20 @@ ${MODEL_HELP}`,
     if (values.help) return io.stdout.write(`${this.help}\n`);
     if (values.pixels !== undefined && positionals.length) throw new UsageError("give either --pixels or image files, not both");
     if (values.pixels === undefined && !positionals.length) throw new UsageError("missing --pixels or image files");
-    const batch = integer(values["batch-size"], "--batch-size", 1) ?? 16;
+    const batch = integer(values["batch-size"], "--batch-size", 1, DEFAULT_MAX_BATCH) ?? 16;
 
     const pixels = values.pixels !== undefined ? readPixels(io, values.pixels) : undefined;
     const { model } = await openModel(io, values);
     try {
-      const input = pixels ?? await loadImages(io, positionals, model.config.imageResolution);
-      const what = values.pixels !== undefined ? `--pixels "${values.pixels}"` : "images";
-      let features = wrap(what, () => batched(io, "encoding images", input, batch, (s, e) => model.encodeImage(rowsOf(input, s, e))));
+      let features: Tensor;
+      if (pixels) {
+        features = wrap(`--pixels "${values.pixels}"`, () =>
+          batched(io, "encoding images", pixels.shape[0], Math.min(batch, model.maxBatch), (s, e) => model.encodeImage(rowsOf(pixels, s, e))));
+      } else {
+        const load = await imageLoader(io, model.config.imageResolution, positionals);
+        features = wrap("images", () =>
+          batched(io, "encoding images", positionals.length, Math.min(batch, model.maxBatch), (s, e) => model.encodeImage(load(positionals.slice(s, e)))));
+      }
       if (values.normalize) features = normalize(features);
       if (values.out !== undefined) return writeTensor(io, values.out, features);
       const E = features.shape[1];

@@ -1,4 +1,4 @@
-import { normalize, type TokenTensor } from "../model.js";
+import { DEFAULT_MAX_BATCH, normalize, type TokenTensor } from "../model.js";
 import { integer, parse, UsageError } from "./args.js";
 import {
   batched, f32Json, MODEL_HELP, MODEL_OPTIONS, openModel, openTokenizer, readTokens, rowsOf, wrap, writeTensor,
@@ -33,7 +33,7 @@ ${MODEL_HELP}`,
     if (values.tokens !== undefined && positionals.length) throw new UsageError("give either --tokens or texts, not both");
     if (values.tokens === undefined && !positionals.length) throw new UsageError("missing --tokens or texts");
     if (values.tokens !== undefined && (values.vocab !== undefined || values.truncate)) throw new UsageError("--vocab and --truncate apply to texts, not to --tokens");
-    const batch = integer(values["batch-size"], "--batch-size", 1) ?? 32;
+    const batch = integer(values["batch-size"], "--batch-size", 1, DEFAULT_MAX_BATCH) ?? 32;
 
     const fromFile = values.tokens !== undefined ? readTokens(io, values.tokens) : undefined;
     const opened = await openModel(io, values);
@@ -43,7 +43,7 @@ ${MODEL_HELP}`,
       const tokens: TokenTensor = fromFile ?? wrap("tokenize", () =>
         tokenizer!.tokenize(positionals, { contextLength: model.config.contextLength, truncate: values.truncate ?? false }));
       const what = fromFile ? `--tokens "${values.tokens}"` : "texts";
-      let features = wrap(what, () => batched(io, "encoding texts", tokens, batch, (s, e) => model.encodeText(rowsOf(tokens, s, e))));
+      let features = wrap(what, () => batched(io, "encoding texts", tokens.shape[0], Math.min(batch, model.maxBatch), (s, e) => model.encodeText(rowsOf(tokens, s, e))));
       if (values.normalize) features = normalize(features);
       if (values.out !== undefined) return writeTensor(io, values.out, features);
       const E = features.shape[1];

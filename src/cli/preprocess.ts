@@ -1,5 +1,7 @@
 import { integer, parse, required } from "./args.js";
-import { loadImages, usageIfEmpty, writeTensor, type Command } from "./common.js";
+import { imageLoader, usageIfEmpty, writeOutput, type Command } from "./common.js";
+import { writeNpy } from "../npy.js";
+import { Progress } from "./progress.js";
 
 export const preprocessCommand: Command = {
   name: "preprocess",
@@ -20,6 +22,21 @@ Options:
     usageIfEmpty(positionals, "image files");
     const out = required(values.out, "--out");
     const size = integer(values.size, "--size", 1, 8192) ?? 224;
-    writeTensor(io, out, await loadImages(io, positionals, size, true));
+    const load = await imageLoader(io, size, positionals, true);
+    // image by image into the file, so that memory holds one image's pixels however many there are
+    const header = writeNpy({ data: new Float32Array(0), shape: [positionals.length, 3, size, size] });
+    const bar = new Progress(io.stderr, "preprocessing", positionals.length);
+    try {
+      writeOutput(io, out, (file) => {
+        file.write(header);
+        positionals.forEach((p, i) => {
+          const { data } = load([p]);
+          file.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)); // float32 little-endian, as '<f4'
+          bar.update(i + 1);
+        });
+      });
+    } finally {
+      bar.finish();
+    }
   },
 };

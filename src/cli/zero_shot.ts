@@ -1,6 +1,10 @@
 import { classEmbeddings, DEFAULT_TEMPLATE, fillTemplate, softmaxRows, TEMPLATE_SETS, zeroShotLogits } from "../zero_shot.js";
-import { choice, parse, required, UsageError } from "./args.js";
-import { loadImages, MODEL_HELP, MODEL_OPTIONS, openModel, openTokenizer, usageIfEmpty, wrap, type Command } from "./common.js";
+import { DEFAULT_MAX_BATCH, type CLIP } from "../model.js";
+import type { Tensor } from "../tensor.js";
+import { choice, integer, parse, required, UsageError } from "./args.js";
+import {
+  batched, imageLoader, MODEL_HELP, MODEL_OPTIONS, openModel, openTokenizer, usageIfEmpty, wrap, type Command, type Io,
+} from "./common.js";
 import { Progress } from "./progress.js";
 
 export const zeroShotCommand: Command = {
@@ -19,13 +23,14 @@ Options:
   --templates NAME    imagenet80 (the paper's 80 ImageNet prompts) or imagenet7 (their best 7)
   --top K             print only the K most probable labels per image
   --json              JSON output
+  --batch-size N      images preprocessed and encoded at a time (default 16)
   --vocab FILE        the tokenizer (default: a vocab next to --model, else the embedded one)
 ${MODEL_HELP}`,
 
   async run(argv, io) {
     const { values, positionals } = parse(argv, {
       ...MODEL_OPTIONS, labels: { type: "string" }, template: { type: "string", multiple: true }, templates: { type: "string" },
-      top: { type: "string" }, json: { type: "boolean" }, vocab: { type: "string" },
+      top: { type: "string" }, json: { type: "boolean" }, vocab: { type: "string" }, "batch-size": { type: "string" },
     }, true);
     if (values.help) return io.stdout.write(`${this.help}\n`);
     usageIfEmpty(positionals, "image files");
@@ -37,16 +42,17 @@ ${MODEL_HELP}`,
     for (const t of templates) wrap("--template", () => fillTemplate(t, ""));
     const top = values.top === undefined ? labels.length : Number(values.top);
     if (!(Number.isInteger(top) && top >= 1)) throw new UsageError(`--top must be a positive integer, got "${values.top}"`);
+    const batch = integer(values["batch-size"], "--batch-size", 1, DEFAULT_MAX_BATCH) ?? 16;
 
     const opened = await openModel(io, values);
     const { model } = opened;
     try {
       const tokenizer = await openTokenizer(io, values.vocab, { file: opened.file, config: model.config });
-      const images = await loadImages(io, positionals, model.config.imageResolution);
+      const load = await imageLoader(io, model.config.imageResolution, positionals);
       const bar = new Progress(io.stderr, "embedding labels", labels.length);
       const classes = wrap("labels", () => classEmbeddings(model, tokenizer, labels, { templates, onProgress: (d) => bar.update(d) }));
       bar.finish();
-      const probs = softmaxRows(zeroShotLogits(model, images, classes));
+      const probs = softmaxRows(imageLogits(io, model, load, positionals, classes, batch));
       const ranked = probs.map((row) => row.map((p, i) => ({ label: labels[i], probability: p }))
         .sort((a, b) => b.probability - a.probability).slice(0, top));
       if (values.json) {
@@ -64,3 +70,14 @@ ${MODEL_HELP}`,
     }
   },
 };
+
+/**
+ * zeroShotLogits [images, labels] of image files, preprocessed and encoded `batch` at a time (at most the
+ * model's maxBatch): any number of images goes through, holding the pixels of one batch only.
+ */
+export function imageLogits(
+  io: Io, model: CLIP, load: (paths: readonly string[]) => Tensor, paths: readonly string[], classes: Tensor, batch: number,
+): Tensor {
+  return wrap("images", () => batched(io, "classifying images", paths.length, Math.min(batch, model.maxBatch),
+    (s, e) => zeroShotLogits(model, load(paths.slice(s, e)), classes)));
+}
