@@ -7,6 +7,9 @@ import {
 } from "./common.js";
 import { Progress } from "./progress.js";
 
+/** The embedded model was trained on synthetic shapes: said once, so that nobody mistakes it for CLIP on photos. */
+export const EMBEDDED_MODEL_NOTE = "note: the embedded tiny model knows 7 shapes and 8 colours (weights/README.md); for photos use --model ViT-B/32";
+
 export const zeroShotCommand: Command = {
   name: "zero-shot",
   summary: "classify images among labels by prompt similarity",
@@ -46,6 +49,7 @@ ${MODEL_HELP}`,
 
     const opened = await openModel(io, values);
     const { model } = opened;
+    if (values.model === undefined) io.stderr.write(`${EMBEDDED_MODEL_NOTE}\n`);
     try {
       const tokenizer = await openTokenizer(io, values.vocab, { file: opened.file, config: model.config });
       const load = await imageLoader(io, model.config.imageResolution, positionals);
