@@ -24,7 +24,7 @@ const MIN_PARALLEL_WORK = 1 << 20;
  *  this many in the time one float goes through memory. */
 const ELEMENT_WORK = 8;
 
-const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2 };
+const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2, gelu: 3 };
 
 interface WasmLinear extends LinearWeights { ptr: number; bias: number }
 interface WasmConv extends Conv2dWeights { ptr: number; bias: number }
@@ -241,6 +241,15 @@ export class WasmBackend implements Backend {
     this.arena = this.top;
     const xp = this.push(x), yp = this.reserveOutput(x.length);
     this.run("expfArray", [xp, yp], 0, x.length);
+    return this.takeOutput();
+  }
+
+  /** y = erf(x) elementwise (the SIMD twin of src/kernels/erf.ts), for tests. */
+  erf(x: Float32Array): Float32Array {
+    this.live();
+    this.arena = this.top;
+    const xp = this.push(x), yp = this.reserveOutput(x.length);
+    this.run("erfArray", [xp, yp], 0, x.length);
     return this.takeOutput();
   }
 
