@@ -1,9 +1,11 @@
 // SIMD twin of src/kernels/exp.ts and activations.ts: the same f32 operations in the same order, four lanes at a
 // time, so every lane is bit-identical to the scalar TypeScript. No fused multiply-add anywhere.
+import { erf4 } from "./erf";
 
 export const ACT_NONE = 0;
 export const ACT_RELU = 1;
 export const ACT_QUICKGELU = 2;
+export const ACT_GELU = 3;
 
 // @ts-ignore: decorator
 @inline const EXP_HI: f32 = 88.72283935546875;
@@ -29,6 +31,8 @@ export const ACT_QUICKGELU = 2;
 @inline const P5: f32 = 5.0000001201e-1;
 // @ts-ignore: decorator
 @inline const QUICK_GELU_ALPHA: f32 = 1.702;
+// @ts-ignore: decorator
+@inline const SQRT1_2: f32 = 0.70710678118654752;
 
 // @ts-ignore: decorator
 @inline function fma4(p: v128, r: v128, c: f32): v128 {
@@ -56,7 +60,8 @@ export function expf4(x: v128): v128 {
 // @ts-ignore: decorator
 @inline
 export function relu4(x: v128): v128 {
-  return v128.and(x, f32x4.gt(x, f32x4.splat(0)));
+  // zero where x < 0: NaN and −0 pass through, as in torch.relu
+  return v128.andnot(x, f32x4.lt(x, f32x4.splat(0)));
 }
 
 // @ts-ignore: decorator
@@ -68,9 +73,17 @@ export function quickGelu4(x: v128): v128 {
 
 // @ts-ignore: decorator
 @inline
+export function gelu4(x: v128): v128 {
+  const e = erf4(f32x4.mul(x, f32x4.splat(SQRT1_2)));
+  return f32x4.mul(f32x4.mul(x, f32x4.splat(0.5)), f32x4.add(f32x4.splat(1), e));
+}
+
+// @ts-ignore: decorator
+@inline
 export function activate4(x: v128, act: i32): v128 {
   if (act == ACT_RELU) return relu4(x);
   if (act == ACT_QUICKGELU) return quickGelu4(x);
+  if (act == ACT_GELU) return gelu4(x);
   return x;
 }
 

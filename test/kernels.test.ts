@@ -5,10 +5,12 @@ import { test } from "@fast-check/vitest";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { TsBackend } from "../src/backend/ts.js";
 import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
-import { activate, type Activation } from "../src/kernels/activations.js";
+import { activate, gelu, type Activation } from "../src/kernels/activations.js";
 import { conv2dOutputSize } from "../src/kernels/conv2d.js";
+import { ERF_CLAMP, ERF_SPLIT, erf } from "../src/kernels/erf.js";
 import { EXP_HI, EXP_LO, expf } from "../src/kernels/exp.js";
 import type { Tensor } from "../src/tensor.js";
+import { npy } from "./helpers/golden.js";
 
 const ts = new TsBackend();
 let wasm: WasmBackend[] = []; // threads 1, 2, 3
@@ -52,7 +54,7 @@ function values(n: number, seed: number): Float32Array {
 
 const t = (shape: number[], seed: number): Tensor => ({ shape, data: values(shape.reduce((a, b) => a * b, 1), seed) });
 const seed = fc.integer({ min: 0, max: 0x7fffffff });
-const act = fc.constantFrom<Activation>("none", "relu", "quickgelu");
+const act = fc.constantFrom<Activation>("none", "relu", "quickgelu", "gelu");
 const RUNS = { numRuns: 60 };
 
 describe("expf and activations", () => {
@@ -60,7 +62,10 @@ describe("expf and activations", () => {
     EXP_HI, Math.fround(EXP_HI * (1 + 2 ** -23)), EXP_LO, Math.fround(EXP_LO * (1 + 2 ** -23)), -87.33654, 88.7,
     Infinity, -Infinity, NaN, 0, -0, 1, -1, 0.5, -0.5, 1e-30, -1e-30, 1e-45, 3.4028234663852886e38, -3.4028234663852886e38,
     Math.LN2, -Math.LN2, 63.5, -63.5, 126 * Math.LN2, -125 * Math.LN2,
-  ];
+    // erf's region split and clamp, and where it reaches 1, an ulp either side; subnormals
+    ...[ERF_SPLIT, ERF_CLAMP, 3.9192, Math.SQRT2, ERF_CLAMP * Math.SQRT2].flatMap((v) => [v, -v, v * (1 - 2 ** -24), v * (1 + 2 ** -23)]),
+    1e-40, -1e-40, 1.1754942e-38, -1.1754942e-38, 1e-20, 12, -12,
+  ].map(Math.fround);
 
   test("expf on the edge values", () => {
     const x = Float32Array.from(edges);
@@ -80,6 +85,43 @@ describe("expf and activations", () => {
   test.prop([fc.array(fc.float(), { minLength: 1, maxLength: 67 }), act], RUNS)("activations on any float", (xs, a) => {
     const x = Float32Array.from([...xs, ...edges]);
     same((b) => (b instanceof TsBackend ? x.map((v) => activate(v, a)) : b.activate(x, a)));
+  });
+
+  test("erf on the edge values", () => {
+    const x = Float32Array.from(edges);
+    same((b) => (b instanceof TsBackend ? x.map(erf) : b.erf(x)));
+  });
+
+  test.prop([fc.array(fc.float(), { minLength: 1, maxLength: 67 })], RUNS)("erf on any float", (xs) => {
+    const x = Float32Array.from(xs);
+    same((b) => (b instanceof TsBackend ? x.map(erf) : b.erf(x)));
+  });
+
+  test.prop([fc.array(fc.float({ min: -12, max: 12 }), { minLength: 1, maxLength: 67 })], RUNS)("erf and gelu around their range", (xs) => {
+    const x = Float32Array.from(xs);
+    same((b) => (b instanceof TsBackend ? x.map(erf) : b.erf(x)));
+    same((b) => (b instanceof TsBackend ? x.map(gelu) : b.activate(x, "gelu")));
+  });
+
+  test("erf and gelu on the specials", () => {
+    const x = Float32Array.from([0, -0, Infinity, -Infinity, NaN, ERF_CLAMP, -3e38, 1e-45]);
+    for (const y of [x.map(erf), wasm[0].erf(x)]) {
+      expect([...y.slice(0, 7)]).toEqual([0, -0, 1, -1, NaN, 1, -1]); // toEqual tells −0 from 0
+      expect(y[7]).toBe(2 ** -149); // 1.128·2^-149 rounds to 2^-149
+    }
+    for (const y of [x.map(gelu), wasm[0].activate(x, "gelu")]) {
+      // −Inf·0.5·(1 + erf(−Inf)) = −Inf·0 = NaN, as in torch; a finite x far below gives −0
+      expect([...y.slice(0, 5)]).toEqual([0, -0, Infinity, NaN, NaN]);
+      expect(y[6]).toBe(-0);
+    }
+  });
+
+  test("relu keeps NaN and −0, as torch.relu does", () => {
+    const x = Float32Array.from([NaN, -0, 0, -1e-45, -Infinity, Infinity, 2]);
+    same((b) => (b instanceof TsBackend ? x.map((v) => activate(v, "relu")) : b.activate(x, "relu")));
+    for (const y of [x.map((v) => activate(v, "relu")), wasm[0].activate(x, "relu")]) {
+      expect([...y]).toEqual([NaN, -0, 0, 0, 0, Infinity, 2]);
+    }
   });
 
   test("the edges hit every branch of expf", () => {
@@ -104,6 +146,12 @@ describe("linear", () => {
     same((b) => b.linear(x, b.prepareLinear(w, bias), "quickgelu", res));
   });
 
+  test("the same with exact GELU (erf), as a ViT's MLP with nn.GELU would run", () => {
+    const x = t([2, 37, 200], 11), w = t([67, 200], 12), bias = t([67], 13);
+    for (let i = 0; i < x.data.length; i += 3) x.data[i] *= 4; // reach erf's far region
+    same((b) => b.linear(x, b.prepareLinear(w, bias), "gelu"));
+  });
+
   test("non-finite inputs propagate the same way", () => {
     const x = t([5, 9], 7), w = t([11, 9], 8);
     x.data[3] = Infinity;
@@ -111,6 +159,7 @@ describe("linear", () => {
     w.data[50] = -Infinity;
     w.data[7] = 3e38;
     same((b) => b.linear(x, b.prepareLinear(w, null), "relu"));
+    same((b) => b.linear(x, b.prepareLinear(w, null), "gelu"));
   });
 
   test("rejects an input of the wrong width", () => {
@@ -217,5 +266,71 @@ describe("layer norm and average pooling", () => {
     fc.integer({ min: 1, max: 4 }), seed], RUNS)("avgPool2d", (N, C, H, W, k, s) => {
     const x = t([N, C, H, W], s);
     same((b) => b.avgPool2d(x, k));
+  });
+});
+
+describe("erf and GELU against PyTorch (test/golden/gelu, tools/golden/make_gelu_golden.py)", () => {
+  const x = npy("test/golden/gelu/x.npy").data;
+  const u32 = new Uint32Array(1), asF32 = new Float32Array(u32.buffer);
+  /** The spacing of float32 at |b|: 2^-149 for subnormals. */
+  const ulp = (b: number) => {
+    asF32[0] = b;
+    return 2 ** (Math.max((u32[0] >>> 23) & 0xff, 1) - 150);
+  };
+
+  /**
+   * Non-finite b must be matched exactly; over the rest, the worst |a − b| / unit(i) where `where(i)`, and
+   * max|a − b| / max|b| (the README's relative error) over |x| ≤ 10, as gelu(3e38) would set the scale otherwise.
+   */
+  function compare(a: Float32Array, b: Float32Array, where: (i: number) => boolean, unit: (i: number) => number) {
+    let maxAbs = 0, scale = 0, worst = 0, at = NaN;
+    for (let i = 0; i < b.length; i++) {
+      if (!Number.isFinite(b[i])) {
+        expect(a[i], `x = ${x[i]}`).toBe(b[i]); // NaN matches NaN
+        continue;
+      }
+      const d = Math.abs(a[i] - b[i]);
+      if (Math.abs(x[i]) <= 10) [maxAbs, scale] = [Math.max(maxAbs, d), Math.max(scale, Math.abs(b[i]))];
+      if (where(i) && !(d / unit(i) <= worst)) [worst, at] = [d / unit(i), x[i]];
+    }
+    return { maxRel: maxAbs / scale, worst, at, toString: () => `${worst.toFixed(2)} (x = ${at})` };
+  }
+  const all = () => true, nonNegative = (i: number) => x[i] >= 0, negative = (i: number) => x[i] < 0;
+
+  test("erf: max rel ≤ 1e-6, and within 2 ulp of torch.erf everywhere (subnormals included)", () => {
+    const ref = npy("test/golden/gelu/erf.npy").data;
+    const mine = x.map(erf);
+    expect(bits(wasm[0].erf(x))).toEqual(bits(mine));
+    const r = compare(mine, ref, all, (i) => ulp(ref[i]));
+    console.log(`erf vs torch.erf, ${x.length} inputs: max rel ${r.maxRel.toExponential(2)}, max ulp ${r}`);
+    expect(r.maxRel).toBeLessThanOrEqual(1e-6);
+    expect(r.worst).toBeLessThanOrEqual(2);
+  });
+
+  // For x < 0, 1 + erf(x/√2) cancels: an absolute error ε in erf (ours: about an ulp, 2^-24, plus the rounding
+  // of the sum) becomes |x|/2·ε in GELU however small the result, so there the bound is in units of |x|·2^-24.
+  const cancelling = (i: number) => Math.abs(x[i]) * 2 ** -24 + 2 ** -149;
+
+  test("gelu against the exact x·Φ(x): within 2 ulp for x ≥ 0, |x|·2^-23 for x < 0", () => {
+    const ref = npy("test/golden/gelu/gelu_exact.npy").data;
+    const mine = x.map(gelu);
+    expect(bits(wasm[0].activate(x, "gelu"))).toEqual(bits(mine));
+    const pos = compare(mine, ref, nonNegative, (i) => ulp(ref[i])), neg = compare(mine, ref, negative, cancelling);
+    console.log(`gelu vs exact, ${x.length} inputs: max rel ${pos.maxRel.toExponential(2)}; x ≥ 0: max ulp ${pos}; x < 0: max |a − b| / (|x|·2^-24) ${neg}`);
+    expect(pos.maxRel).toBeLessThanOrEqual(1e-6);
+    expect(pos.worst).toBeLessThanOrEqual(2);
+    expect(neg.worst).toBeLessThanOrEqual(2);
+  });
+
+  test("gelu against torch's: max rel ≤ 1e-6; torch's own float GELU (oneDNN's erf) is the looser of the two", () => {
+    const ref = npy("test/golden/gelu/gelu.npy").data;
+    const mine = x.map(gelu);
+    const pos = compare(mine, ref, nonNegative, (i) => ulp(ref[i])), neg = compare(mine, ref, negative, cancelling);
+    const big = compare(mine, ref, (i) => Math.abs(ref[i]) >= 0.1, (i) => ulp(ref[i]));
+    console.log(`gelu vs torch gelu, ${x.length} inputs: max rel ${pos.maxRel.toExponential(2)}; x ≥ 0: max ulp ${pos}; ` +
+      `x < 0: max |a − b| / (|x|·2^-24) ${neg}; max ulp where |gelu| ≥ 0.1: ${big}`);
+    expect(pos.maxRel).toBeLessThanOrEqual(1e-6);
+    expect(pos.worst).toBeLessThanOrEqual(8);
+    expect(neg.worst).toBeLessThanOrEqual(8);
   });
 });

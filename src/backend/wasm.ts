@@ -244,6 +244,15 @@ export class WasmBackend implements Backend {
     return this.takeOutput();
   }
 
+  /** y = erf(x) elementwise (the SIMD twin of src/kernels/erf.ts), for tests. */
+  erf(x: Float32Array): Float32Array {
+    this.live();
+    this.arena = this.top;
+    const xp = this.push(x), yp = this.reserveOutput(x.length);
+    this.run("erfArray", [xp, yp], 0, x.length);
+    return this.takeOutput();
+  }
+
   /** y = act(x) elementwise, for tests. */
   activate(x: Float32Array, act: Activation): Float32Array {
     this.live();

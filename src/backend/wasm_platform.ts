@@ -31,6 +31,7 @@ export const KERNELS = [
   ["avgPool2d", false],
   ["expfArray", false],
   ["activateArray", false],
+  ["erfArray", false],
   ["simdPeak", true],
 ] as const satisfies readonly (readonly [string, boolean])[];
 
