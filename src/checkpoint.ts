@@ -2,7 +2,7 @@
 // save_pretrained or open_clip's push_to_hub writes it; with the config and the tokenizer files found with it.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { CONFIG_NAMES, ConfigError, VOCAB_NAMES, WEIGHTS_NAMES } from "./config.js";
+import { checkPreprocessCfg, CONFIG_NAMES, ConfigError, VOCAB_NAMES, WEIGHTS_NAMES } from "./config.js";
 
 export interface CheckpointFiles {
   /** The weights: one file, or the shards of an index. */
@@ -48,6 +48,9 @@ export function findCheckpoint(path: string): CheckpointFiles {
     out.config = { path: p, json: readJson(p, 16 << 20) };
     break;
   }
+  // Hugging Face's image processor settings: only OpenAI's normalisation is what clip-ts's preprocessing computes
+  const processor = join(dir, "preprocessor_config.json");
+  if (existsSync(processor)) checkPreprocessCfg(readJson(processor, 1 << 20), "preprocessor_config.json");
   out.vocab = vocabIn(dir);
   return out;
 }

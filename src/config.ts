@@ -112,8 +112,8 @@ export function parseActivation(name: unknown, where: string): MlpActivation {
 
 /** Weights files of a folder, in the order they are looked for. */
 export const WEIGHTS_NAMES = [
-  "model.safetensors", "model.safetensors.index.json", "open_clip_model.safetensors",
-  "pytorch_model.bin", "pytorch_model.bin.index.json", "open_clip_pytorch_model.bin",
+  "open_clip_model.safetensors", "open_clip_pytorch_model.bin",
+  "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
 ];
 /** Config files read with the weights (open_clip's first: a folder may hold both). */
 export const CONFIG_NAMES = ["open_clip_config.json", "config.json"];

@@ -98,6 +98,23 @@ describe("peer checkpoints load with their own settings and match the peer ≤ 1
   });
 });
 
+describe("open_clip's CustomTextCLIP layout (custom_text: the text tower under \"text.\")", () => {
+  test("the same model, the same features", async () => {
+    const { loadStateDict, writeSafetensors } = await import("../src/weights/index.js");
+    const sd = loadStateDict(readFileSync(`${ROOT}/oc_vit_gelu/model.safetensors`), { rawKeys: true });
+    const text = /^(token_embedding|positional_embedding|transformer\.|ln_final|text_projection)/;
+    const renamed = new Map([...sd].map(([k, t]) => [text.test(k) ? `text.${k}` : k, t]));
+    expect([...renamed.keys()].some((k) => k.startsWith("text.transformer."))).toBe(true);
+    const model = await loadModel(writeSafetensors(renamed, "F32"), { backend: "wasm", config: { ...modelCfg("oc_vit_gelu"), custom_text: true } });
+    try {
+      const err = features(model, "oc_vit_gelu");
+      expect(Math.max(err.image, err.text)).toBeLessThanOrEqual(1e-5);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 describe("never silently wrong", () => {
   test("GELU weights with nothing saying their activation: the default is marked assumed, and it is wrong here", async () => {
     const model = await loadModel(`${ROOT}/oc_vit_gelu/model.safetensors`, { backend: "wasm", threads: 1, heads: { vision: 2, text: 1 } });

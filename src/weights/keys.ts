@@ -127,5 +127,17 @@ export function normaliseKeys(sd: StateDict): StateDict {
     if (out.has(name)) throw new WeightsError(`keys: "${k}" collides with another parameter once its "module." prefix is removed`);
     out.set(name, t);
   }
-  return isHuggingFaceClip(out) ? hfToOpenAI(out) : out;
+  if (isHuggingFaceClip(out)) return hfToOpenAI(out);
+  return out.has("text.token_embedding.weight") && !out.has("token_embedding.weight") ? openClipCustomText(out) : out;
+}
+
+/** open_clip's CustomTextCLIP (custom_text: true) keeps the text tower under "text."; its names are otherwise OpenAI's. */
+function openClipCustomText(sd: StateDict): StateDict {
+  const out: StateDict = new Map();
+  for (const [k, t] of sd) {
+    const name = k.startsWith("text.") ? k.slice("text.".length) : k;
+    if (out.has(name)) throw new WeightsError(`keys: "${k}" collides with another parameter once its "text." prefix is removed`);
+    out.set(name, t);
+  }
+  return out;
 }
