@@ -102,13 +102,15 @@ async function loadModel() {
   if (reply.error) {
     setModelStatus("error", `could not load ${label}: ${reply.error}`);
     setStatus("idle", "no model loaded: choose another");
+    $("probs").replaceChildren(); // the last model's results are not this one's
+    $("details").hidden = true;
     return done(false);
   }
   const r = reply.result;
   setModelStatus("ready", `${r.model}: ${r.summary} — loaded in ${(r.loadMs / 1000).toFixed(2)} s (${r.backend}, ${r.threads} thread${r.threads > 1 ? "s" : ""})`);
   if (r.assumed.length) {
     $("model-assumed").hidden = false;
-    $("model-assumed").textContent = `⚠ assumed (the file has no config): ${r.assumed.join("; ")}. ` +
+    $("model-assumed").textContent = `⚠ assumed (no config says otherwise): ${r.assumed.join("; ")}. ` +
       "If it is an open_clip or Hugging Face model, add its config.json.";
   }
   $("run").disabled = !image;

@@ -42,7 +42,7 @@ async function load({ id, source, config, vocab, threads, baseUrl }) {
   return {
     model: name,
     summary: describe(clip.model.config),
-    assumed: source.kind === "embedded" ? [] : assumedSettings(clip.model.config),
+    assumed: assumedSettings(clip.model.config), // none for the built-in model: its card says them all
     threads: clip.model.backend.threads ?? 1,
     backend: clip.model.backend.name,
     loadMs: performance.now() - t0,

@@ -243,7 +243,7 @@ describe("the demo page in Chromium gives Node's bits", () => {
     const loaded = await loadModel(() => page.setInputFiles("#model-file", join(root, PICKED)));
     expect(loaded.state, loaded.status).toBe("ready");
     expect(loaded.status).toMatch(/^clip-tiny-vit\.safetensors: ViT 64 px, patch 8, 4 layers × 64; text 2 layers × 64, 628 tokens/);
-    expect(loaded.assumed).toMatch(/^⚠ assumed \(the file has no config\): activation QuickGELU \(vision\), QuickGELU \(text\); 64-wide attention heads: 1 \(vision\), 1 \(text\)/);
+    expect(loaded.assumed).toMatch(/^⚠ assumed \(no config says otherwise\): activation QuickGELU \(vision\), QuickGELU \(text\); 64-wide attention heads: 1 \(vision\), 1 \(text\)/);
     expect(loaded.progress).toBeNull(); // nothing downloaded
     const r = await classify(2, () => page.setInputFiles("#file", file));
     expectSameAsNode(r, node, 2, true, "clip-tiny-vit.safetensors");
@@ -312,6 +312,7 @@ describe("the demo page in Chromium gives Node's bits", () => {
     expect(loaded.assumed).toBeNull();
     expect(await page.locator("#status").textContent()).toBe("no model loaded: choose another");
     expect(await page.locator("#run").isDisabled()).toBe(true);
+    expect(await page.locator("#probs tr").count()).toBe(0); // the last model's results are gone
     expect(logs.filter((l) => /^(pageerror|console\.error)/.test(l))).toEqual([]);
     const again = await loadModel(() => page.click("#model-embedded"));
     expect(again.state, again.status).toBe("ready");
