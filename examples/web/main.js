@@ -1,20 +1,146 @@
-// The page: picks an image and labels, hands them to worker.js (the model runs there), shows what comes back.
+// The page: picks a model, an image and labels, hands them to worker.js (the model runs there), shows what comes back.
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-const pending = new Map();
+const pending = new Map(); // message id → reply handler (progress replies keep it)
 let image = null; // ArrayBuffer of the chosen file
-let runs = 0;
+let messages = 0;
+let runs = 0; // id of the latest run
+let loads = 0; // id of the latest load
+let choice = { kind: "embedded" }; // or { kind: "url", name } or { kind: "file", file }
+let modelReady = null; // resolves to true when the latest load succeeded
+/** A mirror for the named models (?baseUrl=http://host/prefix), as CLIP_TS_MODEL_BASE_URL in Node. */
+const baseUrl = new URLSearchParams(location.search).get("baseUrl") ?? undefined;
 
 worker.onmessage = ({ data }) => {
-  pending.get(data.id)?.(data);
+  const handler = pending.get(data.id);
+  if (data.progress) return handler?.(data);
+  handler?.(data);
   pending.delete(data.id);
 };
 worker.onerror = (e) => setStatus("error", `worker: ${e.message}`);
+
+function ask(message, transfer = [], onProgress) {
+  const id = ++messages;
+  return {
+    id,
+    reply: new Promise((resolve) => {
+      pending.set(id, (reply) => (reply.progress ? onProgress?.(reply.progress) : resolve(reply)));
+      worker.postMessage({ id, ...message }, transfer);
+    }),
+  };
+}
 
 function setStatus(state, text) {
   $("status").dataset.state = state;
   $("status").textContent = text;
 }
+
+function setModelStatus(state, text) {
+  $("model-status").dataset.state = state;
+  $("model-status").textContent = text;
+}
+
+const mib = (n) => (n / 1048576).toFixed(n < 10485760 ? 2 : 1);
+
+/** Reads a File, naming it in the error. */
+async function readFile(file, what) {
+  try {
+    return await file.arrayBuffer();
+  } catch (e) {
+    throw new Error(`${what} "${file.name}": ${e.message}`);
+  }
+}
+
+/** Loads the chosen model in the worker (the checkpoint, config and vocab files are read again each time: the page
+ *  keeps the File objects, not their bytes), then classifies the image if there is one. */
+async function loadModel() {
+  const id = ++loads;
+  const threads = Number($("threads").value);
+  $("run").disabled = true;
+  if (image) { // a run follows the load: say so at once, so that no one reads the last result as the next
+    setStatus("running", "waiting for the model…");
+    delete $("status").dataset.run;
+  }
+  $("model-progress").hidden = true;
+  $("model-assumed").hidden = true;
+  const label = choice.kind === "embedded" ? "the built-in model" : choice.kind === "url" ? choice.name : choice.file.name;
+  setModelStatus("loading", `loading ${label}…`);
+  $("model-status").dataset.load = String(id);
+  let done;
+  modelReady = new Promise((r) => (done = r));
+  let reply;
+  try {
+    const message = { type: "load", threads, baseUrl, source: { kind: "embedded" } };
+    const transfer = [];
+    if (choice.kind !== "embedded") {
+      const configFile = $("config-file").files[0], vocabFile = $("vocab-file").files[0];
+      if (configFile) {
+        const text = new TextDecoder().decode(await readFile(configFile, "config"));
+        try {
+          message.config = JSON.parse(text);
+        } catch (e) {
+          throw new Error(`config "${configFile.name}" is not JSON (${e.message})`);
+        }
+      }
+      if (vocabFile) transfer.push((message.vocab = await readFile(vocabFile, "vocab")));
+      if (choice.kind === "url") message.source = { kind: "url", name: choice.name };
+      else {
+        message.source = { kind: "bytes", name: choice.file.name, weights: await readFile(choice.file, "checkpoint") };
+        transfer.push(message.source.weights); // moved, not copied
+      }
+    }
+    const onProgress = ({ done: d, total }) => {
+      if (id !== loads) return;
+      $("model-progress").hidden = false;
+      $("model-progress").textContent = total ? `downloaded ${mib(d)} / ${mib(total)} MiB (${Math.floor((100 * d) / total)}%)` : `downloaded ${mib(d)} MiB`;
+    };
+    reply = await ask(message, transfer, onProgress).reply;
+  } catch (e) {
+    reply = { error: e.message };
+  }
+  if (id !== loads) return done(false); // a newer choice is being loaded
+  if (reply.error) {
+    setModelStatus("error", `could not load ${label}: ${reply.error}`);
+    setStatus("idle", "no model loaded: choose another");
+    $("probs").replaceChildren(); // the last model's results are not this one's
+    $("details").hidden = true;
+    return done(false);
+  }
+  const r = reply.result;
+  setModelStatus("ready", `${r.model}: ${r.summary} — loaded in ${(r.loadMs / 1000).toFixed(2)} s (${r.backend}, ${r.threads} thread${r.threads > 1 ? "s" : ""})`);
+  if (r.assumed.length) {
+    $("model-assumed").hidden = false;
+    $("model-assumed").textContent = `⚠ assumed (no config says otherwise): ${r.assumed.join("; ")}. ` +
+      "If it is an open_clip or Hugging Face model, add its config.json.";
+  }
+  $("run").disabled = !image;
+  done(true);
+  if (image) await classify();
+}
+
+$("model-file").addEventListener("change", () => {
+  const file = $("model-file").files[0];
+  if (!file) return;
+  choice = { kind: "file", file };
+  $("model-name").value = "";
+  loadModel();
+});
+const loadByName = () => {
+  const name = $("model-name").value.trim();
+  if (!name) return setModelStatus("error", "type a model name (ViT-B/32, RN50, …) or a URL");
+  choice = { kind: "url", name };
+  $("model-file").value = "";
+  loadModel();
+};
+$("model-fetch").addEventListener("click", loadByName);
+$("model-name").addEventListener("keydown", (e) => e.key === "Enter" && loadByName());
+$("model-embedded").addEventListener("click", () => {
+  choice = { kind: "embedded" };
+  $("model-file").value = "";
+  loadModel();
+});
+// the config and vocab belong to the chosen checkpoint: a change reloads it
+for (const input of ["config-file", "vocab-file"]) $(input).addEventListener("change", () => choice.kind !== "embedded" && loadModel());
 
 if (!crossOriginIsolated) {
   $("isolation").hidden = false;
@@ -40,7 +166,6 @@ async function useImage(bytes, name) {
   $("preview").src = url;
   $("preview").alt = name;
   $("preview").hidden = false;
-  $("run").disabled = false;
   await classify();
 }
 
@@ -74,29 +199,30 @@ $("examples").addEventListener("change", async () => {
 });
 
 $("run").addEventListener("click", () => classify());
-$("threads").addEventListener("change", () => image && classify());
+// a model runs on the threads it was loaded with: other threads, another load (a named model comes from the cache)
+$("threads").addEventListener("change", () => loadModel());
 
-function classify() {
+async function classify() {
   const labels = $("labels").value.split(",").map((s) => s.trim()).filter(Boolean);
   if (!image) return setStatus("idle", "choose an image");
   if (labels.length === 0) return setStatus("error", "type at least one label");
   const id = ++runs;
+  $("status").dataset.run = String(id);
+  setStatus("running", "waiting for the model…");
+  $("run").disabled = true;
+  let ready, awaited;
+  do ready = await (awaited = modelReady); while (awaited !== modelReady); // the latest load, if others came
+  if (id !== runs) return;
+  if (!ready) return setStatus("idle", "no model loaded: choose another");
   const threads = Number($("threads").value);
   setStatus("running", `running on ${threads} thread${threads > 1 ? "s" : ""}…`);
-  $("status").dataset.run = String(id);
-  $("run").disabled = true;
-  return new Promise((resolve) => {
-    pending.set(id, (reply) => {
-      if (id !== runs) return resolve(); // a newer run is under way: only the latest is shown
-      $("run").disabled = false;
-      if (reply.error) setStatus("error", reply.error);
-      else show(reply.result);
-      $("result").dataset.run = String(id);
-      $("result").textContent = JSON.stringify(reply.error ? { error: reply.error } : reply.result, null, 2);
-      resolve();
-    });
-    worker.postMessage({ id, type: "run", image: image.slice(0), labels, threads });
-  });
+  const reply = await ask({ type: "run", image: image.slice(0), labels }).reply;
+  if (id !== runs) return; // a newer run is under way: only the latest is shown
+  $("run").disabled = false;
+  if (reply.error) setStatus("error", reply.error);
+  else show(reply.result);
+  $("result").dataset.run = String(id);
+  $("result").textContent = JSON.stringify(reply.error ? { error: reply.error } : reply.result, null, 2);
 }
 
 function show(r) {
@@ -116,8 +242,10 @@ function show(r) {
   const t = r.timingsMs;
   const ms = (x) => `${x.toFixed(1)} ms`;
   $("timings").textContent =
-    `load ${ms(t.load)} · preprocess ${ms(t.preprocess)} · image ${ms(t.image)} · text ${ms(t.text)} · zero-shot ${ms(t.zeroShot)} ` +
+    `preprocess ${ms(t.preprocess)} · image ${ms(t.image)} · text ${ms(t.text)} · zero-shot ${ms(t.zeroShot)} ` +
     `(${r.backend}, ${r.threads} thread${r.threads > 1 ? "s" : ""})`;
   $("details").hidden = false;
-  setStatus("done", `done on ${r.threads} thread${r.threads > 1 ? "s" : ""}`);
+  setStatus("done", `${r.model}: done on ${r.threads} thread${r.threads > 1 ? "s" : ""}`);
 }
+
+loadModel();

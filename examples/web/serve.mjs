@@ -3,10 +3,13 @@
 // memory with workers, so clip-ts could use only one thread. Serves only the folders the page needs.
 //
 //   node examples/web/serve.mjs [port]        → http://127.0.0.1:8080/examples/web/
+//   node examples/web/serve.mjs [port] --mirror DIR
+//       also serves DIR under /mirror/: a local mirror of the named models, laid out as their published paths
+//       (DIR/clip/models/<sha256>/ViT-B-32.pt); open the page with ?baseUrl=http://127.0.0.1:8080/mirror
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createServer } from "node:http";
-import { extname, resolve } from "node:path";
+import { extname, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -33,7 +36,7 @@ const ISOLATION = {
   "Cross-Origin-Resource-Policy": "same-origin",
 };
 
-async function handle(req, res, isolation) {
+async function handle(req, res, isolation, mirror) {
   const send = (status, body, headers = {}) => {
     res.writeHead(status, { ...isolation, "Content-Type": "text/plain; charset=utf-8", ...headers });
     res.end(body);
@@ -48,8 +51,10 @@ async function handle(req, res, isolation) {
   if (path === "/" || path === "/examples/web") return send(302, "", { Location: "/examples/web/" });
   if (path.endsWith("/")) path += "index.html";
   const rel = path.slice(1);
-  const file = resolve(ROOT, rel);
-  if (!file.startsWith(ROOT) || rel.includes("\0") || !SERVED.some((d) => rel.startsWith(d)) || rel.split("/").includes("..")) {
+  const inMirror = mirror !== undefined && rel.startsWith("mirror/");
+  const base = inMirror ? mirror : ROOT;
+  const file = resolve(base, inMirror ? rel.slice("mirror/".length) : rel);
+  if (!file.startsWith(base) || rel.includes("\0") || !(inMirror || SERVED.some((d) => rel.startsWith(d))) || rel.split("/").includes("..")) {
     return send(404, "not found\n");
   }
   let info;
@@ -71,12 +76,13 @@ async function handle(req, res, isolation) {
 
 /**
  * Starts the server; port 0 picks a free one. `isolate: false` leaves out the isolation headers (to see the page
- * fall back to one thread). Resolves to its base URL and a close().
+ * fall back to one thread); `mirror`: a folder served under /mirror/. Resolves to its base URL and a close().
  */
-export function serve({ port = 8080, host = "127.0.0.1", isolate = true } = {}) {
+export function serve({ port = 8080, host = "127.0.0.1", isolate = true, mirror } = {}) {
   const isolation = isolate ? ISOLATION : {};
+  const mirrorDir = mirror === undefined ? undefined : resolve(mirror) + sep;
   const server = createServer((req, res) => {
-    handle(req, res, isolation).catch(() => res.destroy());
+    handle(req, res, isolation, mirrorDir).catch(() => res.destroy());
   });
   return new Promise((resolveStart, reject) => {
     server.once("error", reject);
@@ -91,7 +97,12 @@ export function serve({ port = 8080, host = "127.0.0.1", isolate = true } = {}) 
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const port = Number(process.argv[2] ?? process.env.PORT ?? 8080);
-  const { url } = await serve({ port });
+  const args = process.argv.slice(2);
+  const m = args.indexOf("--mirror");
+  const mirror = m >= 0 ? args.splice(m, 2)[1] : undefined;
+  if (m >= 0 && !mirror) throw new Error("--mirror needs a folder");
+  const port = Number(args[0] ?? process.env.PORT ?? 8080);
+  const { url } = await serve({ port, mirror });
   console.log(`clip-ts demo: ${url}examples/web/  (Ctrl-C to stop; run "npm run build" first)`);
+  if (mirror) console.log(`models mirrored from ${mirror}: ${url}examples/web/?baseUrl=${url}mirror`);
 }

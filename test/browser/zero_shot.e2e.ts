@@ -1,12 +1,13 @@
 // The promise of "Anywhere": the demo page (examples/web/, the bundle dist/browser/clip-ts.js, the wasm backend on
 // Web Workers) gives in Chromium the same bits as the library in Node: the same SHA-256 of the preprocessed pixels,
 // of the image embedding and of the text embeddings, and the same zero-shot probabilities, on 1, 2 and 4 threads;
-// and the image bits are those committed in test/golden/determinism.json.
+// and the image bits are those committed in test/golden/determinism.json. A checkpoint the user picks (a file with
+// its config and vocab, or a URL) gives Node's bits too; a bad file or a failed checksum is one line on the page.
 //
 // Debian's Chromium at /usr/bin/chromium (or $CHROMIUM_PATH), driven by playwright-core; no browser is downloaded.
 // Without it the test fails, naming what is missing: it never skips.
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
@@ -14,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EMBEDDED_MODEL_URLS } from "../../src/browser.js";
 import { load, type LoadedClip } from "../../src/clip.js";
 import { zeroShot } from "../../src/zero_shot.js";
+import { MODELS } from "../../src/hub_models.js";
 // @ts-expect-error: plain ESM without types
 import { serve } from "../../examples/web/serve.mjs";
 
@@ -32,7 +34,18 @@ const golden = (JSON.parse(readFileSync(join(root, "test/golden/determinism.json
   models: { file: string; images: Record<string, { pixels: string; embedding: string }> }[];
 }).models.find((m) => m.file === MODEL);
 
+/** A checkpoint picked on the page: the embedded ViT (not the page's default ResNet), which has no config of its own. */
+const PICKED = "weights/clip-tiny-vit.safetensors";
+const VOCAB = "weights/vocab.txt.gz";
+/** Its settings as an open_clip model config says them (the same as OpenAI's, so the same bits). */
+const PICKED_CONFIG = {
+  embed_dim: 64, quick_gelu: true,
+  vision_cfg: { image_size: 64, layers: 4, width: 64, patch_size: 8, head_width: 64 },
+  text_cfg: { context_length: 77, vocab_size: 628, width: 64, heads: 1, layers: 2 },
+};
+
 interface PageResult {
+  model: string;
   threads: number;
   backend: string;
   crossOriginIsolated: boolean;
@@ -72,31 +85,58 @@ for (const f of ["dist/browser/clip-ts.js", "build/clip.wasm", "build/clip-threa
 }
 const images = existsSync(join(root, "examples")) ? readdirSync(join(root, "examples")).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort() : [];
 if (images.length === 0) missing.push("an example image examples/*.png");
-if (!existsSync(join(root, MODEL))) missing.push(`the embedded model ${MODEL}`);
+for (const f of [MODEL, PICKED, VOCAB]) if (!existsSync(join(root, f))) missing.push(`the embedded model's ${f}`);
 
 describe("the demo page in Chromium gives Node's bits", () => {
   let server: { url: string; close(): Promise<void> };
   let context: BrowserContext;
   let page: Page;
   let profile: string;
+  let mirror: string;
   const logs: string[] = [];
 
   beforeAll(async () => {
     if (missing.length > 0) throw new Error(`the browser test cannot run: missing ${missing.join("; ")}`);
-    server = await serve({ port: 0 });
+    // a mirror whose ViT-B-32.pt is not OpenAI's (the tiny ViT): the page must refuse it by its SHA-256
+    mirror = mkdtempSync(join(tmpdir(), "clip-ts-mirror-"));
+    const published = join(mirror, new URL(MODELS["ViT-B/32"].url).pathname);
+    mkdirSync(join(published, ".."), { recursive: true });
+    writeFileSync(published, readFileSync(join(root, PICKED)));
+    writeFileSync(join(mirror, "config.json"), JSON.stringify(PICKED_CONFIG));
+    server = await serve({ port: 0, mirror });
     profile = mkdtempSync(join(tmpdir(), "clip-ts-chromium-"));
     context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS });
     page = await context.newPage();
     page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
     page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
-    await page.goto(`${server.url}examples/web/`);
+    await loadModel(() => page.goto(`${server.url}examples/web/`).then(() => {}));
   });
 
   afterAll(async () => {
     await context?.close();
     await server?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
+    if (mirror) rmSync(mirror, { recursive: true, force: true });
   });
+
+  /** `start`s a load and waits for the latest one to end (the status names it by its id). */
+  async function loadModel(start: () => Promise<void>, on = page): Promise<{ state: string; status: string; assumed: string | null; progress: string | null }> {
+    const before = await on.evaluate(() => document.getElementById("model-status")?.dataset.load ?? null);
+    await start();
+    await on.waitForFunction((before) => {
+      const s = document.getElementById("model-status");
+      return !!s && (s.dataset.load ?? null) !== before && ["ready", "error"].includes(s.dataset.state!);
+    }, before, { timeout: 120_000 }).catch((e: Error) => {
+      throw new Error(`${e.message}\npage log:\n${logs.join("\n")}`);
+    });
+    const text = async (id: string) => (await on.locator(id).isVisible() ? await on.locator(id).textContent() : null);
+    return {
+      state: (await on.locator("#model-status").getAttribute("data-state"))!,
+      status: (await on.locator("#model-status").textContent())!,
+      assumed: await text("#model-assumed"),
+      progress: await text("#model-progress"),
+    };
+  }
 
   /** Sets the labels and threads, then `start`s a run (the page also starts one when the threads change and an
    *  image is there), and reads the result of the latest run, the only one the page shows. A new file sets the
@@ -118,7 +158,8 @@ describe("the demo page in Chromium gives Node's bits", () => {
     return json;
   }
 
-  function expectSameAsNode(r: PageResult, node: ReturnType<typeof inNode>, threads: number, isolated = true): void {
+  function expectSameAsNode(r: PageResult, node: ReturnType<typeof inNode>, threads: number, isolated = true, model = "the built-in tiny model"): void {
+    expect(r.model).toBe(model);
     expect(r.threads).toBe(threads);
     expect(r.backend).toBe("wasm");
     expect(r.crossOriginIsolated).toBe(isolated);
@@ -130,15 +171,16 @@ describe("the demo page in Chromium gives Node's bits", () => {
   }
 
   const nodeResults = new Map<string, ReturnType<typeof inNode>>();
-  async function nodeResult(file: string) {
-    const known = nodeResults.get(file);
+  async function nodeResult(file: string, model = MODEL) {
+    const key = `${model}|${file}`;
+    const known = nodeResults.get(key);
     if (known) return known;
     const bytes = new Uint8Array(readFileSync(file));
-    const clip = await load(join(root, MODEL), { backend: "wasm", threads: 1 });
+    const clip = await load(join(root, model), { backend: "wasm", threads: 1, vocab: join(root, VOCAB) });
     try {
       inNode(clip, bytes, LABELS); // warm-up, so that the timings compare like with like
-      nodeResults.set(file, inNode(clip, bytes, LABELS));
-      return nodeResults.get(file)!;
+      nodeResults.set(key, inNode(clip, bytes, LABELS));
+      return nodeResults.get(key)!;
     } finally {
       clip.model.dispose();
     }
@@ -146,6 +188,18 @@ describe("the demo page in Chromium gives Node's bits", () => {
 
   test("the page is cross-origin isolated (COOP/COEP from serve.mjs), so threads can share wasm memory", async () => {
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+  });
+
+  test("the page says in one visible line what the built-in model knows, and what to pick for photos", async () => {
+    const note = page.locator("#model-note");
+    expect(await note.isVisible()).toBe(true);
+    const text = (await note.innerText()).replace(/\s+/g, " ");
+    expect(text).toMatch(/7 shapes and 8 colours/);
+    expect(text).toMatch(/ViT-B\/32/);
+    expect(text).toMatch(/photos/);
+    expect(await page.locator("#model-status").getAttribute("data-state")).toBe("ready");
+    expect(await page.locator("#model-status").textContent()).toMatch(/^the built-in tiny model: ResNet 64 px/);
+    expect(await page.locator("#model-assumed").isVisible()).toBe(false);
   });
 
   test(`${images[0] ?? "an example image"}: probabilities and SHA-256 of the embeddings equal Node's and the committed ones on ${THREADS.join(", ")} threads, run after run`, async () => {
@@ -164,7 +218,7 @@ describe("the demo page in Chromium gives Node's bits", () => {
       const t = again.timingsMs;
       console.log(
         `chromium, wasm, ${threads} thread(s): image ${t.image.toFixed(1)} ms, text ${t.text.toFixed(1)} ms, zero-shot ${t.zeroShot.toFixed(1)} ms ` +
-          `(first run: load ${first.timingsMs.load.toFixed(0)} ms, image ${first.timingsMs.image.toFixed(1)} ms); ` +
+          `(first run: image ${first.timingsMs.image.toFixed(1)} ms); ` +
           `image ${again.imageSha256.slice(0, 16)}…, text ${again.textSha256.slice(0, 16)}…`,
       );
     }
@@ -179,6 +233,90 @@ describe("the demo page in Chromium gives Node's bits", () => {
     const node = await nodeResult(file);
     expectSameAsNode(await classify(2, () => page.setInputFiles("#file", file)), node, 2);
     expect(logs.filter((l) => /^(pageerror|console\.error)/.test(l))).toEqual([]);
+  });
+
+  test(`a checkpoint file picked on the page (${PICKED} + ${VOCAB}): a warning names what was assumed, and the bits are Node's`, async () => {
+    const file = join(root, "examples", images[0]);
+    const node = await nodeResult(file, PICKED);
+    await page.setInputFiles("#vocab-file", join(root, VOCAB)); // kept for the checkpoint to come; the built-in model stays
+    expect(await page.locator("#model-status").textContent()).toMatch(/^the built-in tiny model/);
+    const loaded = await loadModel(() => page.setInputFiles("#model-file", join(root, PICKED)));
+    expect(loaded.state, loaded.status).toBe("ready");
+    expect(loaded.status).toMatch(/^clip-tiny-vit\.safetensors: ViT 64 px, patch 8, 4 layers × 64; text 2 layers × 64, 628 tokens/);
+    expect(loaded.assumed).toMatch(/^⚠ assumed \(no config says otherwise\): activation QuickGELU \(vision\), QuickGELU \(text\); 64-wide attention heads: 1 \(vision\), 1 \(text\)/);
+    expect(loaded.progress).toBeNull(); // nothing downloaded
+    const r = await classify(2, () => page.setInputFiles("#file", file));
+    expectSameAsNode(r, node, 2, true, "clip-tiny-vit.safetensors");
+    expect(r.imageSha256).not.toBe((await nodeResult(file)).imageSha256); // another model than the built-in one
+    expect(logs.filter((l) => /^(pageerror|console\.error)/.test(l))).toEqual([]);
+  });
+
+  test("its config.json (open_clip) says what was assumed: the warning goes, the bits stay", async () => {
+    const file = join(root, "examples", images[0]);
+    const node = await nodeResult(file, PICKED);
+    const status = page.locator("#status");
+    const loaded = await loadModel(() => page.setInputFiles("#config-file", join(mirror, "config.json")));
+    expect(loaded.state, loaded.status).toBe("ready");
+    expect(loaded.assumed).toBeNull();
+    // the load started a run on the image already there
+    await page.waitForFunction(() => document.getElementById("status")!.dataset.state === "done");
+    expect(await status.textContent()).toMatch(/^clip-tiny-vit\.safetensors: done on 2 threads/);
+    expectSameAsNode(await classify(2, () => page.click("#run")), node, 2, true, "clip-tiny-vit.safetensors");
+  });
+
+  test("a URL typed in: downloaded with a progress line in MiB, then Node's bits", async () => {
+    const file = join(root, "examples", images[0]);
+    const node = await nodeResult(file, PICKED);
+    const url = `${server.url}${PICKED}`;
+    await page.fill("#model-name", url);
+    const loaded = await loadModel(() => page.click("#model-fetch"));
+    expect(loaded.state, loaded.status).toBe("ready");
+    const mib = (readFileSync(join(root, PICKED)).byteLength / 1048576).toFixed(2);
+    expect(loaded.progress).toBe(`downloaded ${mib} / ${mib} MiB (100%)`);
+    expect(loaded.status.startsWith(`${url}: ViT 64 px`), loaded.status).toBe(true);
+    const r = await classify(1, async () => {});
+    expectSameAsNode(r, node, 1, true, url);
+    // kept in the Cache API, under the URL
+    expect(await page.evaluate(async (u) => !!(await (await caches.open("clip-ts-models")).match(u)), url)).toBe(true);
+  });
+
+  test("a name resolved through a mirror (?baseUrl=) whose file is not OpenAI's: one line on the page, SHA-256 mismatch", async () => {
+    const other = await context.newPage();
+    const errors: string[] = [];
+    other.on("pageerror", (e) => errors.push(e.message));
+    try {
+      await loadModel(() => other.goto(`${server.url}examples/web/?baseUrl=${server.url}mirror`).then(() => {}), other);
+      await other.fill("#model-name", "ViT-B/32");
+      const loaded = await loadModel(() => other.press("#model-name", "Enter"), other);
+      expect(loaded.state).toBe("error");
+      const mirrored = `${server.url}mirror${new URL(MODELS["ViT-B/32"].url).pathname}`;
+      expect(loaded.status).toBe(
+        `could not load ViT-B/32: SHA-256 mismatch for ${mirrored}: expected ${MODELS["ViT-B/32"].sha256}, ` +
+          `got ${createHash("sha256").update(readFileSync(join(root, PICKED))).digest("hex")} (the download was discarded)`,
+      );
+      expect(loaded.progress).toMatch(/^downloaded 0\.\d\d \/ 0\.\d\d MiB \(100%\)$/);
+      expect(await other.locator("#run").isDisabled()).toBe(true);
+      expect(errors).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  test("a PNG picked as the checkpoint: a one-line error on the page; the built-in model loads again after it", async () => {
+    const png = join(root, "examples", images[0]);
+    const loaded = await loadModel(() => page.setInputFiles("#model-file", png));
+    expect(loaded.state).toBe("error");
+    expect(loaded.status).toBe(
+      `could not load ${images[0]}: unrecognised weights format (expected safetensors, a torch .pt/.pth zip, or a TorchScript archive)`,
+    );
+    expect(loaded.assumed).toBeNull();
+    expect(await page.locator("#status").textContent()).toBe("no model loaded: choose another");
+    expect(await page.locator("#run").isDisabled()).toBe(true);
+    expect(await page.locator("#probs tr").count()).toBe(0); // the last model's results are gone
+    expect(logs.filter((l) => /^(pageerror|console\.error)/.test(l))).toEqual([]);
+    const again = await loadModel(() => page.click("#model-embedded"));
+    expect(again.state, again.status).toBe("ready");
+    expectSameAsNode(await classify(1, async () => {}), await nodeResult(png), 1);
   });
 
   test("without COOP/COEP the page offers 1 thread, and a run asked for 2 falls back to 1 with a warning, same bits", async () => {
@@ -197,10 +335,12 @@ describe("the demo page in Chromium gives Node's bits", () => {
       // the page's worker, asked directly for what the page no longer offers
       const reply = await other.evaluate(async ({ bytes, labels }) => {
         const worker = new Worker(new URL("worker.js", location.href), { type: "module" });
-        return new Promise<{ result?: unknown; error?: string }>((resolve) => {
+        const ask = (message: object) => new Promise<{ result?: unknown; error?: string }>((resolve) => {
           worker.onmessage = (e) => resolve(e.data);
-          worker.postMessage({ id: 1, image: new Uint8Array(bytes).buffer, labels, threads: 2 });
+          worker.postMessage({ id: 1, ...message });
         });
+        const loaded = await ask({ type: "load", source: { kind: "embedded" }, threads: 2 });
+        return loaded.error ? loaded : ask({ type: "run", image: new Uint8Array(bytes).buffer, labels });
       }, { bytes: Array.from(readFileSync(file)), labels: LABELS });
       if (reply.error) throw new Error(`the page failed: ${reply.error}`);
       expectSameAsNode(reply.result as PageResult, node, 1, false);
