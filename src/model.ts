@@ -455,6 +455,7 @@ export class CLIP {
 
   /** Batches larger than maxBatch are refused before anything is allocated (a .npy can declare any N). */
   constructor(readonly backend: Backend, p: Params, readonly config: CLIPConfig, readonly maxBatch = DEFAULT_MAX_BATCH) {
+    if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     const c = config;
     if (Array.isArray(c.visionLayers)) {
       this.visual = new ModifiedResNet(backend, p, "visual", c.visionLayers, c.embedDim, c.visionHeads, c.imageResolution, c.visionWidth);
