@@ -292,3 +292,102 @@ function imageTarget(name: string, seeds: SeedFile[], mutate: (rng: Rng, seed: U
 
 export const pngTarget = (): FuzzTarget<ImageCase> => imageTarget("png", seedFiles("test/golden/preprocess", /\.png$/, 16 * 1024), mutatePng);
 export const jpegTarget = (): FuzzTarget<ImageCase> => imageTarget("jpeg", seedFiles("test/golden/preprocess", /\.jpe?g$/, 16 * 1024), mutateJpeg);
+
+// ---------------------------------------------------------------- compression-amplified inputs
+
+/** Bits into bytes, MSB first, with JPEG's 0x00 stuffing after every 0xff; the last byte is padded with ones. */
+class BitWriter {
+  private bytes: number[] = [];
+  private acc = 0;
+  private n = 0;
+  put(value: number, bits: number): void {
+    for (let i = bits - 1; i >= 0; i--) {
+      this.acc = (this.acc << 1) | ((value >> i) & 1);
+      if (++this.n === 8) this.flush();
+    }
+  }
+  private flush(): void {
+    this.bytes.push(this.acc);
+    if (this.acc === 0xff) this.bytes.push(0);
+    this.acc = this.n = 0;
+  }
+  done(): Uint8Array {
+    if (this.n > 0) this.put(0xff, 8 - this.n);
+    return Uint8Array.from(this.bytes);
+  }
+}
+
+export interface JpegBombOptions {
+  /** Scans after the first (DC) one: AC scans that each walk a whole component in a few EOB-run symbols. */
+  acScans: number;
+  components?: 1 | 3;
+  /** Successive-approximation refinement scans (Ah=1, Al=0): each visits every coefficient of the band. */
+  refine?: boolean;
+  /** Spectral band of the AC scans (default 1..63). */
+  band?: [number, number];
+  /** A DHT segment before every AC scan (so a decoder that builds its tables per definition rebuilds them). */
+  dhtPerScan?: boolean;
+  /** DRI value (restart interval in MCUs); RST markers are written accordingly. */
+  restartInterval?: number;
+}
+
+/**
+ * A valid progressive JPEG whose scans cost far more than their bytes: a first DC scan (one bit per block, as any
+ * real file has), then AC scans that cover a whole component with EOB runs of 32 767 blocks, 15 bits each. A
+ * 7000x7000 three-component file with 999 AC scans is 362 KB and made the decoder walk 765 M blocks.
+ */
+export function jpegScanBomb(width: number, height: number, o: JpegBombOptions): Uint8Array {
+  const n = o.components ?? 3;
+  const [ss, se] = o.band ?? [1, 63];
+  const seg = (marker: number, payload: number[] | Uint8Array): Uint8Array => {
+    const out = new Uint8Array(4 + payload.length);
+    out.set([0xff, marker, (payload.length + 2) >> 8, (payload.length + 2) & 0xff]);
+    out.set(payload, 4);
+    return out;
+  };
+  const blocks = Math.ceil(width / 8) * Math.ceil(height / 8);
+  const ri = o.restartInterval ?? 0;
+  /** Entropy-coded data for `units` MCUs, `perUnit` writing one MCU, with RST markers every ri MCUs. */
+  const coded = (units: number, perMcu: (w: BitWriter, i: number) => void): Uint8Array => {
+    const parts: Uint8Array[] = [];
+    let w = new BitWriter();
+    for (let i = 0; i < units; i++) {
+      if (ri > 0 && i > 0 && i % ri === 0) {
+        parts.push(w.done(), Uint8Array.of(0xff, 0xd0 + ((i / ri - 1) & 7)));
+        w = new BitWriter();
+      }
+      perMcu(w, i);
+    }
+    parts.push(w.done());
+    return concat(...parts);
+  };
+  // DC: one code "0" (category 0, a zero difference); AC: one code "0" = EOB14 (a run of 2^14 + 14 bits).
+  const dht = concat(seg(0xc4, [0x00, 1, ...new Array(15).fill(0), 0x00]), seg(0xc4, [0x10, 1, ...new Array(15).fill(0), 0xe0]));
+  const comps = Array.from({ length: n }, (_, i) => i + 1);
+  const parts: Uint8Array[] = [
+    Uint8Array.of(0xff, 0xd8),
+    seg(0xdb, [0, ...new Array(64).fill(1)]),
+    seg(0xc2, [8, height >> 8, height & 0xff, width >> 8, width & 0xff, n, ...comps.flatMap((id) => [id, 0x11, 0])]),
+    dht,
+  ];
+  if (ri > 0) parts.push(seg(0xdd, [ri >> 8, ri & 0xff]));
+  parts.push(seg(0xda, [n, ...comps.flatMap((id) => [id, 0x00]), 0, 0, o.refine ? 0x01 : 0x00]));
+  parts.push(coded(blocks, (w) => w.put(0, n))); // one "0" per block of every component
+  for (let s = 0; s < o.acScans; s++) {
+    if (o.dhtPerScan) parts.push(dht);
+    parts.push(seg(0xda, [1, comps[s % n]!, 0x00, ss, se, o.refine ? 0x10 : 0x00]));
+    // A run symbol covers 2^14 + v blocks from the current one: each restart interval needs its own.
+    const perInterval = ri > 0 ? ri : blocks;
+    parts.push(coded(blocks, (w, i) => {
+      if ((i % perInterval) % 32767 === 0) w.put(0b0111_1111_1111_111, 15);
+    }));
+  }
+  parts.push(Uint8Array.of(0xff, 0xd9));
+  return concat(...parts);
+}
+
+/** An honest 8-bit grey (colour type 0) or RGB (2) PNG of black pixels, its scanlines deflated at level 9. */
+export function blankPng(width: number, height: number, colour: 0 | 2 = 0): Uint8Array {
+  const lines = new Uint8Array(height * (width * (colour === 2 ? 3 : 1) + 1));
+  return pngOf([ihdr(width, height, 8, colour), { type: "IDAT", data: zlibSync(lines, { level: 9 }) }, { type: "IEND", data: new Uint8Array(0) }]);
+}

@@ -22,7 +22,9 @@ const SAMPLES_PER_PIXEL: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4
 const ALLOWED_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 // Deflate cannot expand input by more than 1032:1 (258-byte matches coded in 2 bits).
 const MAX_INFLATE_RATIO = 1032;
-const INFLATE_SLICE = 32 * 1024;
+const INFLATE_SLICE = 8 * 1024;
+// Rows up to this many bytes are copied byte by byte rather than through a subarray.
+const SHORT = 32;
 
 
 function u32(b: Uint8Array, p: number): number {
@@ -117,12 +119,16 @@ class ScanlineSink {
 
   push(chunk: Uint8Array): void {
     let i = 0;
-    while (i < chunk.length && !this.done) {
+    const n = chunk.length;
+    while (i < n && !this.done) {
       const pass = this.passes[this.passIdx];
-      const need = pass.rowBytes + 1 - this.filled;
-      const take = Math.min(need, chunk.length - i);
-      this.cur.set(chunk.subarray(i, i + take), this.filled);
-      this.filled += take;
+      const filled = this.filled;
+      const take = Math.min(pass.rowBytes + 1 - filled, n - i);
+      // A thin image has millions of rows of a few bytes: a subarray per row would cost more than the row.
+      const cur = this.cur;
+      if (take > SHORT) cur.set(chunk.subarray(i, i + take), filled);
+      else for (let k = 0; k < take; k++) cur[filled + k] = chunk[i + k];
+      this.filled = filled + take;
       i += take;
       if (this.filled === pass.rowBytes + 1) this.finishRow(pass);
     }
@@ -131,7 +137,9 @@ class ScanlineSink {
   private finishRow(pass: Pass): void {
     this.unfilter(pass.rowBytes, this.row === 0);
     this.store(pass);
-    [this.cur, this.prev] = [this.prev, this.cur];
+    const done = this.cur;
+    this.cur = this.prev;
+    this.prev = done;
     this.filled = 0;
     if (++this.row === pass.rows) {
       this.row = 0;
@@ -198,7 +206,12 @@ class ScanlineSink {
     if (bd === 8) {
       const out = this.out as Uint8Array;
       // Without interlacing a scanline already is Pillow's packed row.
-      if (step === 1) return out.set(src.subarray(1, 1 + pass.cols * bands), dst * bands);
+      if (step === 1) {
+        const len = pass.cols * bands;
+        if (len > SHORT) return out.set(src.subarray(1, 1 + len), dst * bands);
+        for (let k = 0, o = dst * bands; k < len; k++) out[o + k] = src[1 + k];
+        return;
+      }
       for (let i = 0, s = 1; i < pass.cols; i++, dst += step) {
         for (let k = 0, o = dst * bands; k < bands; k++) out[o + k] = src[s++];
       }
