@@ -9,7 +9,7 @@ import { readZip, writeZip } from "../fuzz/formats/zip.js";
 import { concat, crc32, setUint } from "../fuzz/mutate.js";
 import { seedFiles } from "../fuzz/seeds.js";
 import { makeTarget, TARGET_NAMES } from "../fuzz/targets/index.js";
-import { blankPng, jpegScanBomb } from "../fuzz/targets/image.js";
+import { blankPng, jpegBombTarget, jpegScanBomb, pngBombTarget } from "../fuzz/targets/image.js";
 import { npyFile } from "../fuzz/targets/npy.js";
 import { DEFAULT_MAX_JPEG_SCAN_WORK, decodeImage, fromRaw, ImageError, preprocess, resizeShortSide } from "../src/image/index.js";
 import { NpyError, readNpy, readNpyFloat32, readNpyTokens, writeNpy } from "../src/npy.js";
@@ -128,6 +128,19 @@ describe("compression-amplified images", () => {
     const { error } = cost(() => decodeImage(bytes, { maxJpegScanWork: 1 }));
     return Number(/ask for (\d+) units of work/.exec((error as Error).message)![1]);
   };
+
+  test.each([
+    ["png-bomb", pngBombTarget],
+    ["jpeg-bomb", jpegBombTarget],
+  ])("%s: a short campaign of the classes that found these, each case bounded in time and memory", async (_, make) => {
+    const s = await runCampaign(make(), { runs: 40, seed: SEED });
+    console.log(`${STATS_HEADER}\n${formatStats(s)}\nslowest: ${s.maxMs.toFixed(0)} ms, ${s.maxMsHow.slice(0, 200)}`);
+    expect(s.crashes.map((f) => `#${f.index} ${f.how}: ${f.detail}`)).toEqual([]);
+    expect(s.heavy.map((f) => `#${f.index} ${f.how}: ${f.detail}`)).toEqual([]);
+    expect(s.ok).toBeGreaterThan(3);
+    expect(s.typed).toBeGreaterThan(3);
+    expect(s.maxMs).toBeLessThan(15_000);
+  });
 
   test("a 362 KB progressive 7000x7000 JPEG of 1000 EOB-run scans (27 s, 773 MB before) is refused from its headers", () => {
     const bomb = jpegScanBomb(7000, 7000, { acScans: 999 });

@@ -451,3 +451,7 @@ export function blankPng(width: number, height: number, colour: 0 | 2 = 0): Uint
   const z = zerosZlib(height * (width * (colour === 2 ? 3 : 1) + 1));
   return pngOf([ihdr(width, height, 8, colour), { type: "IDAT", data: z }, { type: "IEND", data: new Uint8Array(0) }]);
 }
+
+/** Only the compression-amplified classes, for a short dedicated run (`test/fuzz.test.ts`). */
+export const pngBombTarget = (): FuzzTarget<ImageCase> => ({ ...imageTarget("png", [{ name: "(none)", bytes: new Uint8Array(0) }], (rng) => pngBomb(rng)), name: "png-bomb" });
+export const jpegBombTarget = (): FuzzTarget<ImageCase> => ({ ...imageTarget("jpeg", [{ name: "(none)", bytes: new Uint8Array(0) }], (rng) => jpegBomb(rng)), name: "jpeg-bomb" });

@@ -15,6 +15,7 @@ const NATURAL = new Int32Array([
 ]);
 
 const MAX_SCANS = 1000;
+const EMPTY = new Uint8Array(0);
 // Building a Huffman lookup table writes 65 536 entries; a DHT redefined before every scan makes every scan build one.
 const TABLE_WORK = 65536;
 
@@ -856,12 +857,17 @@ export function decodeJpeg(
           idctBlock(c.coefs!, (row * c.blocksPerLine + col) * 64, c.quant!, c.plane, row * 8 * stride + col * 8, stride);
         }
       }
+      c.coefs = undefined; // garbage from here on: 2 bytes per sample less held at the peak
     }
   }
 
   const { width, height } = f;
   const n = width * height;
-  const planes = f.components.map((c) => upsample(c, f));
+  const planes = f.components.map((c) => {
+    const full = upsample(c, f);
+    c.plane = EMPTY;
+    return full;
+  });
   const base = { width, height, decoder: "jpeg" as const, exact: !smoothed };
   if (planes.length === 1) return { ...base, mode: "L", data: planes[0] };
   if (planes.length === 4) {
