@@ -9,8 +9,9 @@ import { readZip, writeZip } from "../fuzz/formats/zip.js";
 import { concat, crc32, setUint } from "../fuzz/mutate.js";
 import { seedFiles } from "../fuzz/seeds.js";
 import { makeTarget, TARGET_NAMES } from "../fuzz/targets/index.js";
+import { blankPng, jpegBombTarget, jpegScanBomb, pngBombTarget } from "../fuzz/targets/image.js";
 import { npyFile } from "../fuzz/targets/npy.js";
-import { decodeImage, fromRaw, ImageError, preprocess, resizeShortSide } from "../src/image/index.js";
+import { DEFAULT_MAX_JPEG_SCAN_WORK, decodeImage, fromRaw, ImageError, preprocess, resizeShortSide } from "../src/image/index.js";
 import { NpyError, readNpy, readNpyFloat32, readNpyTokens, writeNpy } from "../src/npy.js";
 import { loadTokenizer, TokenizerFormatError } from "../src/simple_tokenizer.js";
 import { unpickle } from "../src/weights/pickle.js";
@@ -106,6 +107,95 @@ describe("preprocess: thin images", () => {
     expect(preprocess(pixels).shape).toEqual([1, 3, 224, 224]);
     expect(() => resizeShortSide(fromRaw(pixels), 224, 1_000_000)).toThrow(/224x8960000 = 2007040000 pixels, more than the limit of 1000000/);
     expect(preprocess(png(2, 300), { size: 8 }).shape).toEqual([1, 3, 8, 8]);
+  });
+});
+
+describe("compression-amplified images", () => {
+  /** CPU milliseconds (this process, all threads) and ArrayBuffer growth of a call; its error, if it threw. */
+  function cost(run: () => unknown): { ms: number; mib: number; error?: unknown } {
+    const before = process.memoryUsage().arrayBuffers;
+    const t0 = process.cpuUsage();
+    let error: unknown;
+    try {
+      run();
+    } catch (e) {
+      error = e;
+    }
+    const { user, system } = process.cpuUsage(t0);
+    return { ms: (user + system) / 1000, mib: (process.memoryUsage().arrayBuffers - before) / 2 ** 20, error };
+  }
+  const workOf = (bytes: Uint8Array): number => {
+    const { error } = cost(() => decodeImage(bytes, { maxJpegScanWork: 1 }));
+    return Number(/ask for (\d+) units of work/.exec((error as Error).message)![1]);
+  };
+
+  test.each([
+    ["png-bomb", pngBombTarget],
+    ["jpeg-bomb", jpegBombTarget],
+  ])("%s: a short campaign of the classes that found these, each case bounded in time and memory", async (_, make) => {
+    const s = await runCampaign(make(), { runs: 40, seed: SEED });
+    console.log(`${STATS_HEADER}\n${formatStats(s)}\nslowest: ${s.maxMs.toFixed(0)} ms, ${s.maxMsHow.slice(0, 200)}`);
+    expect(s.crashes.map((f) => `#${f.index} ${f.how}: ${f.detail}`)).toEqual([]);
+    expect(s.heavy.map((f) => `#${f.index} ${f.how}: ${f.detail}`)).toEqual([]);
+    expect(s.ok).toBeGreaterThan(3);
+    expect(s.typed).toBeGreaterThan(3);
+    expect(s.maxMs).toBeLessThan(15_000);
+  });
+
+  test("a 362 KB progressive 7000x7000 JPEG of 1000 EOB-run scans (27 s, 773 MB before) is refused from its headers", () => {
+    const bomb = jpegScanBomb(7000, 7000, { acScans: 999 });
+    expect(bomb.length).toBeLessThan(370_000);
+    const r = cost(() => preprocess(bomb));
+    expect(r.error).toBeInstanceOf(ImageError);
+    expect((r.error as Error).message).toBe(
+      "JPEG: the 1000 scans of this 7000x7000 image ask for 54325818572 units of work (per scan: blocks walked × " +
+        "(8 + coefficients in its band)), more than the limit of 1073741824 (maxJpegScanWork)",
+    );
+    // refused before the 770 MB of planes are allocated, let alone decoded
+    expect(r.mib).toBeLessThan(32);
+    expect(r.ms).toBeLessThan(2000);
+    // 1001 scans took 28 s to refuse: now also from the headers
+    const more = cost(() => preprocess(jpegScanBomb(7000, 7000, { acScans: 1000 })));
+    expect((more.error as Error).message).toBe("JPEG: 1001 scans, more than 1000");
+    expect(more.ms).toBeLessThan(2000);
+  });
+
+  test("the budget: blocks × (8 + band) per scan, 65 536 per Huffman table built; an option, and maxPixels still applies", () => {
+    expect(DEFAULT_MAX_JPEG_SCAN_WORK).toBe(2 ** 30);
+    // 64x48 = 48 blocks per component; first scan: 3 components, DC band (1), two tables built
+    expect(workOf(jpegScanBomb(64, 48, { acScans: 0 }))).toBe(48 * 3 * 9 + 65536);
+    // each AC scan (band 1..63) walks one component; its AC table is built once
+    expect(workOf(jpegScanBomb(64, 48, { acScans: 4 }))).toBe(48 * 3 * 9 + 4 * 48 * 71 + 2 * 65536);
+    expect(workOf(jpegScanBomb(64, 48, { acScans: 4, band: [63, 63], refine: true }))).toBe(48 * 3 * 9 + 4 * 48 * 9 + 2 * 65536);
+    // a DHT before every scan makes every scan build its table again
+    expect(workOf(jpegScanBomb(64, 48, { acScans: 4, dhtPerScan: true }))).toBe(48 * 3 * 9 + 4 * 48 * 71 + 5 * 65536);
+    // 100 refinement scans (each visits every coefficient, even in an EOB run): refused, as are huge tiny-scan counts
+    expect(() => decodeImage(jpegScanBomb(7000, 7000, { acScans: 100, refine: true }))).toThrow(/ask for 5456740447 units .* \(maxJpegScanWork\)/);
+    const mid = jpegScanBomb(512, 512, { acScans: 300, restartInterval: 100 });
+    expect(() => decodeImage(mid)).not.toThrow();
+    expect(workOf(mid)).toBe(4096 * 3 * 9 + 300 * 4096 * 71 + 2 * 65536);
+    expect(() => decodeImage(mid, { maxJpegScanWork: 87_486_463 })).toThrow(/ask for 87486464 units .* more than the limit of 87486463 \(maxJpegScanWork\)/);
+    expect(decodeImage(mid, { maxJpegScanWork: 87_486_464 }).width).toBe(512);
+    expect(() => decodeImage(mid, { maxPixels: 512 * 512 - 1 })).toThrow(/more than the limit of 262143 \(maxPixels\)/);
+    // what the decoder makes of these files is what Pillow makes of them: mid-grey
+    const img = decodeImage(mid);
+    expect(img.mode).toBe("RGB");
+    expect(img.data.every((v) => v === 128)).toBe(true);
+  });
+
+  test("a 155 KB PNG of 1x40,000,000 RGB pixels (20 s before): no per-row allocations, a row costs little more than its bytes", () => {
+    const thin = blankPng(1, 40_000_000, 2);
+    expect(thin.length).toBeLessThan(160_000);
+    const r = cost(() => {
+      const out = preprocess(thin);
+      expect(out.data[0]).toBe(Math.fround(Math.fround(0 - Math.fround(0.48145466)) / Math.fround(0.26862954)));
+    });
+    expect(r.error).toBeUndefined();
+    expect(r.ms).toBeLessThan(6000); // 6.4 s of CPU before on the loaded 2-core machine, 1.3-1.7 s after
+    // Load-independent: the same 16 MB of scanlines as 4,000,000 rows of 1 pixel and as 2309 rows of 2309 pixels
+    // took 12x as long thin before (a subarray, a copy and a method call per row), 1.7x after.
+    const best = (png: Uint8Array) => Math.min(...[0, 1, 2].map(() => cost(() => decodeImage(png)).ms));
+    expect(best(blankPng(1, 4_000_000, 2)) / best(blankPng(2309, 2309, 2))).toBeLessThan(4);
   });
 });
 

@@ -300,3 +300,72 @@ describe("raw input and options", () => {
     expect(() => preprocess({ data: new Uint8Array(12), width: 2, height: 2, channels: 3 }, { size: 2.5 })).toThrow(ImageError);
   });
 });
+
+describe("input types (what preprocess and decodeImage accept, and what they name when refusing)", () => {
+  const png = file("rgb_2x3.png");
+
+  it("takes PNG/JPEG bytes as a Uint8Array, a Buffer or an ArrayBuffer, with the same result", () => {
+    const ref = preprocess(png, { size: 8 });
+    const copy = png.slice();
+    for (const input of [Buffer.from(png), copy.buffer]) expect(preprocess(input, { size: 8 }).data).toEqual(ref.data);
+    expect(decodeImage(copy.buffer).data).toEqual(decodeImage(png).data);
+    // only the view's own bytes, not the whole buffer behind it
+    const padded = new Uint8Array(png.length + 10);
+    padded.set(png, 5);
+    expect(preprocess(padded.subarray(5, 5 + png.length), { size: 8 }).data).toEqual(ref.data);
+  });
+
+  const accepted = /^preprocess: expected PNG\/JPEG bytes \(a Uint8Array, Buffer or ArrayBuffer\) or raw pixels \{ width, height, channels, data \}, got /;
+  it.each([
+    ["a string", "photo.png", /got a string \("photo.png"\)$/],
+    ["null", null, /got null$/],
+    ["undefined", undefined, /got undefined$/],
+    ["a number", 42, /got number 42$/],
+    ["a Float32Array", new Float32Array(4), /got a Float32Array$/],
+    ["a Uint16Array", new Uint16Array(4), /got a Uint16Array$/],
+    ["a Uint8ClampedArray (canvas pixels without their size)", new Uint8ClampedArray(16), /got a Uint8ClampedArray$/],
+    ["a DataView", new DataView(new ArrayBuffer(4)), /got a DataView$/],
+    ["an object without data", { width: 2, height: 2 }, /got a plain object$/],
+  ])("refuses %s with one line naming the accepted types", (_, input, got) => {
+    const run = () => preprocess(input as unknown as Uint8Array);
+    expect(run).toThrow(ImageError);
+    expect(run).toThrow(accepted);
+    expect(run).toThrow(got);
+    expect(() => decodeImage(input as unknown as Uint8Array)).toThrow(/^expected PNG or JPEG bytes as a Uint8Array, Buffer or ArrayBuffer, got /);
+  });
+
+  it.each([
+    ["data too short", { data: new Uint8Array(11), width: 2, height: 2, channels: 3 }, "raw image: 2x2x3 needs 12 bytes, data has 11"],
+    ["NaN width", { data: new Uint8Array(12), width: NaN, height: 2, channels: 3 }, "raw image: invalid image size NaNx2"],
+    ["width as a string", { data: new Uint8Array(12), width: "2", height: 2, channels: 3 }, 'raw image: width and height must be numbers, got a string ("2") and number 2'],
+    ["channels as a string", { data: new Uint8Array(12), width: 2, height: 2, channels: "3" }, 'raw image: channels must be 1, 2, 3 or 4, got a string ("3")'],
+    ["no channels (an ImageData)", { data: new Uint8ClampedArray(16), width: 2, height: 2 }, "raw image: channels must be 1, 2, 3 or 4, got undefined"],
+    ["float pixels", { data: new Float32Array(12), width: 2, height: 2, channels: 3 }, "raw image: data must be a Uint8Array or Uint8ClampedArray, got a Float32Array"],
+    ["data missing", { data: undefined, width: 2, height: 2, channels: 3 }, "raw image: data must be a Uint8Array or Uint8ClampedArray, got undefined"],
+  ])("a raw image with %s: one line naming the field", (_, raw, message) => {
+    expect(() => preprocess(raw as unknown as Uint8Array)).toThrow(ImageError);
+    expect(() => preprocess(raw as unknown as Uint8Array)).toThrow(message);
+  });
+});
+
+describe("limit options", () => {
+  const png = file("rgb_2x3.png");
+  const raw = { data: new Uint8Array(12), width: 2, height: 2, channels: 3 as const };
+  it.each([NaN, -1, 0, 1.5, "100", null, -Infinity])("maxPixels / maxJpegScanWork = %s is refused, not a limit turned off", (v) => {
+    for (const name of ["maxPixels", "maxJpegScanWork"]) {
+      const options = { [name]: v } as Record<string, number>;
+      for (const run of [() => preprocess(png, options), () => decodeImage(png, options), () => preprocess(raw, options), () => fromRaw(raw, options)]) {
+        expect(run).toThrow(ImageError);
+        expect(run).toThrow(new RegExp(`^invalid option ${name}: .*; expected a positive integer \\(or Infinity for no limit\\)$`));
+      }
+    }
+  });
+
+  it("positive integers and Infinity are limits; a too small one still refuses by name", () => {
+    expect(preprocess(png, { size: 8, maxPixels: 6, maxJpegScanWork: Infinity }).shape).toEqual([1, 3, 8, 8]);
+    expect(preprocess(png, { size: 8, maxPixels: Infinity }).shape).toEqual([1, 3, 8, 8]);
+    expect(() => preprocess(png, { maxPixels: 5 })).toThrow("PNG: image is 2x3 = 6 pixels, more than the limit of 5 (maxPixels)");
+    expect(() => preprocess(png, { size: NaN })).toThrow("invalid output size NaN (option size); expected a positive integer");
+    expect(() => preprocess(png, { size: "224" as unknown as number })).toThrow('invalid output size a string ("224") (option size)');
+  });
+});

@@ -2,6 +2,7 @@
 // CRCs, IHDR fields, scanlines re-filtered and recompressed, chunk lists reordered, lying chunk lengths, extreme
 // aspect ratios. JPEG: SOF/DHT/DQT/SOS/DRI fields, lying segment lengths, segments dropped, repeated and reordered,
 // entropy-coded data edited (markers inserted, bits flipped, cut).
+import { deflateSync } from "node:zlib";
 import { unzlibSync, zlibSync } from "fflate";
 import { ImageError, preprocess } from "../../src/image/index.js";
 import type { FuzzTarget } from "../harness.js";
@@ -68,7 +69,7 @@ const blankIdat = new Map<string, Uint8Array>();
 function mutatePng(rng: Rng, seed: Uint8Array): { bytes: Uint8Array; how: string } {
   const chunks = pngChunks(seed).map((c) => ({ ...c }));
   const idats = chunks.filter((c) => c.type === "IDAT");
-  switch (rng.weighted([20, 15, 15, 10, 10, 5, 25])) {
+  switch (rng.weighted([20, 15, 15, 10, 10, 5, 5, 25])) {
     case 0: {
       // Chunk contents edited, CRC repaired: the edit reaches the decoder.
       const c = rng.pick(chunks);
@@ -134,6 +135,8 @@ function mutatePng(rng: Rng, seed: Uint8Array): { bytes: Uint8Array; how: string
       if (!idat) blankIdat.set(key, (idat = zlibSync(new Uint8Array(h * (w + 1)), { level: 9 })));
       return { bytes: pngOf([ihdr(w, h, 8, 0), { type: "IDAT", data: idat }, { type: "IEND", data: new Uint8Array(0) }]), how: `honest ${w}x${h} grey image` };
     }
+    case 6:
+      return pngBomb(rng);
     default: {
       const hot: number[] = [];
       for (let p = 8; p + 12 <= seed.length; p += 12 + getUint(seed, p, 4, false)) hot.push(p, p + 4, p + 8);
@@ -141,6 +144,35 @@ function mutatePng(rng: Rng, seed: Uint8Array): { bytes: Uint8Array; how: string
       return { bytes: r.bytes, how: r.how };
     }
   }
+}
+
+/** zlib streams of n zero bytes at deflate's best ratio (~1030:1), by n: native zlib, as node's fuzz workers have it. */
+const zeroStreams = new Map<number, Uint8Array>();
+
+function zerosZlib(n: number): Uint8Array {
+  let z = zeroStreams.get(n);
+  if (!z) zeroStreams.set(n, (z = new Uint8Array(deflateSync(new Uint8Array(n), { level: 9 }))));
+  return z;
+}
+
+/**
+ * Compression-amplified PNGs: honest blank images of up to 48 MB of scanlines in tiny IDATs (tall, wide or square;
+ * grey, RGB or RGBA), the same streams cut short, or under an IHDR declaring far more (up to 2^31-1 per side).
+ */
+function pngBomb(rng: Rng): { bytes: Uint8Array; how: string } {
+  const colour = rng.pick([0, 2, 6] as const);
+  const bpp = { 0: 1, 2: 3, 6: 4 }[colour];
+  const pixels = rng.pick([100_000, 1_000_000, 4_000_000, 12_000_000]);
+  const shape = rng.int(3);
+  const w = shape === 0 ? rng.range(1, 3) : shape === 1 ? Math.ceil(pixels / rng.range(1, 3)) : Math.ceil(Math.sqrt(pixels));
+  const h = Math.ceil(pixels / w);
+  let z = zerosZlib(h * (w * bpp + 1));
+  let [dw, dh] = [w, h];
+  const r = rng.int(3);
+  if (r === 1) z = z.subarray(0, rng.range(2, z.length - 1));
+  else if (r === 2) [dw, dh] = rng.pick([[7000, 7000], [1, 50_000_001], [2 ** 31 - 1, 1], [65535, 65535], [w, h * 1000], [w * 2, h]]);
+  const bytes = pngOf([ihdr(dw, dh, 8, colour), { type: "IDAT", data: z }, { type: "IEND", data: new Uint8Array(0) }]);
+  return { bytes, how: `bomb: ${z.length}-byte IDAT of ${w}x${h} colour ${colour}${r === 1 ? " cut" : ""} declared ${dw}x${dh}` };
 }
 
 // ---------------------------------------------------------------- JPEG
@@ -223,7 +255,7 @@ function mutateJpeg(rng: Rng, seed: Uint8Array): { bytes: Uint8Array; how: strin
   const segs = jpegSegments(seed).map((s) => ({ ...s }));
   const withPayload = segs.map((s, i) => (s.payload ? i : -1)).filter((i) => i >= 0);
   const scans = segs.filter((s) => s.scan);
-  switch (rng.weighted([30, 10, 20, 15, 25])) {
+  switch (rng.weighted([30, 10, 20, 15, 5, 25])) {
     case 0: {
       const hows: string[] = [];
       for (let k = rng.range(1, 2); k > 0; k--) hows.push(fieldEdit(rng, segs[rng.pick(withPayload)]!));
@@ -259,6 +291,8 @@ function mutateJpeg(rng: Rng, seed: Uint8Array): { bytes: Uint8Array; how: strin
       } else segs.splice(i, 0, { marker: rng.pick([0xdc, 0xdd, 0xc8, 0xf0, 0xfe, 0xe1, 0xee, 0xd8]), payload: rng.bytes(rng.smallInt(20)) });
       return { bytes: jpegOf(segs), how: `segment list edit ${r} at ${i}` };
     }
+    case 4:
+      return jpegBomb(rng);
     default: {
       const hot: number[] = [];
       for (let p = 0; p + 1 < seed.length; p++) if (seed[p] === 0xff && seed[p + 1] !== 0) hot.push(p + 2, p + 4);
@@ -292,3 +326,132 @@ function imageTarget(name: string, seeds: SeedFile[], mutate: (rng: Rng, seed: U
 
 export const pngTarget = (): FuzzTarget<ImageCase> => imageTarget("png", seedFiles("test/golden/preprocess", /\.png$/, 16 * 1024), mutatePng);
 export const jpegTarget = (): FuzzTarget<ImageCase> => imageTarget("jpeg", seedFiles("test/golden/preprocess", /\.jpe?g$/, 16 * 1024), mutateJpeg);
+
+// ---------------------------------------------------------------- compression-amplified inputs
+
+/** Bits into bytes, MSB first, with JPEG's 0x00 stuffing after every 0xff; the last byte is padded with ones. */
+class BitWriter {
+  private bytes: number[] = [];
+  private acc = 0;
+  private n = 0;
+  put(value: number, bits: number): void {
+    for (let i = bits - 1; i >= 0; i--) {
+      this.acc = (this.acc << 1) | ((value >> i) & 1);
+      if (++this.n === 8) this.flush();
+    }
+  }
+  zeros(bits: number): void {
+    while (bits > 0 && this.n > 0) this.put(0, 1), bits--;
+    for (; bits >= 8; bits -= 8) this.bytes.push(0);
+    this.put(0, bits);
+  }
+  private flush(): void {
+    this.bytes.push(this.acc);
+    if (this.acc === 0xff) this.bytes.push(0);
+    this.acc = this.n = 0;
+  }
+  done(): Uint8Array {
+    if (this.n > 0) this.put(0xff, 8 - this.n);
+    return Uint8Array.from(this.bytes);
+  }
+}
+
+export interface JpegBombOptions {
+  /** Scans after the first (DC) one: AC scans that each walk a whole component in a few EOB-run symbols. */
+  acScans: number;
+  components?: 1 | 3;
+  /** Successive-approximation refinement scans (Ah=1, Al=0): each visits every coefficient of the band. */
+  refine?: boolean;
+  /** Spectral band of the AC scans (default 1..63). */
+  band?: [number, number];
+  /** A DHT segment before every AC scan (so a decoder that builds its tables per definition rebuilds them). */
+  dhtPerScan?: boolean;
+  /** DRI value (restart interval in MCUs); RST markers are written accordingly. */
+  restartInterval?: number;
+}
+
+/**
+ * A valid progressive JPEG whose scans cost far more than their bytes: a first DC scan (one bit per block, as any
+ * real file has), then AC scans that cover a whole component with EOB runs of 32 767 blocks, 15 bits each. A
+ * 7000x7000 three-component file with 999 AC scans is 362 KB and made the decoder walk 765 M blocks.
+ */
+export function jpegScanBomb(width: number, height: number, o: JpegBombOptions): Uint8Array {
+  const n = o.components ?? 3;
+  const [ss, se] = o.band ?? [1, 63];
+  const seg = (marker: number, payload: number[] | Uint8Array): Uint8Array => {
+    const out = new Uint8Array(4 + payload.length);
+    out.set([0xff, marker, (payload.length + 2) >> 8, (payload.length + 2) & 0xff]);
+    out.set(payload, 4);
+    return out;
+  };
+  const blocks = Math.ceil(width / 8) * Math.ceil(height / 8);
+  const ri = o.restartInterval ?? 0;
+  /** Entropy-coded data in restart intervals of ri MCUs (RSTn between them); `interval` codes one of `mcus` MCUs. */
+  const coded = (interval: (w: BitWriter, mcus: number) => void): Uint8Array => {
+    const parts: Uint8Array[] = [];
+    const per = ri > 0 ? ri : blocks;
+    for (let start = 0, k = 0; start < blocks; start += per, k++) {
+      if (start > 0) parts.push(Uint8Array.of(0xff, 0xd0 + ((k - 1) & 7)));
+      const w = new BitWriter();
+      interval(w, Math.min(per, blocks - start));
+      parts.push(w.done());
+    }
+    return concat(...parts);
+  };
+  // DC: one code "0" (category 0, a zero difference); AC: one code "0" = EOB14 (a run of 2^14 + 14 bits).
+  const dht = concat(seg(0xc4, [0x00, 1, ...new Array(15).fill(0), 0x00]), seg(0xc4, [0x10, 1, ...new Array(15).fill(0), 0xe0]));
+  const comps = Array.from({ length: n }, (_, i) => i + 1);
+  const parts: Uint8Array[] = [
+    Uint8Array.of(0xff, 0xd8),
+    seg(0xdb, [0, ...new Array(64).fill(1)]),
+    seg(0xc2, [8, height >> 8, height & 0xff, width >> 8, width & 0xff, n, ...comps.flatMap((id) => [id, 0x11, 0])]),
+    dht,
+  ];
+  if (ri > 0) parts.push(seg(0xdd, [ri >> 8, ri & 0xff]));
+  parts.push(seg(0xda, [n, ...comps.flatMap((id) => [id, 0x00]), 0, 0, o.refine ? 0x01 : 0x00]));
+  parts.push(coded((w, mcus) => w.zeros(mcus * n))); // one "0" per block of every component
+  // An EOB14 symbol with all ones covers 32 767 blocks from the current one; each restart interval needs its own.
+  const ac = coded((w, mcus) => {
+    for (let j = 0; j < mcus; j += 32767) w.put(0x3fff, 15);
+  });
+  for (let s = 0; s < o.acScans; s++) {
+    if (o.dhtPerScan) parts.push(dht);
+    parts.push(seg(0xda, [1, comps[s % n]!, 0x00, ss, se, o.refine ? 0x10 : 0x00]), ac);
+  }
+  parts.push(Uint8Array.of(0xff, 0xd9));
+  return concat(...parts);
+}
+
+/**
+ * Scan-amplified JPEGs (jpegScanBomb) of random size, scan count and kind. Images that would decode stay at most
+ * 2000x2000 (a progressive 7000x7000 decode holds 770 MB, over the campaign's "heavy" mark); 7000x7000 ones come
+ * with enough scans to be refused.
+ */
+function jpegBomb(rng: Rng): { bytes: Uint8Array; how: string } {
+  const side = rng.pick([64, 500, 2000, 7000]);
+  const acScans = side === 7000 ? rng.pick([40, 999, 1000, 3000]) : rng.pick([0, 1, 10, 100, 999, 1000, 1001]);
+  const blocks = Math.ceil(side / 8) ** 2;
+  const o: JpegBombOptions = {
+    acScans,
+    components: rng.pick([1, 3] as const),
+    refine: rng.chance(0.3),
+    dhtPerScan: rng.chance(0.2),
+    // restart intervals multiply the bytes of every scan: only where that stays small
+    restartInterval: blocks * (acScans + 1) < 2_000_000 && rng.chance(0.3) ? rng.pick([1, 7, 100]) : undefined,
+  };
+  if (rng.chance(0.3)) {
+    const a = rng.range(1, 63);
+    o.band = [a, rng.range(a, 63)];
+  }
+  return { bytes: jpegScanBomb(side, side, o), how: `bomb: ${side}x${side} ${JSON.stringify(o)}` };
+}
+
+/** An honest 8-bit grey (colour type 0) or RGB (2) PNG of black pixels, its scanlines deflated at level 9. */
+export function blankPng(width: number, height: number, colour: 0 | 2 = 0): Uint8Array {
+  const z = zerosZlib(height * (width * (colour === 2 ? 3 : 1) + 1));
+  return pngOf([ihdr(width, height, 8, colour), { type: "IDAT", data: z }, { type: "IEND", data: new Uint8Array(0) }]);
+}
+
+/** Only the compression-amplified classes, for a short dedicated run (`test/fuzz.test.ts`). */
+export const pngBombTarget = (): FuzzTarget<ImageCase> => ({ ...imageTarget("png", [{ name: "(none)", bytes: new Uint8Array(0) }], (rng) => pngBomb(rng)), name: "png-bomb" });
+export const jpegBombTarget = (): FuzzTarget<ImageCase> => ({ ...imageTarget("jpeg", [{ name: "(none)", bytes: new Uint8Array(0) }], (rng) => jpegBomb(rng)), name: "jpeg-bomb" });

@@ -5,7 +5,7 @@
 // 12-bit. Progressive files whose scans leave coefficients unrefined make libjpeg apply block smoothing, which is not
 // reproduced: those decode with exact: false.
 import { ImageError } from "./errors.js";
-import { checkDimensions, DEFAULT_MAX_PIXELS, type DecodedImage } from "./types.js";
+import { checkDimensions, DEFAULT_MAX_JPEG_SCAN_WORK, DEFAULT_MAX_PIXELS, type DecodedImage } from "./types.js";
 
 // Zig-zag position → natural (row-major) index; 16 extra entries absorb run lengths that overshoot on corrupt data.
 const NATURAL = new Int32Array([
@@ -15,6 +15,9 @@ const NATURAL = new Int32Array([
 ]);
 
 const MAX_SCANS = 1000;
+const EMPTY = new Uint8Array(0);
+// Building a Huffman lookup table writes 65 536 entries; a DHT redefined before every scan makes every scan build one.
+const TABLE_WORK = 65536;
 
 export function isJpeg(bytes: Uint8Array): boolean {
   return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
@@ -60,8 +63,11 @@ interface HuffSpec {
   built?: HuffTable;
 }
 
-function tableOf(spec: HuffSpec): HuffTable {
-  spec.built ??= buildHuffman(spec.counts, spec.symbols, spec.where);
+function tableOf(spec: HuffSpec, budget: Budget): HuffTable {
+  if (spec.built === undefined) {
+    budget.charge(TABLE_WORK);
+    spec.built = buildHuffman(spec.counts, spec.symbols, spec.where);
+  }
   return spec.built;
 }
 
@@ -394,7 +400,33 @@ function u16(b: Uint8Array, p: number): number {
   return (b[p] << 8) | b[p + 1];
 }
 
-function parseFrame(b: Uint8Array, p: number, len: number, progressive: boolean, maxPixels: number): Frame {
+/** The frame header's block geometry, or undefined where parseFrame would refuse it. */
+function geometryOf(b: Uint8Array, p: number, len: number, progressive: boolean): Geometry | undefined {
+  const height = u16(b, p + 1);
+  const width = u16(b, p + 3);
+  const n = b[p + 5];
+  if (len < 8 || height === 0 || width === 0 || len !== 6 + 3 * n) return undefined;
+  const raw = Array.from({ length: n }, (_, i) => ({ id: b[p + 6 + 3 * i], h: b[p + 7 + 3 * i] >> 4, v: b[p + 7 + 3 * i] & 15 }));
+  if (raw.some((c) => c.h < 1 || c.v < 1)) return undefined;
+  const maxH = Math.max(...raw.map((c) => c.h));
+  const maxV = Math.max(...raw.map((c) => c.v));
+  const components = raw.map((c) => ({
+    ...c,
+    widthInBlocks: Math.ceil((width * c.h) / (8 * maxH)),
+    heightInBlocks: Math.ceil((height * c.v) / (8 * maxV)),
+  }));
+  return { width, height, progressive, mcusX: Math.ceil(width / (8 * maxH)), mcusY: Math.ceil(height / (8 * maxV)), components };
+}
+
+/** Parses and checks a frame header; `beforeAllocate` sees its geometry before the planes are allocated. */
+function parseFrame(
+  b: Uint8Array,
+  p: number,
+  len: number,
+  progressive: boolean,
+  maxPixels: number,
+  beforeAllocate: (g: Geometry) => void,
+): Frame {
   if (len < 8) throw new ImageError(`JPEG: frame header of ${len} bytes is too short`);
   const precision = b[p];
   const height = u16(b, p + 1);
@@ -422,6 +454,7 @@ function parseFrame(b: Uint8Array, p: number, len: number, progressive: boolean,
   }
   const mcusX = Math.ceil(width / (8 * maxH));
   const mcusY = Math.ceil(height / (8 * maxV));
+  beforeAllocate(geometryOf(b, p, len, progressive)!);
   const allocate = <T>(make: () => T): T => {
     try {
       return make();
@@ -576,20 +609,118 @@ function decodeScan(b: Uint8Array, pos: number, f: Frame, scan: Scan, restartInt
 }
 
 /** Next marker at or after p, skipping stray bytes and 0xff fill as libjpeg does; returns [marker, offset after it]. */
-function nextMarker(b: Uint8Array, p: number): [number, number] {
+function findMarker(b: Uint8Array, p: number): [number, number] | undefined {
   for (;;) {
     while (p < b.length && b[p] !== 0xff) p++;
     while (p < b.length && b[p] === 0xff) p++;
-    if (p >= b.length) throw new ImageError("JPEG: file ends before the end-of-image marker (truncated?)");
+    if (p >= b.length) return undefined;
     if (b[p] !== 0) return [b[p], p + 1];
     p++; // 0xff 0x00 outside entropy-coded data: garbage
   }
 }
 
+function nextMarker(b: Uint8Array, p: number): [number, number] {
+  const found = findMarker(b, p);
+  if (!found) throw new ImageError("JPEG: file ends before the end-of-image marker (truncated?)");
+  return found;
+}
+
+// ---------------------------------------------------------------- work budget
+
+/** What the scan loop needs to price a scan: the blocks each component and each MCU hold. */
+interface Geometry {
+  width: number;
+  height: number;
+  progressive: boolean;
+  mcusX: number;
+  mcusY: number;
+  components: { id: number; h: number; v: number; widthInBlocks: number; heightInBlocks: number }[];
+}
+
+/**
+ * Work of one scan, in coefficient visits: it walks every block of its components (an MCU at a time when interleaved),
+ * each costing about 8 (measured: locating the block, EOB-run bookkeeping), and may visit each coefficient of its
+ * band (a refinement scan does, even inside an EOB run). An EOB run makes the walk nearly free in bits, not in time.
+ */
+function scanWork(g: Geometry, comps: Geometry["components"], ss: number, se: number): number {
+  const blocks =
+    comps.length === 1 ? comps[0].widthInBlocks * comps[0].heightInBlocks : g.mcusX * g.mcusY * comps.reduce((n, c) => n + c.h * c.v, 0);
+  return blocks * (8 + (g.progressive ? Math.max(1, Math.min(se, 63) - ss + 1) : 64));
+}
+
+class Budget {
+  used = 0;
+  scans = 0;
+  constructor(readonly max: number) {}
+  charge(work: number): void {
+    this.used += work;
+    if (this.used > this.max) {
+      throw new ImageError(`JPEG: decoding asks for more than ${this.max} units of work (maxJpegScanWork)`);
+    }
+  }
+}
+
+/**
+ * The work all scans of the file ask for, priced from the headers before anything is decoded or allocated (the scan
+ * loop prices each scan again as it goes, as a backstop). Malformed structure ends the count: the decoder reports it.
+ */
+function plannedWork(b: Uint8Array): { work: number; scans: number } {
+  const fresh = [new Array<boolean>(4).fill(false), new Array<boolean>(4).fill(false)]; // DC, AC slots defined, not built
+  let g: Geometry | undefined;
+  let work = 0;
+  let scans = 0;
+  for (let pos = 2; ; ) {
+    const found = findMarker(b, pos);
+    if (!found || found[0] === 0xd9 || found[0] === 0xd8) break;
+    const m = found[0];
+    pos = found[1];
+    if ((m >= 0xd0 && m <= 0xd7) || m === 0x01) continue;
+    const len = pos + 2 <= b.length ? u16(b, pos) : 0;
+    if (len < 2 || pos + len > b.length) break;
+    const p = pos + 2;
+    const end = pos + len;
+    pos = end;
+    if (m === 0xc0 || m === 0xc1 || m === 0xc2) {
+      if (g) break;
+      g = geometryOf(b, p, len - 2, m === 0xc2);
+      if (!g) break;
+    } else if (m === 0xc4) {
+      for (let q = p; q + 17 <= end; ) {
+        if (b[q] >> 4 <= 1 && (b[q] & 15) <= 3) fresh[b[q] >> 4][b[q] & 15] = true;
+        q += 17 + b.subarray(q + 1, q + 17).reduce((s, v) => s + v, 0);
+      }
+    } else if (m === 0xda) {
+      const ns = b[p];
+      if (!g || ns < 1 || ns > 4 || len !== 6 + 2 * ns) break;
+      const ss = b[p + 1 + 2 * ns];
+      const ah = b[p + 3 + 2 * ns] >> 4;
+      const comps = [];
+      for (let i = 0; i < ns; i++) {
+        const c = g.components.find((k) => k.id === b[p + 1 + 2 * i]);
+        if (!c) return { work, scans: scans + 1 };
+        comps.push(c);
+        const td = b[p + 2 + 2 * i] >> 4;
+        const ta = b[p + 2 + 2 * i] & 15;
+        if ((!g.progressive || (ss === 0 && ah === 0)) && td <= 3 && fresh[0][td]) (work += TABLE_WORK), (fresh[0][td] = false);
+        if ((!g.progressive || ss > 0) && ta <= 3 && fresh[1][ta]) (work += TABLE_WORK), (fresh[1][ta] = false);
+      }
+      scans++;
+      work += scanWork(g, comps, ss, b[p + 2 + 2 * ns]);
+    }
+  }
+  return { work, scans };
+}
+
 /** Decodes a baseline or progressive JPEG. Throws ImageError for malformed, truncated or oversized files. */
-export function decodeJpeg(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIXELS): DecodedImage {
+export function decodeJpeg(
+  bytes: Uint8Array,
+  maxPixels: number = DEFAULT_MAX_PIXELS,
+  maxJpegScanWork: number = DEFAULT_MAX_JPEG_SCAN_WORK,
+): DecodedImage {
   const b = bytes;
   if (!(b.length >= 2 && b[0] === 0xff && b[1] === 0xd8)) throw new ImageError("JPEG: missing start-of-image marker");
+  const plan = plannedWork(b);
+  const budget = new Budget(maxJpegScanWork);
   const quant: (Int32Array | undefined)[] = [];
   const dcTables: (HuffSpec | undefined)[] = [];
   const acTables: (HuffSpec | undefined)[] = [];
@@ -615,14 +746,23 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PI
     pos = end;
     if (m === 0xc0 || m === 0xc1 || m === 0xc2) {
       if (frame) throw new ImageError("JPEG: more than one frame");
-      frame = parseFrame(b, p, len - 2, m === 0xc2, maxPixels);
-      if (!frame.progressive) {
-        // Every block of every component costs at least 2 bits (a DC code and an end-of-block code).
-        const blocks = frame.components.reduce((s, c) => s + c.widthInBlocks * c.heightInBlocks, 0);
-        if ((b.length - end) * 4 < blocks) {
-          throw new ImageError(`JPEG: ${frame.width}x${frame.height} image cannot fit in the ${b.length - end} remaining bytes`);
+      frame = parseFrame(b, p, len - 2, m === 0xc2, maxPixels, (g) => {
+        if (!g.progressive) {
+          // Every block of every component costs at least 2 bits (a DC code and an end-of-block code).
+          const blocks = g.components.reduce((s, c) => s + c.widthInBlocks * c.heightInBlocks, 0);
+          if ((b.length - end) * 4 < blocks) {
+            throw new ImageError(`JPEG: ${g.width}x${g.height} image cannot fit in the ${b.length - end} remaining bytes`);
+          }
         }
-      }
+        // The scans were priced from their headers before the loop: refused before a byte of pixels is decoded.
+        if (plan.scans > MAX_SCANS) throw new ImageError(`JPEG: ${plan.scans} scans, more than ${MAX_SCANS}`);
+        if (plan.work > maxJpegScanWork) {
+          throw new ImageError(
+            `JPEG: the ${plan.scans} scans of this ${g.width}x${g.height} image ask for ${plan.work} units of work ` +
+              `(per scan: blocks walked × (8 + coefficients in its band)), more than the limit of ${maxJpegScanWork} (maxJpegScanWork)`,
+          );
+        }
+      });
     } else if (m >= 0xc3 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
       throw new ImageError(`JPEG: coding process SOF${m - 0xc0} (lossless, arithmetic or hierarchical) is not supported`);
     } else if (m === 0xc4) {
@@ -659,7 +799,6 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PI
     } else if (m === 0xda) {
       if (!frame) throw new ImageError(`JPEG: scan at offset ${p - 4} before the frame header`);
       const f = frame;
-      // Every scan walks the whole image; a flood of (cheap, EOB-run) scans would otherwise cost hours of CPU.
       if (++scans > MAX_SCANS) throw new ImageError(`JPEG: more than ${MAX_SCANS} scans`);
       const ns = b[p];
       if (ns < 1 || ns > 4 || len !== 6 + 2 * ns) throw new ImageError(`JPEG: bad scan header at offset ${p - 4}`);
@@ -678,8 +817,8 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PI
         if (needDc && (td > 3 || !dcSpec)) throw new ImageError(`JPEG: scan uses undefined DC Huffman table ${td}`);
         if (needAc && (ta > 3 || !acSpec)) throw new ImageError(`JPEG: scan uses undefined AC Huffman table ${ta}`);
         if (needDc && dcSpec!.symbols.some((s) => s > 15)) throw new ImageError(`JPEG: DC Huffman table ${td} has symbols above 15`);
-        const dc = needDc ? tableOf(dcSpec!) : undefined;
-        const ac = needAc ? tableOf(acSpec!) : undefined;
+        const dc = needDc ? tableOf(dcSpec!, budget) : undefined;
+        const ac = needAc ? tableOf(acSpec!, budget) : undefined;
         if (!c.quant) {
           const q = quant[c.tq];
           if (!q) throw new ImageError(`JPEG: component ${c.id} uses undefined quantisation table ${c.tq}`);
@@ -691,6 +830,7 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PI
       }
       if (ns > 1 && blocksInMcu > 10) throw new ImageError(`JPEG: ${blocksInMcu} blocks per MCU (at most 10)`);
       checkProgression(scan, f.progressive);
+      budget.charge(scanWork(f, scan.comps, scan.ss, scan.se));
       pos = decodeScan(b, end, f, scan, restartInterval);
     } else if (m === 0xdc) {
       throw new ImageError("JPEG: DNL marker is not supported");
@@ -717,12 +857,17 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PI
           idctBlock(c.coefs!, (row * c.blocksPerLine + col) * 64, c.quant!, c.plane, row * 8 * stride + col * 8, stride);
         }
       }
+      c.coefs = undefined; // garbage from here on: 2 bytes per sample less held at the peak
     }
   }
 
   const { width, height } = f;
   const n = width * height;
-  const planes = f.components.map((c) => upsample(c, f));
+  const planes = f.components.map((c) => {
+    const full = upsample(c, f);
+    c.plane = EMPTY;
+    return full;
+  });
   const base = { width, height, decoder: "jpeg" as const, exact: !smoothed };
   if (planes.length === 1) return { ...base, mode: "L", data: planes[0] };
   if (planes.length === 4) {

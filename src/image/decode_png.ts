@@ -22,7 +22,9 @@ const SAMPLES_PER_PIXEL: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4
 const ALLOWED_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 // Deflate cannot expand input by more than 1032:1 (258-byte matches coded in 2 bits).
 const MAX_INFLATE_RATIO = 1032;
-const INFLATE_SLICE = 32 * 1024;
+const INFLATE_SLICE = 8 * 1024;
+// Rows up to this many bytes are copied byte by byte rather than through a subarray.
+const SHORT = 32;
 
 
 function u32(b: Uint8Array, p: number): number {
@@ -88,6 +90,44 @@ function allocate<T>(make: () => T, h: Header): T {
   }
 }
 
+/**
+ * Undoes a scanline's filter in place: n bytes at c[co...], the row above at p[po...] (zeros on a pass's first row).
+ * False for an unknown filter type.
+ */
+function unfilterRow(type: number, c: Uint8Array, co: number, p: Uint8Array, po: number, n: number, bpp: number, firstRow: boolean): boolean {
+  switch (type) {
+    case 0:
+      return true;
+    case 1:
+      for (let i = bpp; i < n; i++) c[co + i] = (c[co + i] + c[co + i - bpp]) & 0xff;
+      return true;
+    case 2:
+      if (!firstRow) for (let i = 0; i < n; i++) c[co + i] = (c[co + i] + p[po + i]) & 0xff;
+      return true;
+    case 3:
+      for (let i = 0; i < n; i++) {
+        const left = i >= bpp ? c[co + i - bpp] : 0;
+        const up = firstRow ? 0 : p[po + i];
+        c[co + i] = (c[co + i] + ((left + up) >> 1)) & 0xff;
+      }
+      return true;
+    case 4:
+      for (let i = 0; i < n; i++) {
+        const a = i >= bpp ? c[co + i - bpp] : 0;
+        const b = firstRow ? 0 : p[po + i];
+        const d = i >= bpp && !firstRow ? p[po + i - bpp] : 0;
+        const pa = Math.abs(b - d);
+        const pb = Math.abs(a - d);
+        const pc = Math.abs(a + b - 2 * d);
+        const pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : d;
+        c[co + i] = (c[co + i] + pred) & 0xff;
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
 /** Receives the inflated stream piecewise, unfilters each scanline and stores its pixels in Pillow's layout. */
 class ScanlineSink {
   readonly out: Uint8Array | Int32Array;
@@ -99,6 +139,8 @@ class ScanlineSink {
   private prev: Uint8Array;
   private readonly bpp: number;
   private readonly bands: number;
+  private readonly direct: boolean;
+  private filter = 0;
 
   constructor(
     private readonly h: Header,
@@ -110,28 +152,84 @@ class ScanlineSink {
     this.out = allocate(() => (mode === "I" ? new Int32Array(pixels) : new Uint8Array(pixels * this.bands)), h);
     // Filter byte distance: bytes per complete pixel, at least 1.
     this.bpp = Math.max(1, (SAMPLES_PER_PIXEL[h.colorType] * h.bitDepth) >> 3);
+    this.direct = !h.interlaced && h.bitDepth === 8;
     const widest = Math.max(...passes.map((p) => p.rowBytes));
     this.cur = new Uint8Array(widest + 1);
     this.prev = new Uint8Array(widest + 1);
   }
 
   push(chunk: Uint8Array): void {
+    if (this.direct) return this.pushDirect(chunk);
     let i = 0;
-    while (i < chunk.length && !this.done) {
+    const n = chunk.length;
+    while (i < n && !this.done) {
       const pass = this.passes[this.passIdx];
-      const need = pass.rowBytes + 1 - this.filled;
-      const take = Math.min(need, chunk.length - i);
-      this.cur.set(chunk.subarray(i, i + take), this.filled);
-      this.filled += take;
+      const filled = this.filled;
+      const take = Math.min(pass.rowBytes + 1 - filled, n - i);
+      // A thin image has millions of rows of a few bytes: a subarray per row would cost more than the row.
+      const cur = this.cur;
+      if (take > SHORT) cur.set(chunk.subarray(i, i + take), filled);
+      else for (let k = 0; k < take; k++) cur[filled + k] = chunk[i + k];
+      this.filled = filled + take;
       i += take;
       if (this.filled === pass.rowBytes + 1) this.finishRow(pass);
+    }
+  }
+
+  /**
+   * 8-bit, not interlaced: a scanline without its filter byte is the row of Pillow's layout, so it is unfiltered in
+   * place in the output against the output's previous row, with no copy of its own.
+   */
+  private pushDirect(chunk: Uint8Array): void {
+    const out = this.out as Uint8Array;
+    const { rowBytes: n, rows } = this.passes[0];
+    const len = chunk.length;
+    let i = 0;
+    while (i < len && !this.done) {
+      if (this.filled === 0 && len - i > n) {
+        // Whole rows straight from the chunk, with the row state in locals (a thin image has millions of rows).
+        const bpp = this.bpp;
+        let row = this.row;
+        for (; row < rows && len - i > n; row++, i += n + 1) {
+          const type = chunk[i];
+          const o = row * n;
+          if (n > SHORT) out.set(chunk.subarray(i + 1, i + 1 + n), o);
+          else for (let k = 0; k < n; k++) out[o + k] = chunk[i + 1 + k];
+          if (type !== 0 && !unfilterRow(type, out, o, out, o - n, n, bpp, row === 0)) {
+            this.row = row;
+            this.badFilter(type);
+          }
+        }
+        this.row = row;
+        if (row === rows) this.done = true;
+        continue;
+      }
+      if (this.filled === 0) {
+        this.filter = chunk[i++];
+        this.filled = 1;
+        continue;
+      }
+      const o = this.row * n + this.filled - 1;
+      const take = Math.min(n + 1 - this.filled, len - i);
+      if (take > SHORT) out.set(chunk.subarray(i, i + take), o);
+      else for (let k = 0; k < take; k++) out[o + k] = chunk[i + k];
+      this.filled += take;
+      i += take;
+      if (this.filled === n + 1) {
+        const start = this.row * n;
+        if (!unfilterRow(this.filter, out, start, out, start - n, n, this.bpp, this.row === 0)) this.badFilter(this.filter);
+        this.filled = 0;
+        if (++this.row === rows) this.done = true;
+      }
     }
   }
 
   private finishRow(pass: Pass): void {
     this.unfilter(pass.rowBytes, this.row === 0);
     this.store(pass);
-    [this.cur, this.prev] = [this.prev, this.cur];
+    const done = this.cur;
+    this.cur = this.prev;
+    this.prev = done;
     this.filled = 0;
     if (++this.row === pass.rows) {
       this.row = 0;
@@ -140,42 +238,12 @@ class ScanlineSink {
   }
 
   private unfilter(n: number, firstRow: boolean): void {
-    const c = this.cur;
-    const p = this.prev;
-    const bpp = this.bpp;
-    const type = c[0];
-    // Data starts at index 1 in both buffers; the row above counts as zeros on a pass's first row.
-    switch (type) {
-      case 0:
-        break;
-      case 1:
-        for (let i = 1 + bpp; i <= n; i++) c[i] = (c[i] + c[i - bpp]) & 0xff;
-        break;
-      case 2:
-        if (!firstRow) for (let i = 1; i <= n; i++) c[i] = (c[i] + p[i]) & 0xff;
-        break;
-      case 3:
-        for (let i = 1; i <= n; i++) {
-          const left = i > bpp ? c[i - bpp] : 0;
-          const up = firstRow ? 0 : p[i];
-          c[i] = (c[i] + ((left + up) >> 1)) & 0xff;
-        }
-        break;
-      case 4:
-        for (let i = 1; i <= n; i++) {
-          const a = i > bpp ? c[i - bpp] : 0;
-          const b = firstRow ? 0 : p[i];
-          const d = i > bpp && !firstRow ? p[i - bpp] : 0;
-          const pa = Math.abs(b - d);
-          const pb = Math.abs(a - d);
-          const pc = Math.abs(a + b - 2 * d);
-          const pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : d;
-          c[i] = (c[i] + pred) & 0xff;
-        }
-        break;
-      default:
-        throw new ImageError(`PNG: invalid filter type ${type} in scanline ${this.row} of pass ${this.passIdx}`);
-    }
+    // Data starts at index 1 in both buffers.
+    if (!unfilterRow(this.cur[0], this.cur, 1, this.prev, 1, n, this.bpp, firstRow)) this.badFilter(this.cur[0]);
+  }
+
+  private badFilter(type: number): never {
+    throw new ImageError(`PNG: invalid filter type ${type} in scanline ${this.row} of pass ${this.passIdx}`);
   }
 
   private store(pass: Pass): void {
@@ -198,7 +266,12 @@ class ScanlineSink {
     if (bd === 8) {
       const out = this.out as Uint8Array;
       // Without interlacing a scanline already is Pillow's packed row.
-      if (step === 1) return out.set(src.subarray(1, 1 + pass.cols * bands), dst * bands);
+      if (step === 1) {
+        const len = pass.cols * bands;
+        if (len > SHORT) return out.set(src.subarray(1, 1 + len), dst * bands);
+        for (let k = 0, o = dst * bands; k < len; k++) out[o + k] = src[1 + k];
+        return;
+      }
       for (let i = 0, s = 1; i < pass.cols; i++, dst += step) {
         for (let k = 0, o = dst * bands; k < bands; k++) out[o + k] = src[s++];
       }

@@ -1,6 +1,6 @@
 export { ImageError } from "./errors.js";
 export type { DecodedImage, DecoderName, ImageMode, PixelImage, RawImage } from "./types.js";
-export { DEFAULT_MAX_PIXELS, bandsOf } from "./types.js";
+export { DEFAULT_MAX_JPEG_SCAN_WORK, DEFAULT_MAX_PIXELS, bandsOf } from "./types.js";
 export { decodeImage, fromRaw, type DecodeOptions } from "./decode.js";
 export { decodePng } from "./decode_png.js";
 export { decodeJpeg } from "./decode_jpeg.js";

@@ -2,10 +2,20 @@
 // Normalize(mean, std), as torchvision 0.14 + Pillow 9.4 compute it on a PIL image.
 import type { Tensor } from "../tensor.js";
 import { convertToRGB } from "./convert.js";
-import { decodeImage, fromRaw } from "./decode.js";
+import { asBytes, decodeImage, decodeLimits, fromRaw } from "./decode.js";
 import { ImageError } from "./errors.js";
 import { resizeImage } from "./resample.js";
-import { bandsOf, checkDimensions, DEFAULT_MAX_PIXELS, type DecodedImage, type DecoderName, type PixelImage, type RawImage } from "./types.js";
+import {
+  bandsOf,
+  checkDimensions,
+  DEFAULT_MAX_PIXELS,
+  describeValue,
+  limitOption,
+  type DecodedImage,
+  type DecoderName,
+  type PixelImage,
+  type RawImage,
+} from "./types.js";
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
@@ -26,9 +36,10 @@ export function resizedSize(width: number, height: number, size: number): [numbe
  */
 export function resizeShortSide(img: PixelImage, size: number, maxPixels: number = DEFAULT_MAX_PIXELS): PixelImage {
   checkSize(size);
+  const limit = limitOption(maxPixels, "maxPixels", DEFAULT_MAX_PIXELS);
   const [w, h] = resizedSize(img.width, img.height, size);
   if (w === img.width && h === img.height) return img;
-  checkDimensions(w, h, maxPixels, `resizing ${img.width}x${img.height} to short side ${size}`);
+  checkDimensions(w, h, limit, `resizing ${img.width}x${img.height} to short side ${size}`);
   return resizeImage(img, w, h);
 }
 
@@ -97,6 +108,8 @@ export interface PreprocessOptions {
   size?: number;
   /** Refuse images declaring more pixels than this before allocating them. */
   maxPixels?: number;
+  /** Refuse JPEGs whose scans ask for more work than this, before decoding them (see DEFAULT_MAX_JPEG_SCAN_WORK). */
+  maxJpegScanWork?: number;
 }
 
 export interface PreprocessResult extends Tensor {
@@ -107,15 +120,24 @@ export interface PreprocessResult extends Tensor {
 }
 
 function checkSize(size: number): void {
-  if (!Number.isSafeInteger(size) || size < 1) throw new ImageError(`invalid output size ${size}`);
+  if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 1) {
+    const shown = typeof size === "number" ? size : describeValue(size);
+    throw new ImageError(`invalid output size ${shown} (option size); expected a positive integer`);
+  }
 }
 
+const INPUT_TYPES = "PNG/JPEG bytes (a Uint8Array, Buffer or ArrayBuffer) or raw pixels { width, height, channels, data }";
+
 /** CLIP's preprocessing of PNG/JPEG bytes or raw pixels into a [1, 3, size, size] float32 tensor. */
-export function preprocess(input: Uint8Array | RawImage, options: PreprocessOptions = {}): PreprocessResult {
+export function preprocess(input: Uint8Array | ArrayBuffer | RawImage, options: PreprocessOptions = {}): PreprocessResult {
+  const limits = decodeLimits(options);
   const size = options.size ?? 224;
   checkSize(size);
-  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const img: DecodedImage = input instanceof Uint8Array ? decodeImage(input, { maxPixels }) : fromRaw(input, { maxPixels });
+  const bytes = asBytes(input);
+  let img: DecodedImage;
+  if (bytes !== undefined) img = decodeImage(bytes, limits);
+  else if (typeof input === "object" && input !== null && !ArrayBuffer.isView(input) && "data" in input) img = fromRaw(input, limits);
+  else throw new ImageError(`preprocess: expected ${INPUT_TYPES}, got ${describeValue(input)}`);
   const cropped = resizeCenterCrop(img, size);
   const data = toTensorNormalize(convertToRGB(cropped), size, size);
   return { data, shape: [1, 3, size, size], decoder: img.decoder, exact: img.exact };

@@ -38,6 +38,33 @@ export interface RawImage {
 
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 
+/**
+ * Work the scans of one JPEG may ask for, counted from its headers before decoding: over all scans, the 8x8 blocks
+ * walked × (8 + coefficients in the scan's band: 1 for DC, Se - Ss + 1 for AC, 64 sequential), plus 65 536 per
+ * Huffman table built. Real files at maxPixels (50 MP): baseline 4:4:4 169 M; libjpeg's standard 10-scan progression
+ * 437 M (4:4:4) or 249 M (4:2:0). An EOB run codes 32 767 blocks in 15 bits, so a small file can ask for far more:
+ * 362 KB of 1000 scans asked for 53 G (27 s). At the default, the costliest crafted scans take a few seconds.
+ */
+export const DEFAULT_MAX_JPEG_SCAN_WORK = 2 ** 30;
+
+/** How a value of the wrong kind is named in an error: "null", "a string", "a Float32Array", "number NaN". */
+export function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === "object") {
+    const name = (v as object).constructor?.name;
+    return name && name !== "Object" ? `a ${name}` : "a plain object";
+  }
+  if (typeof v === "string") return `a string (${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}…` : v)})`;
+  return `${typeof v} ${String(v)}`;
+}
+
+/** A limit option's value: a positive integer, or Infinity for none. NaN and negatives would silently turn it off. */
+export function limitOption(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value === "number" && ((Number.isSafeInteger(value) && value >= 1) || value === Infinity)) return value;
+  throw new ImageError(`invalid option ${name}: ${describeValue(value)}; expected a positive integer (or Infinity for no limit)`);
+}
+
 export function bandsOf(mode: ImageMode): number {
   switch (mode) {
     case "LA":
