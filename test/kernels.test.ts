@@ -181,10 +181,10 @@ describe("attention", () => {
     same((b) => b.attention(q, k, v, heads));
   });
 
-  test.prop([shape, seed, fc.boolean()], RUNS)("per-row key counts (causal or random, zero included)", ({ B, Lq, Lk, heads, hd }, s, causal) => {
+  test.prop([shape, seed, fc.boolean()], RUNS)("per-row key counts (causal or random, 1 included)", ({ B, Lq, Lk, heads, hd }, s, causal) => {
     const L = causal ? Lk : Lq;
     const q = t([B, L, heads * hd], s), k = t([B, Lk, heads * hd], s + 1), v = t([B, Lk, heads * hd], s + 2);
-    const counts = Int32Array.from({ length: B * L }, (_, i) => (causal ? (i % L) + 1 : (i * 7 + s) % (Lk + 1)));
+    const counts = Int32Array.from({ length: B * L }, (_, i) => (causal ? (i % L) + 1 : ((i * 7 + s) % Lk) + 1));
     same((b) => b.attention(q, k, v, heads, counts));
   });
 
@@ -215,6 +215,7 @@ describe("layer norm and average pooling", () => {
 
   test.prop([fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 13 }),
     fc.integer({ min: 1, max: 4 }), seed], RUNS)("avgPool2d", (N, C, H, W, k, s) => {
+    k = Math.min(k, H, W);
     const x = t([N, C, H, W], s);
     same((b) => b.avgPool2d(x, k));
   });

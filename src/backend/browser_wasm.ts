@@ -77,7 +77,13 @@ function startWorkers(init: WorkerInit, count: number): Promise<WorkerHandle[]> 
       for (const w of workers) w.terminate();
       throw failed.reason;
     }
-    return workers.map((w) => ({ terminate: () => w.terminate() }));
+    return workers.map((w) => {
+      // A page or worker blocked in Atomics.wait runs no handler, so a worker that dies during a call is seen only
+      // once the call has returned (or never, if that call waits for it): browsers expose no synchronous state.
+      let dead = false;
+      w.onerror = () => { dead = true; };
+      return { terminate: () => { dead = true; w.terminate(); }, isAlive: () => !dead };
+    });
   });
 }
 
