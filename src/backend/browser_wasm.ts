@@ -78,8 +78,8 @@ function startWorkers(init: WorkerInit, count: number): Promise<WorkerHandle[]> 
       throw failed.reason;
     }
     return workers.map((w) => {
-      // A page or worker blocked in Atomics.wait runs no handler, so a worker that dies during a call is seen only
-      // once the call has returned (or never, if that call waits for it): browsers expose no synchronous state.
+      // A thread blocked in Atomics.wait runs no handler, and browsers expose no synchronous state of a worker: a
+      // death reported by onerror is seen at the next call; one during a call, as a stall (see WasmBackend.run).
       let dead = false;
       w.onerror = () => { dead = true; };
       return { terminate: () => { dead = true; w.terminate(); }, isAlive: () => !dead };

@@ -59,6 +59,7 @@ function startWorkers(init: WorkerInit, count: number): Promise<WorkerHandle[]> 
 function nodeHandle(worker: Worker, exited: () => boolean): WorkerHandle & { worker: Worker } {
   return {
     worker,
+    exitSeenWhileBlocked: true,
     terminate: () => void worker.terminate(),
     isAlive: () => !exited() && worker.performance.eventLoopUtilization().idle !== -1,
   };

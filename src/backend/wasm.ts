@@ -28,6 +28,10 @@ const ELEMENT_WORK = 8;
 
 /** How long a failed pool waits for its living workers to leave (they finish one unit of work first). */
 const ACK_TIMEOUT_MS = 10_000;
+/** Where a platform cannot see a worker's exit during a call: the silence, once every unit has been taken, after
+ *  which the workers still on the job are taken for dead; at least STALL_CHUNKS times this thread's longest chunk. */
+const STALL_MS = 10_000;
+const STALL_CHUNKS = 50;
 
 const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2 };
 
@@ -306,7 +310,7 @@ export class WasmBackend implements Backend {
     const c = CTRL.OFFSET >> 2;
     if (args.length > CTRL.MAX_ARGS) throw new Error(`wasm backend: ${name} has too many arguments`);
     // a death already reported by an 'exit' or 'error' event (between calls): no job for a broken pool
-    if (this.workers.some((w) => !w.isAlive())) this.failPool(name);
+    if (this.workers.some((w) => !w.isAlive())) this.failPool(name, null);
     const chunk = Math.max(1, Math.ceil((u1 - u0) / (this.threads * CTRL.CHUNKS_PER_THREAD)));
     f64.set(args, (CTRL.OFFSET + CTRL.ARGS_BYTE) >> 3);
     i32[c + CTRL.FN] = fnIndex;
@@ -318,20 +322,34 @@ export class WasmBackend implements Backend {
     Atomics.store(i32, c + CTRL.DONE, 0);
     Atomics.add(i32, c + CTRL.GEN, 1);
     Atomics.notify(i32, c + CTRL.GEN);
+    let longest = 0; // ms, of this thread's chunks
     try {
       // the op's output array, while the workers start on the kernel (see faulted)
       if (this.output && !this.output.early) this.output.early = faulted(this.output.n);
       for (let a = Atomics.add(i32, c + CTRL.NEXT, chunk); a < u1; a = Atomics.add(i32, c + CTRL.NEXT, chunk)) {
+        const t0 = performance.now();
         call(0, a, Math.min(u1, a + chunk));
+        longest = Math.max(longest, performance.now() - t0);
       }
     } finally {
       // A dead worker never counts itself done, and no event handler runs while this thread waits: so wait in
-      // slices, and after each quiet one ask every worker whether its thread is still there.
+      // slices, and after each quiet one ask every worker whether its thread is still there. Where that cannot be
+      // seen during a call (browsers), a long silence once every unit has been taken is taken for a death.
       const n = this.workers.length;
+      const exact = this.workers.every((w) => w.exitSeenWhileBlocked);
+      const stallMs = Math.max(STALL_MS, STALL_CHUNKS * longest);
+      let quietSince = 0;
       for (let spin = 0; Atomics.load(i32, c + CTRL.DONE) < n; spin++) {
         const done = Atomics.load(i32, c + CTRL.DONE);
-        if (spin > CTRL.SPINS && done < n && Atomics.wait(i32, c + CTRL.DONE, done, CTRL.SLICE_MS) === "timed-out") {
-          if (this.workers.some((w) => !w.isAlive())) this.failPool(name);
+        if (spin <= CTRL.SPINS || done >= n) continue;
+        if (Atomics.wait(i32, c + CTRL.DONE, done, CTRL.SLICE_MS) !== "timed-out") {
+          quietSince = 0;
+        } else if (this.workers.some((w) => !w.isAlive())) {
+          this.failPool(name, null);
+        } else if (!exact) {
+          const now = performance.now();
+          if (!quietSince) quietSince = now;
+          else if (now - quietSince > stallMs) this.failPool(name, now - quietSince);
         }
       }
     }
@@ -343,33 +361,38 @@ export class WasmBackend implements Backend {
    * finish the unit they are on (they take no more), then leave their loop; only then is the memory this thread's
    * alone again. A fresh pool starts on the same module and memory; until it is up, kernels run on this thread.
    */
-  private failPool(name: KernelName): never {
+  private failPool(name: KernelName, stalledMs: number | null): never {
     const workers = this.workers;
-    const dead = workers.flatMap((w, i) => (w.isAlive() ? [] : [i + 1]));
     this.workers = [];
     const { i32 } = this.view();
-    const c = CTRL.OFFSET >> 2;
-    Atomics.store(i32, c + CTRL.NEXT, i32[c + CTRL.U1]);
+    const c = CTRL.OFFSET >> 2, ack = (CTRL.OFFSET + CTRL.ACK_BYTE) >> 2;
     const gen = Atomics.load(i32, c + CTRL.GEN);
-    this.awaitAcks(workers, gen);
+    const gone = new Set(workers.filter((w, i) => !w.isAlive() || (stalledMs !== null && Atomics.load(i32, ack + i + 1) !== gen)));
+    const ids = workers.flatMap((w, i) => (gone.has(w) ? [i + 1] : []));
+    Atomics.store(i32, c + CTRL.NEXT, i32[c + CTRL.U1]);
+    this.awaitAcks(workers, gone, gen);
     Atomics.store(i32, c + CTRL.FN, -1);
     Atomics.add(i32, c + CTRL.GEN, 1);
     Atomics.notify(i32, c + CTRL.GEN);
-    this.awaitAcks(workers, gen + 1);
+    this.awaitAcks(workers, gone, gen + 1);
     for (const w of workers) w.terminate();
     this.restartPool();
+    const what = stalledMs === null
+      ? "exited (crashed or was terminated)"
+      : `did not finish its part of ${name} in ${(stalledMs / 1000).toFixed(1)} s and is taken for dead (this platform cannot see a thread end during a call)`;
     throw new Error(
-      `wasm backend: wasm worker thread ${dead.join(", ")} of ${workers.length} exited (crashed or was terminated) ` +
-      `during ${name}; this call failed and the pool was restarted (the next calls work)`,
+      `wasm backend: wasm worker thread ${ids.join(", ")} of ${workers.length} ${what}; ${name} failed and the pool ` +
+      "was restarted (the next calls work)",
     );
   }
 
   /** Until every living worker has finished job `gen` (bounded: a living worker finishes its unit, then this). */
-  private awaitAcks(workers: WorkerHandle[], gen: number): void {
+  private awaitAcks(workers: WorkerHandle[], gone: Set<WorkerHandle>, gen: number): void {
     const { i32 } = this.view();
     const c = CTRL.OFFSET >> 2, ack = (CTRL.OFFSET + CTRL.ACK_BYTE) >> 2;
     const until = Date.now() + ACK_TIMEOUT_MS;
-    while (workers.some((w, i) => Atomics.load(i32, ack + i + 1) !== gen && w.isAlive()) && Date.now() < until) {
+    const pending = () => workers.some((w, i) => !gone.has(w) && Atomics.load(i32, ack + i + 1) !== gen && w.isAlive());
+    while (pending() && Date.now() < until) {
       Atomics.wait(i32, c + CTRL.DONE, Atomics.load(i32, c + CTRL.DONE), CTRL.SLICE_MS);
     }
   }

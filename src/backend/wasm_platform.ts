@@ -16,6 +16,8 @@ export interface WorkerHandle {
    * only knows what the worker's onerror told it between calls (see browser_wasm.ts).
    */
   isAlive(): boolean;
+  /** Whether isAlive sees a death while the calling thread is blocked (Node); if not, a long stall counts as one. */
+  readonly exitSeenWhileBlocked?: boolean;
 }
 
 export interface WasmPlatform {
