@@ -9,7 +9,9 @@ import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
 import { activate, type Activation } from "../src/kernels/activations.js";
 import { conv2dOutputSize } from "../src/kernels/conv2d.js";
 import { EXP_HI, EXP_LO, expf } from "../src/kernels/exp.js";
-import { AttentionPool2d, Params } from "../src/model.js";
+import { AttentionPool2d, buildModel, Params } from "../src/model.js";
+import { parseSafetensors } from "../src/weights/safetensors.js";
+import { npy } from "./helpers/golden.js";
 import type { StateDict, Tensor } from "../src/tensor.js";
 
 const ts = new TsBackend();
@@ -283,6 +285,19 @@ describe("hostile input: NaN and ±Inf as in PyTorch, data that is not float32, 
       same((b) => op(b, x, r));
       expect(bits(op(ts, x, r).data)).toEqual(expected);
     }
+  });
+
+  test("a model's encodeImage on Float64Array pixels: the bits of their f32 rounding, on both backends", async () => {
+    const sd = parseSafetensors(readFileSync("test/golden/models/rn/weights.safetensors"));
+    const pixels = npy("test/golden/models/rn/pixels.npy");
+    const f64 = { shape: pixels.shape, data: Float64Array.from(pixels.data, (v, i) => v + ((i % 5) - 2) * 1e-10) as unknown as Float32Array };
+    const rounded = { shape: pixels.shape, data: Float32Array.from(f64.data) };
+    expect(bits(rounded.data)).not.toEqual(bits(pixels.data)); // the offsets survive the rounding somewhere
+    const expected = bits(buildModel(sd, ts).encodeImage(rounded).data);
+    expect(bits(buildModel(sd, ts).encodeImage(f64).data)).toEqual(expected);
+    const model = buildModel(sd, await createWasmBackend({ threads: 2, minParallelWork: 0 }));
+    expect(bits(model.encodeImage(f64).data)).toEqual(expected);
+    model.dispose();
   });
 
   test("invalid shapes and arguments: both backends refuse with the same one-line message", () => {

@@ -12,7 +12,10 @@ import { TsBackend } from "../src/backend/ts.js";
 import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
 import { nodePlatform } from "../src/backend/node_wasm.js";
 import type { WasmPlatform, WorkerHandle } from "../src/backend/wasm_platform.js";
+import { buildModel } from "../src/model.js";
 import type { Tensor } from "../src/tensor.js";
+import { parseSafetensors } from "../src/weights/safetensors.js";
+import { bitsEqual, goldenDir, npy } from "./helpers/golden.js";
 
 const builds = ["build/clip.wasm", "build/clip-threads.wasm"];
 
@@ -317,6 +320,31 @@ describe("a worker thread that dies", () => {
     expect(Date.now() - t0).toBeLessThan(25_000);
     inside(b).exports = ex;
     await recovers(b, p);
+  });
+});
+
+describe("a worker thread that dies under a model", () => {
+  test("encodeImage after a kill: a one-line error, then the next encodeImage gives the bits of the TypeScript backend", async () => {
+    const dir = goldenDir("rn");
+    const sd = parseSafetensors(readFileSync(`${dir}/weights.safetensors`));
+    const pixels = npy(`${dir}/pixels.npy`);
+    const expected = buildModel(sd, new TsBackend()).encodeImage(pixels);
+    const backend = await createWasmBackend({ threads: 3, minParallelWork: 0 });
+    const model = buildModel(sd, backend);
+    try {
+      const inside = backend as unknown as { workers: (WorkerHandle & { worker: Worker })[]; restarting: Promise<void> | null };
+      expect(bitsEqual(model.encodeImage(pixels).data, expected.data)).toBe(true);
+      await inside.workers[0].worker.terminate();
+      const t0 = Date.now();
+      expect(() => model.encodeImage(pixels)).toThrow(/^wasm backend: wasm worker thread 1 of 2 exited \(crashed or was terminated\); \w+ failed and the pool was restarted/);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(bitsEqual(model.encodeImage(pixels).data, expected.data)).toBe(true); // on this thread alone
+      await inside.restarting;
+      expect(inside.workers).toHaveLength(2);
+      expect(bitsEqual(model.encodeImage(pixels).data, expected.data)).toBe(true); // on the new pool
+    } finally {
+      model.dispose();
+    }
   });
 });
 
