@@ -29,7 +29,8 @@ const ELEMENT_WORK = 8;
 /** How long a failed pool waits for its living workers to leave (they finish one unit of work first). */
 const ACK_TIMEOUT_MS = 10_000;
 /** Where a platform cannot see a worker's exit during a call: the silence, once every unit has been taken, after
- *  which the workers still on the job are taken for dead; at least STALL_CHUNKS times this thread's longest chunk. */
+ *  which the workers still on the job are taken for dead; at least STALL_CHUNKS times this thread's longest chunk.
+ *  Ten times that where it can (a safety net only). */
 const STALL_MS = 10_000;
 const STALL_CHUNKS = 50;
 
@@ -334,10 +335,11 @@ export class WasmBackend implements Backend {
     } finally {
       // A dead worker never counts itself done, and no event handler runs while this thread waits: so wait in
       // slices, and after each quiet one ask every worker whether its thread is still there. Where that cannot be
-      // seen during a call (browsers), a long silence once every unit has been taken is taken for a death.
+      // seen during a call (browsers), a long silence once every unit has been taken is taken for a death; where
+      // it can (Node), the same with a far longer silence, in case a Node release stops reporting it.
       const n = this.workers.length;
       const exact = this.workers.every((w) => w.exitSeenWhileBlocked);
-      const stallMs = Math.max(STALL_MS, STALL_CHUNKS * longest);
+      const stallMs = Math.max(STALL_MS, STALL_CHUNKS * longest) * (exact ? 10 : 1);
       let quietSince = 0;
       for (let spin = 0; Atomics.load(i32, c + CTRL.DONE) < n; spin++) {
         const done = Atomics.load(i32, c + CTRL.DONE);
@@ -346,7 +348,7 @@ export class WasmBackend implements Backend {
           quietSince = 0;
         } else if (this.workers.some((w) => !w.isAlive())) {
           this.failPool(name, null);
-        } else if (!exact) {
+        } else {
           const now = performance.now();
           if (!quietSince) quietSince = now;
           else if (now - quietSince > stallMs) this.failPool(name, now - quietSince);
@@ -379,7 +381,7 @@ export class WasmBackend implements Backend {
     this.restartPool();
     const what = stalledMs === null
       ? "exited (crashed or was terminated)"
-      : `did not finish its part of ${name} in ${(stalledMs / 1000).toFixed(1)} s and is taken for dead (this platform cannot see a thread end during a call)`;
+      : `did not finish its part of ${name} in ${(stalledMs / 1000).toFixed(1)} s and is taken for dead (its end could not be seen during the call)`;
     throw new Error(
       `wasm backend: wasm worker thread ${ids.join(", ")} of ${workers.length} ${what}; ${name} failed and the pool ` +
       "was restarted (the next calls work)",
