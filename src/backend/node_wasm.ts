@@ -40,7 +40,10 @@ function startWorkers(init: WorkerInit, count: number): Promise<WorkerHandle[]> 
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { init, tid: i + 1 } });
       let exited = false;
       // these run only when this thread's event loop does, i.e. between calls; during a call, isAlive asks below
-      worker.once("exit", () => { exited = true; });
+      worker.once("exit", (code) => {
+        exited = true;
+        reject(new Error(`wasm backend: worker ${i + 1} exited (code ${code}) before it started`)); // no-op once started
+      });
       worker.on("error", (e) => { exited = true; reject(e); }); // a lasting listener: a later crash is not uncaught
       // one message only: a lasting 'message' listener would ref the worker again and hold the process open
       worker.once("message", () => {
