@@ -1,5 +1,6 @@
 // The SIMD wasm kernels against the readable TypeScript ones, bit for bit, on random shapes and values; and the
 // same cases on 1, 2 and 3 threads (work is split over output units only, so the bits cannot depend on it).
+import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { test } from "@fast-check/vitest";
 import { afterAll, beforeAll, describe, expect } from "vitest";
@@ -9,8 +10,10 @@ import { activate, gelu, type Activation } from "../src/kernels/activations.js";
 import { conv2dOutputSize } from "../src/kernels/conv2d.js";
 import { ERF_CLAMP, ERF_SPLIT, erf } from "../src/kernels/erf.js";
 import { EXP_HI, EXP_LO, expf } from "../src/kernels/exp.js";
-import type { Tensor } from "../src/tensor.js";
+import { AttentionPool2d, buildModel, Params } from "../src/model.js";
+import { parseSafetensors } from "../src/weights/safetensors.js";
 import { npy } from "./helpers/golden.js";
+import type { StateDict, Tensor } from "../src/tensor.js";
 
 const ts = new TsBackend();
 let wasm: WasmBackend[] = []; // threads 1, 2, 3
@@ -230,10 +233,10 @@ describe("attention", () => {
     same((b) => b.attention(q, k, v, heads));
   });
 
-  test.prop([shape, seed, fc.boolean()], RUNS)("per-row key counts (causal or random, zero included)", ({ B, Lq, Lk, heads, hd }, s, causal) => {
+  test.prop([shape, seed, fc.boolean()], RUNS)("per-row key counts (causal or random, 1 included)", ({ B, Lq, Lk, heads, hd }, s, causal) => {
     const L = causal ? Lk : Lq;
     const q = t([B, L, heads * hd], s), k = t([B, Lk, heads * hd], s + 1), v = t([B, Lk, heads * hd], s + 2);
-    const counts = Int32Array.from({ length: B * L }, (_, i) => (causal ? (i % L) + 1 : (i * 7 + s) % (Lk + 1)));
+    const counts = Int32Array.from({ length: B * L }, (_, i) => (causal ? (i % L) + 1 : ((i * 7 + s) % Lk) + 1));
     same((b) => b.attention(q, k, v, heads, counts));
   });
 
@@ -264,6 +267,7 @@ describe("layer norm and average pooling", () => {
 
   test.prop([fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 13 }),
     fc.integer({ min: 1, max: 4 }), seed], RUNS)("avgPool2d", (N, C, H, W, k, s) => {
+    k = Math.min(k, H, W);
     const x = t([N, C, H, W], s);
     same((b) => b.avgPool2d(x, k));
   });
@@ -332,5 +336,133 @@ describe("erf and GELU against PyTorch (test/golden/gelu, tools/golden/make_gelu
     expect(pos.maxRel).toBeLessThanOrEqual(1e-6);
     expect(pos.worst).toBeLessThanOrEqual(8);
     expect(neg.worst).toBeLessThanOrEqual(8);
+  });
+});
+
+describe("hostile input: NaN and ±Inf as in PyTorch, data that is not float32, invalid shapes (both backends alike)", () => {
+  type Enc = { shape: number[]; data: (number | string)[] };
+  const dec = (e: Enc): Tensor => ({ shape: e.shape, data: Float32Array.from(e.data, (v) => Number(v)) }); // "NaN", "Infinity"
+  const golden = JSON.parse(readFileSync("test/golden/nan/ops.json", "utf8")) as {
+    cases: ({ op: string; name: string; out: Enc } & Record<string, unknown>)[];
+    attnpool: { spacialDim: number; embedDim: number; heads: number; outputDim: number; params: Record<string, Enc>; cases: { name: string; x: Enc; out: Enc }[] };
+  };
+
+  /** NaN and ±Inf exactly where PyTorch has them; finite values to rounding (PyTorch sums in other orders). */
+  function likeTorch(actual: Float32Array, expected: Float32Array): void {
+    expect(actual.length).toBe(expected.length);
+    for (let i = 0; i < expected.length; i++) {
+      const a = actual[i], e = expected[i];
+      if (Number.isNaN(e)) expect(a, `[${i}]`).toBeNaN();
+      else if (!Number.isFinite(e)) expect(a, `[${i}]`).toBe(e);
+      else expect(Math.abs(a - e), `[${i}]: ${a} vs ${e}`).toBeLessThanOrEqual(2e-6 * Math.max(1, Math.abs(e)));
+    }
+  }
+
+  const runCase = (b: TsBackend | WasmBackend, c: (typeof golden.cases)[number]): Tensor => {
+    if (c.op === "avgPool2d") return b.avgPool2d(dec(c.x as Enc), c.k as number);
+    if (c.op === "layerNorm") return b.layerNorm(dec(c.x as Enc), dec(c.weight as Enc), dec(c.bias as Enc), c.eps as number);
+    return b.attention(dec(c.q as Enc), dec(c.k as Enc), dec(c.v as Enc), c.heads as number);
+  };
+
+  test.each(golden.cases.map((c) => [`${c.op}: ${c.name}`, c] as const))("%s (golden from torch)", (_, c) => {
+    same((b) => runCase(b, c));
+    likeTorch(runCase(ts, c).data, dec(c.out).data);
+  });
+
+  test.each(golden.attnpool.cases.map((c) => [c.name, c] as const))("the ResNet's attention pool, %s (golden from torch)", (_, c) => {
+    const { spacialDim, embedDim, heads, outputDim } = golden.attnpool;
+    const run = (b: TsBackend | WasmBackend) => {
+      const sd: StateDict = new Map(Object.entries(golden.attnpool.params).map(([k, v]) => [`attnpool.${k}`, dec(v)]));
+      return new AttentionPool2d(b, new Params(sd), "attnpool", spacialDim, embedDim, heads, outputDim).forward(dec(c.x));
+    };
+    same(run);
+    likeTorch(run(ts).data, dec(c.out).data);
+  });
+
+  test("data that is not float32 (a Float64Array of pixels) is rounded to f32 first: the same bits everywhere", () => {
+    const f64 = (shape: number[], s: number): Tensor => ({
+      shape, data: Float64Array.from(values(shape.reduce((a, b) => a * b, 1), s), (v, i) => v + (i % 7) * 1e-9 + 1e-12) as unknown as Float32Array,
+    });
+    const asF32 = (t: Tensor): Tensor => ({ shape: t.shape, data: Float32Array.from(t.data) });
+    const x = f64([1, 3, 9, 9], 1), w = t([4, 3, 3, 3], 2), r = f64([1, 4, 9, 9], 3);
+    expect([...x.data].some((v) => v !== Math.fround(v))).toBe(true);
+    const ops: ((b: TsBackend | WasmBackend, x: Tensor, r: Tensor) => Tensor)[] = [
+      (b, x, r) => b.conv2d(x, b.prepareConv2d(w, null, 1, 1), "relu", r),
+      (b, x, r) => b.linear(x, b.prepareLinear(t([5, 9], 4), t([5], 5)), "none", { shape: [1, 3, 9, 5], data: r.data.subarray(0, 135) }),
+      (b, x) => b.layerNorm(x, t([9], 6), t([9], 7)),
+      (b, x) => b.avgPool2d(x, 2),
+      (b, x) => b.attention({ shape: [3, 9, 9], data: x.data }, { shape: [3, 9, 9], data: x.data }, { shape: [3, 9, 9], data: x.data }, 3),
+      (b, _, r) => b.linear(t([2, 3], 8), b.prepareLinear(f64([4, 3], 9), f64([4], 10))),
+    ];
+    for (const op of ops) {
+      const expected = bits(op(ts, asF32(x), asF32(r)).data);
+      same((b) => op(b, x, r));
+      expect(bits(op(ts, x, r).data)).toEqual(expected);
+    }
+  });
+
+  test("a model's encodeImage on Float64Array pixels: the bits of their f32 rounding, on both backends", async () => {
+    const sd = parseSafetensors(readFileSync("test/golden/models/rn/weights.safetensors"));
+    const pixels = npy("test/golden/models/rn/pixels.npy");
+    const f64 = { shape: pixels.shape, data: Float64Array.from(pixels.data, (v, i) => v + ((i % 5) - 2) * 1e-10) as unknown as Float32Array };
+    const rounded = { shape: pixels.shape, data: Float32Array.from(f64.data) };
+    expect(bits(rounded.data)).not.toEqual(bits(pixels.data)); // the offsets survive the rounding somewhere
+    const expected = bits(buildModel(sd, ts).encodeImage(rounded).data);
+    expect(bits(buildModel(sd, ts).encodeImage(f64).data)).toEqual(expected);
+    const model = buildModel(sd, await createWasmBackend({ threads: 2, minParallelWork: 0 }));
+    expect(bits(model.encodeImage(f64).data)).toEqual(expected);
+    model.dispose();
+  });
+
+  test("invalid shapes and arguments: both backends refuse with the same one-line message", () => {
+    const x4 = t([1, 2, 4, 4], 1), q = t([1, 2, 4], 2), kv = t([1, 3, 4], 3);
+    const bad: [RegExp, (b: TsBackend | WasmBackend) => unknown][] = [
+      [/linear: residual \[2, 4\] does not match the output \[2, 5\]/, (b) => b.linear(t([2, 3], 1), b.prepareLinear(t([5, 3], 2), null), "none", t([2, 4], 3))],
+      [/linear: input \[2, 4\] does not end in 3/, (b) => b.linear(t([2, 4], 1), b.prepareLinear(t([5, 3], 2), null))],
+      [/linear: input: 5 values for shape \[2, 3\]/, (b) => b.linear({ shape: [2, 3], data: new Float32Array(5) }, b.prepareLinear(t([5, 3], 2), null))],
+      [/linear: input: shape \[2, -3\] is not made of integers/, (b) => b.linear({ shape: [2, -3], data: new Float32Array(0) }, b.prepareLinear(t([5, 3], 2), null))],
+      [/prepareLinear: bias \[4\] for 5 outputs/, (b) => b.prepareLinear(t([5, 3], 2), t([4], 1))],
+      [/prepareLinear: weight: 14 values for shape \[5, 3\]/, (b) => b.prepareLinear({ shape: [5, 3], data: new Float32Array(14) }, null)],
+      [/prepareConv2d: stride 0/, (b) => b.prepareConv2d(t([3, 2, 3, 3], 1), null, 0, 1)],
+      [/conv2d: input \[1, 2, 4, 4\] is not \[N, 3, H, W\]/, (b) => b.conv2d(x4, b.prepareConv2d(t([4, 3, 3, 3], 1), null, 1, 1))],
+      [/conv2d: residual \[1, 4, 4, 3\] does not match the output \[1, 4, 4, 4\]/, (b) => b.conv2d(x4, b.prepareConv2d(t([4, 2, 3, 3], 1), null, 1, 1), "relu", t([1, 4, 4, 3], 2))],
+      [/conv2d: input: 31 values for shape \[1, 2, 4, 4\]/, (b) => b.conv2d({ shape: [1, 2, 4, 4], data: new Float32Array(31) }, b.prepareConv2d(t([4, 2, 3, 3], 1), null, 1, 1))],
+      [/conv2d: input \[1, 2, 2, 2\] is smaller than the 3×3 kernel/, (b) => b.conv2d(t([1, 2, 2, 2], 1), b.prepareConv2d(t([4, 2, 3, 3], 1), null, 1, 0))],
+      [/linear: unknown activation "gelu2"/, (b) => b.linear(t([2, 3], 1), b.prepareLinear(t([5, 3], 2), null), "gelu2" as Activation)],
+      [/attention: keyCount has 3 entries, expected 2/, (b) => b.attention(q, kv, kv, 2, Int32Array.from([1, 2, 3]))],
+      [/attention: keyCount has 1 entries, expected 2/, (b) => b.attention(q, kv, kv, 2, Int32Array.from([1]))],
+      [/attention: keyCount\[1\] = 4 not in \[1, 3\]/, (b) => b.attention(q, kv, kv, 2, Int32Array.from([3, 4]))],
+      [/attention: keyCount\[0\] = 0 not in \[1, 3\]/, (b) => b.attention(q, kv, kv, 2, Int32Array.from([0, 1]))],
+      [/attention: keyCount\[1\] = -1 not in \[1, 3\]/, (b) => b.attention(q, kv, kv, 2, Int32Array.from([1, -1]))],
+      [/attention: 3 heads do not divide 4/, (b) => b.attention(q, kv, kv, 3)],
+      [/attention: 0 heads do not divide 4/, (b) => b.attention(q, kv, kv, 0)],
+      [/attention: 1.5 heads do not divide 4/, (b) => b.attention(q, kv, kv, 1.5)],
+      [/attention: q \[1, 2, 4\], k \[1, 3, 4\], v \[1, 2, 4\] do not match/, (b) => b.attention(q, kv, q, 2)],
+      [/attention: k: 11 values for shape \[1, 3, 4\]/, (b) => b.attention(q, { shape: [1, 3, 4], data: new Float32Array(11) }, kv, 2)],
+      [/attention: no keys/, (b) => b.attention(q, t([1, 0, 4], 1), t([1, 0, 4], 1), 2)],
+      [/avgPool2d: kernel 0 must be a positive integer/, (b) => b.avgPool2d(x4, 0)],
+      [/avgPool2d: kernel -2 must be a positive integer/, (b) => b.avgPool2d(x4, -2)],
+      [/avgPool2d: kernel 1.5 must be a positive integer/, (b) => b.avgPool2d(x4, 1.5)],
+      [/avgPool2d: kernel 5 is larger than the 4×4 input/, (b) => b.avgPool2d(x4, 5)],
+      [/avgPool2d: input: 33 values for shape \[1, 2, 4, 4\]/, (b) => b.avgPool2d({ shape: [1, 2, 4, 4], data: new Float32Array(33) }, 2)],
+      [/layerNorm: weight \[3\] \/ bias \[4\] for rows of 4/, (b) => b.layerNorm(q, t([3], 1), t([4], 2))],
+      [/layerNorm: weight \[4\] \/ bias \[5\] for rows of 4/, (b) => b.layerNorm(q, t([4], 1), t([5], 2))],
+      [/layerNorm: eps NaN must be finite and ≥ 0/, (b) => b.layerNorm(q, t([4], 1), t([4], 2), NaN)],
+      [/layerNorm: input: 7 values for shape \[2, 4\]/, (b) => b.layerNorm({ shape: [2, 4], data: new Float32Array(7) }, t([4], 1), t([4], 2))],
+    ];
+    const message = (f: () => unknown): string => {
+      try {
+        f();
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "(no error)";
+    };
+    for (const [re, call] of bad) {
+      const expected = message(() => call(ts));
+      expect(expected).toMatch(re);
+      expect(expected).not.toContain("\n");
+      for (const b of wasm) expect(message(() => call(b)), `${b.threads} thread(s)`).toBe(expected);
+    }
   });
 });

@@ -56,3 +56,21 @@ describe.each(["ts", "wasm"] as const)("refused at the call (%s)", (backend) => 
     }
   });
 });
+
+describe.each(["ts", "wasm"] as const)("NaN and Inf pixels give NaN features, as in PyTorch (%s)", (backend) => {
+  // torch.relu keeps NaN, and the attention pool's softmax over a NaN or all +Inf row is NaN (test/golden/nan)
+  test("one NaN pixel, or every pixel +Inf, on the ResNet", async () => {
+    const model = await loadModel(bytes(golden("rn")), { backend, threads: 2 });
+    try {
+      const r = model.config.imageResolution;
+      for (const fill of [NaN, Infinity]) {
+        const data = new Float32Array(3 * r * r).fill(Number.isNaN(fill) ? 0.1 : fill);
+        if (Number.isNaN(fill)) data[5] = NaN;
+        const out = model.encodeImage({ data, shape: [1, 3, r, r] });
+        expect([...out.data].every(Number.isNaN), `fill ${fill}`).toBe(true);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+});

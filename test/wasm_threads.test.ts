@@ -6,12 +6,54 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
+import type { Worker } from "node:worker_threads";
+import type { LinearWeights } from "../src/backend/backend.js";
 import { TsBackend } from "../src/backend/ts.js";
-import { createWasmBackend } from "../src/backend/wasm.js";
+import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
 import { nodePlatform } from "../src/backend/node_wasm.js";
+import type { WasmPlatform, WorkerHandle } from "../src/backend/wasm_platform.js";
+import { buildModel } from "../src/model.js";
 import type { Tensor } from "../src/tensor.js";
+import { parseSafetensors } from "../src/weights/safetensors.js";
+import { bitsEqual, goldenDir, npy } from "./helpers/golden.js";
 
 const builds = ["build/clip.wasm", "build/clip-threads.wasm"];
+
+/**
+ * Runs TypeScript `source` in a child Node process (no TypeScript runner is installed, so a loader hook transpiles
+ * the sources), optionally under a shell prefix such as a ulimit; stderr without Node's experimental warnings.
+ */
+function runChild(source: string, shellPrefix = ""): { stdout: string; stderr: string; status: number | null } {
+  const dir = mkdtempSync(join(tmpdir(), "clip-wasm-"));
+  try {
+    const ts = join(process.cwd(), "node_modules/typescript/lib/typescript.js");
+    writeFileSync(join(dir, "hooks.mjs"), `
+      import { readFileSync, existsSync } from "node:fs";
+      import { createRequire } from "node:module";
+      const ts = createRequire(import.meta.url)(${JSON.stringify(ts)});
+      export async function resolve(spec, ctx, next) {
+        if (spec.endsWith(".js") && ctx.parentURL && ctx.parentURL.endsWith(".ts")) {
+          const url = new URL(spec.slice(0, -3) + ".ts", ctx.parentURL);
+          if (existsSync(url)) return { url: url.href, shortCircuit: true };
+        }
+        return next(spec, ctx);
+      }
+      export async function load(url, ctx, next) {
+        if (!url.endsWith(".ts")) return next(url, ctx);
+        const out = ts.transpileModule(readFileSync(new URL(url), "utf8"), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+        return { format: "module", source: out.outputText, shortCircuit: true };
+      }`);
+    writeFileSync(join(dir, "register.mjs"), `import { register } from "node:module"; register(${JSON.stringify(pathToFileURL(join(dir, "hooks.mjs")).href)});`);
+    writeFileSync(join(dir, "main.ts"), source);
+    const args = ["--import", pathToFileURL(join(dir, "register.mjs")).href, join(dir, "main.ts")];
+    const r = shellPrefix
+      ? spawnSync("/bin/sh", ["-c", `${shellPrefix}; exec "$0" "$@"`, process.execPath, ...args], { encoding: "utf8", timeout: 30_000 })
+      : spawnSync(process.execPath, args, { encoding: "utf8", timeout: 30_000 });
+    return { stdout: r.stdout, stderr: r.stderr.replace(/.*ExperimentalWarning.*\n|.*--trace-warnings.*\n/g, ""), status: r.status };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** Section ids of a wasm binary (1 type, 2 import, 3 function, 7 export, 8 start, 10 code, 11 data, 12 data count). */
 function sections(bytes: Uint8Array): number[] {
@@ -130,45 +172,216 @@ describe("the pool", () => {
   });
 
   test("a process with an idle pool exits without dispose(), and with it", () => {
-    // a child Node process (no TypeScript runner is installed, so a loader hook transpiles the sources)
-    const dir = mkdtempSync(join(tmpdir(), "clip-wasm-"));
-    try {
-      const ts = join(process.cwd(), "node_modules/typescript/lib/typescript.js");
-      writeFileSync(join(dir, "hooks.mjs"), `
-        import { readFileSync, existsSync } from "node:fs";
-        import { createRequire } from "node:module";
-        const ts = createRequire(import.meta.url)(${JSON.stringify(ts)});
-        export async function resolve(spec, ctx, next) {
-          if (spec.endsWith(".js") && ctx.parentURL && ctx.parentURL.endsWith(".ts")) {
-            const url = new URL(spec.slice(0, -3) + ".ts", ctx.parentURL);
-            if (existsSync(url)) return { url: url.href, shortCircuit: true };
-          }
-          return next(spec, ctx);
+    for (const dispose of [false, true]) {
+      const started = Date.now();
+      const r = runChild(`
+        import { createWasmBackend } from ${JSON.stringify(pathToFileURL(join(process.cwd(), "src/backend/wasm.ts")).href)};
+        const b = await createWasmBackend({ threads: 3, minParallelWork: 0 });
+        const y = b.avgPool2d({ shape: [1, 4, 2, 2], data: new Float32Array(16).fill(2) }, 2);
+        console.log("ok", y.data.join(","));
+        ${dispose ? "b.dispose();" : ""}`);
+      expect(r.stderr).toBe("");
+      expect(r.stdout.trim()).toBe("ok 2,2,2,2");
+      expect(r.status).toBe(0);
+      expect(Date.now() - started).toBeLessThan(20_000);
+    }
+  });
+});
+
+describe("a worker thread that dies", () => {
+  type Handle = WorkerHandle & { worker: Worker };
+  type Inside = { workers: Handle[]; restarting: Promise<void> | null; exports: Record<string, (...a: number[]) => number> };
+  const inside = (b: WasmBackend) => b as unknown as Inside;
+  const backends: WasmBackend[] = [];
+  afterAll(() => backends.forEach((b) => b.dispose()));
+
+  const rnd = (shape: number[], s: number): Tensor => ({
+    shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898 + s) * 2),
+  });
+  const x = rnd([24, 96], 1), w = rnd([200, 96], 2), bias = rnd([200], 3);
+  const expected = new Uint32Array(new TsBackend().linear(x, new TsBackend().prepareLinear(w, bias), "quickgelu").data.buffer);
+  const bitsOf = (t: Tensor) => new Uint32Array(t.data.buffer);
+  /** simdPeak steps for a job of ~0.7 s on 3 threads: units of ~80 ms, so a worker killed in its first unit (a kill
+   *  takes effect within a few ms) cannot have finished its part of the job. */
+  const LONG_PEAK = 40_000_000;
+
+  /** After the failed call: the next calls work at once (on this thread), then on a fresh pool, with the same bits. */
+  async function recovers(b: WasmBackend, p: LinearWeights): Promise<void> {
+    expect(bitsOf(b.linear(x, p, "quickgelu"))).toEqual(expected);
+    await inside(b).restarting;
+    expect(inside(b).workers).toHaveLength(2);
+    expect(inside(b).workers.every((h) => h.isAlive())).toBe(true);
+    for (let i = 0; i < 20; i++) expect(bitsOf(b.linear(x, p, "quickgelu"))).toEqual(expected);
+    expect(b.simdPeak(64)).toBe(3 * 64 * 96);
+  }
+
+  test("Node: isAlive() turns false while this thread never yields to the event loop", async () => {
+    const b = await createWasmBackend({ threads: 2 });
+    backends.push(b);
+    const h = inside(b).workers[0];
+    expect(h.isAlive()).toBe(true);
+    void h.worker.terminate();
+    const t0 = Date.now();
+    while (h.isAlive() && Date.now() - t0 < 2000) { /* no await: the 'exit' event cannot run */ }
+    expect(h.isAlive()).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  test("killed between calls: the next call throws a clear error at once, the one after works, same bits", async () => {
+    const b = await createWasmBackend({ threads: 3, minParallelWork: 0 });
+    backends.push(b);
+    const p = b.prepareLinear(w, bias);
+    expect(bitsOf(b.linear(x, p, "quickgelu"))).toEqual(expected);
+    await inside(b).workers[1].worker.terminate(); // its 'exit' event has run
+    const t0 = Date.now();
+    expect(() => b.linear(x, p, "quickgelu")).toThrow(/^wasm backend: wasm worker thread 2 of 2 exited \(crashed or was terminated\); packRows failed and the pool was restarted \(the next calls work\)$/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await recovers(b, p);
+  });
+
+  /** How long the job takes with every thread alive: a failed job may take that long, plus the detection. */
+  function normalJob(b: WasmBackend): number {
+    const t0 = Date.now();
+    b.simdPeak(LONG_PEAK);
+    return Date.now() - t0;
+  }
+
+  test("killed during a call (this thread blocked, no event can run): the call throws within a second or two", async () => {
+    const b = await createWasmBackend({ threads: 3, minParallelWork: 0 });
+    backends.push(b);
+    const p = b.prepareLinear(w, bias);
+    const normal = normalJob(b);
+    // white box: this thread's first unit of the job first kills worker 1 for real and sees it gone (the workers
+    // are computing the same job meanwhile), then does its unit
+    const ex = inside(b).exports, victim = inside(b).workers[0];
+    let killedAt = 0;
+    inside(b).exports = {
+      ...ex,
+      simdPeak: (...a: number[]) => {
+        if (!killedAt) {
+          void victim.worker.terminate();
+          while (victim.isAlive()) { /* synchronous: the 'exit' event cannot run */ }
+          killedAt = Date.now();
         }
-        export async function load(url, ctx, next) {
-          if (!url.endsWith(".ts")) return next(url, ctx);
-          const out = ts.transpileModule(readFileSync(new URL(url), "utf8"), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
-          return { format: "module", source: out.outputText, shortCircuit: true };
-        }`);
-      writeFileSync(join(dir, "register.mjs"), `import { register } from "node:module"; register(${JSON.stringify(pathToFileURL(join(dir, "hooks.mjs")).href)});`);
-      for (const dispose of [false, true]) {
-        writeFileSync(join(dir, "main.ts"), `
-          import { createWasmBackend } from ${JSON.stringify(pathToFileURL(join(process.cwd(), "src/backend/wasm.ts")).href)};
-          const b = await createWasmBackend({ threads: 3, minParallelWork: 0 });
-          const y = b.avgPool2d({ shape: [1, 4, 2, 2], data: new Float32Array(16).fill(2) }, 2);
-          console.log("ok", y.data.join(","));
-          ${dispose ? "b.dispose();" : ""}`);
-        const started = Date.now();
-        const r = spawnSync(process.execPath, ["--import", pathToFileURL(join(dir, "register.mjs")).href, join(dir, "main.ts")], {
-          encoding: "utf8", timeout: 30_000,
-        });
-        expect(r.stderr.replace(/.*ExperimentalWarning.*\n|.*--trace-warnings.*\n/g, "")).toBe("");
-        expect(r.stdout.trim()).toBe("ok 2,2,2,2");
-        expect(r.status).toBe(0);
-        expect(Date.now() - started).toBeLessThan(20_000);
+        return ex.simdPeak(...a);
+      },
+    };
+    expect(() => b.simdPeak(LONG_PEAK)).toThrow(/wasm worker thread 1 of 2 exited .*; simdPeak failed/);
+    expect(killedAt).toBeGreaterThan(0);
+    expect(Date.now() - killedAt).toBeLessThan(2 * normal + 1500); // the job, done by one thread fewer, then ≤ 50 ms
+    inside(b).exports = ex;
+    await recovers(b, p);
+  });
+
+  test("killed while this thread waits for the job's end: detected by polling, not by an event", async () => {
+    const b = await createWasmBackend({ threads: 3, minParallelWork: 0 });
+    backends.push(b);
+    const p = b.prepareLinear(w, bias);
+    const normal = normalJob(b);
+    const ex = inside(b).exports, victim = inside(b).workers[1];
+    // terminate() only asks; the thread ends a few ms later, while this one is blocked in the kernel and then waits
+    inside(b).exports = { ...ex, simdPeak: (...a: number[]) => (victim.isAlive() && void victim.worker.terminate(), ex.simdPeak(...a)) };
+    const t0 = Date.now();
+    expect(() => b.simdPeak(LONG_PEAK)).toThrow(/wasm worker thread 2 of 2 exited/);
+    expect(Date.now() - t0).toBeLessThan(2 * normal + 1500);
+    inside(b).exports = ex;
+    await recovers(b, p);
+  });
+
+  test("where a thread's end cannot be seen during a call (browsers), a long stall counts as one", async () => {
+    // Node's platform with handles that, like a browser's, never notice a death while the caller is blocked
+    const platform: WasmPlatform = {
+      ...nodePlatform,
+      startWorkers: async (init, count) => (await nodePlatform.startWorkers(init, count)).map((h) => ({
+        worker: (h as Handle).worker, terminate: () => h.terminate(), isAlive: () => true,
+      })),
+    };
+    const b = await createWasmBackend({ threads: 3, minParallelWork: 0, platform });
+    backends.push(b);
+    const p = b.prepareLinear(w, bias);
+    const ex = inside(b).exports, victim = inside(b).workers[0];
+    // killed for real (Node's own probe says so) during this thread's first unit: the worker is inside a unit too
+    let killed = false;
+    inside(b).exports = {
+      ...ex,
+      simdPeak: (...a: number[]) => {
+        if (!killed) {
+          void victim.worker.terminate();
+          while (victim.worker.performance.eventLoopUtilization().idle !== -1) { /* a few ms */ }
+          killed = true;
+        }
+        return ex.simdPeak(...a);
+      },
+    };
+    const t0 = Date.now();
+    expect(() => b.simdPeak(LONG_PEAK)).toThrow(
+      /^wasm backend: wasm worker thread 1 of 2 did not finish its part of simdPeak in 1\d\.\d s and is taken for dead .*; simdPeak failed and the pool was restarted/,
+    );
+    expect(Date.now() - t0).toBeLessThan(25_000);
+    inside(b).exports = ex;
+    await recovers(b, p);
+  });
+});
+
+describe("a worker thread that dies under a model", () => {
+  test("encodeImage after a kill: a one-line error, then the next encodeImage gives the bits of the TypeScript backend", async () => {
+    const dir = goldenDir("rn");
+    const sd = parseSafetensors(readFileSync(`${dir}/weights.safetensors`));
+    const pixels = npy(`${dir}/pixels.npy`);
+    const expected = buildModel(sd, new TsBackend()).encodeImage(pixels);
+    const backend = await createWasmBackend({ threads: 3, minParallelWork: 0 });
+    const model = buildModel(sd, backend);
+    try {
+      const inside = backend as unknown as { workers: (WorkerHandle & { worker: Worker })[]; restarting: Promise<void> | null };
+      expect(bitsEqual(model.encodeImage(pixels).data, expected.data)).toBe(true);
+      await inside.workers[0].worker.terminate();
+      const t0 = Date.now();
+      expect(() => model.encodeImage(pixels)).toThrow(/^wasm backend: wasm worker thread 1 of 2 exited \(crashed or was terminated\); \w+ failed and the pool was restarted/);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(bitsEqual(model.encodeImage(pixels).data, expected.data)).toBe(true); // on this thread alone
+      await inside.restarting;
+      expect(inside.workers).toHaveLength(2);
+      expect(bitsEqual(model.encodeImage(pixels).data, expected.data)).toBe(true); // on the new pool
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe("wasm memory that cannot be allocated", () => {
+  test("a refused WebAssembly.Memory: one line that says so and points to the ts backend", async () => {
+    const Memory = WebAssembly.Memory;
+    WebAssembly.Memory = function () {
+      throw new RangeError("WebAssembly.Memory(): could not allocate memory");
+    } as unknown as typeof WebAssembly.Memory;
+    try {
+      for (const threads of [1, 2]) {
+        const e = await createWasmBackend({ threads }).catch((err: Error) => err);
+        expect(e).toBeInstanceOf(RangeError);
+        expect((e as Error).message).toMatch(/^wasm backend: could not allocate wasm memory \(a (shared memory of up to 4 GiB|memory), 64 KiB to start\): WebAssembly.Memory\(\): could not allocate memory; .*ulimit -v.*--backend ts, or \{ backend: "ts" \}$/);
+        expect((e as Error).message).not.toContain("\n");
       }
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      WebAssembly.Memory = Memory;
     }
+  });
+
+  test("a refused grow: says how much", async () => {
+    const b = await createWasmBackend({ threads: 1 });
+    (b as unknown as { memory: { grow(n: number): number } }).memory.grow = () => {
+      throw new RangeError("WebAssembly.Memory.grow(): Maximum memory size exceeded");
+    };
+    expect(() => b.avgPool2d({ shape: [1, 1, 1000, 1000], data: new Float32Array(1e6) }, 2)).toThrow(
+      /^wasm backend: could not allocate wasm memory \(growing it from 0\.1 MiB to 3\.9 MiB\): .*--backend ts/,
+    );
+    b.dispose();
+  });
+
+  test("under a real `ulimit -v` (the engine reserves GiBs of address space per memory)", () => {
+    const r = runChild(`
+      import { createWasmBackend } from ${JSON.stringify(pathToFileURL(join(process.cwd(), "src/backend/wasm.ts")).href)};
+      try { await createWasmBackend({ threads: 1 }); console.log("allocated"); } catch (e) { console.log(e.message); }`,
+    "ulimit -v 4000000");
+    expect(r.stdout.trim()).toMatch(/^wasm backend: could not allocate wasm memory \(a memory, 64 KiB to start\): .*--backend ts/);
   });
 });

@@ -4,7 +4,9 @@ import type { Tensor } from "../tensor.js";
 /**
  * What the model asks of a backend. Two implementations with the same bits: "ts" runs the readable kernels of
  * src/kernels/, "wasm" their SIMD twins in assembly/. Weights are handed over once, at load, so a backend can
- * repack them (the wasm backend copies them into its memory in GEMM panel order).
+ * repack them (the wasm backend copies them into its memory in GEMM panel order). Both check every call with
+ * ./validate.ts, so they refuse the same calls with the same message, and round data that is not float32 (a
+ * Float64Array of pixels) to f32 there, before any kernel sees it.
  */
 export interface Backend {
   readonly name: string;

@@ -77,7 +77,13 @@ function startWorkers(init: WorkerInit, count: number): Promise<WorkerHandle[]> 
       for (const w of workers) w.terminate();
       throw failed.reason;
     }
-    return workers.map((w) => ({ terminate: () => w.terminate() }));
+    return workers.map((w) => {
+      // A thread blocked in Atomics.wait runs no handler, and browsers expose no synchronous state of a worker: a
+      // death reported by onerror is seen at the next call; one during a call, as a stall (see WasmBackend.run).
+      let dead = false;
+      w.onerror = () => { dead = true; };
+      return { terminate: () => { dead = true; w.terminate(); }, isAlive: () => !dead };
+    });
   });
 }
 

@@ -38,14 +38,34 @@ function startWorkers(init: WorkerInit, count: number): Promise<WorkerHandle[]> 
   return Promise.all(
     Array.from({ length: count }, (_, i) => new Promise<WorkerHandle>((resolve, reject) => {
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { init, tid: i + 1 } });
+      let exited = false;
+      // these run only when this thread's event loop does, i.e. between calls; during a call, isAlive asks below
+      worker.once("exit", (code) => {
+        exited = true;
+        reject(new Error(`wasm backend: worker ${i + 1} exited (code ${code}) before it started`)); // no-op once started
+      });
+      worker.on("error", (e) => { exited = true; reject(e); }); // a lasting listener: a later crash is not uncaught
       // one message only: a lasting 'message' listener would ref the worker again and hold the process open
       worker.once("message", () => {
         worker.unref(); // from now on an idle pool must not keep the process alive
-        resolve({ terminate: () => void worker.terminate() });
+        resolve(nodeHandle(worker, () => exited));
       });
-      worker.once("error", reject);
     })),
   );
+}
+
+/**
+ * A worker's handle. isAlive must answer while this thread is blocked in Atomics.wait, when the 'exit' event
+ * cannot be delivered: the worker's event-loop utilization reads its native state, which reports an idle time of
+ * −1 as soon as the thread has stopped (tested in test/wasm_threads.test.ts). `worker` is there for that test.
+ */
+function nodeHandle(worker: Worker, exited: () => boolean): WorkerHandle & { worker: Worker } {
+  return {
+    worker,
+    exitSeenWhileBlocked: true,
+    terminate: () => void worker.terminate(),
+    isAlive: () => !exited() && worker.performance.eventLoopUtilization().idle !== -1,
+  };
 }
 
 export const nodePlatform: WasmPlatform = {

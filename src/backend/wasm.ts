@@ -1,7 +1,9 @@
 import type { Activation } from "../kernels/activations.js";
-import { conv2dOutputSize } from "../kernels/conv2d.js";
 import { numel, shapeString, tensor, type Tensor } from "../tensor.js";
 import type { Backend, Conv2dWeights, LinearWeights } from "./backend.js";
+import {
+  checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear, checkTensor,
+} from "./validate.js";
 import { KERNELS, CTRL, type KernelName, type WasmPlatform, type WorkerHandle } from "./wasm_platform.js";
 
 export type { WasmPlatform } from "./wasm_platform.js";
@@ -23,6 +25,14 @@ const MIN_PARALLEL_WORK = 1 << 20;
 /** Work of one element of a memory-bound kernel (copy, normalise, pool) in multiply-adds: the SIMD GEMM does about
  *  this many in the time one float goes through memory. */
 const ELEMENT_WORK = 8;
+
+/** How long a failed pool waits for its living workers to leave (they finish one unit of work first). */
+const ACK_TIMEOUT_MS = 10_000;
+/** Where a platform cannot see a worker's exit during a call: the silence, once every unit has been taken, after
+ *  which the workers still on the job are taken for dead; at least STALL_CHUNKS times this thread's longest chunk.
+ *  Ten times that where it can (a safety net only). */
+const STALL_MS = 10_000;
+const STALL_CHUNKS = 50;
 
 const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2, gelu: 3 };
 
@@ -49,12 +59,30 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   }
   const shared = threads > 1;
   const module = await platform.loadModule(shared);
-  const memory = shared
-    ? new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true })
-    : new WebAssembly.Memory({ initial: 1 });
+  let memory: WebAssembly.Memory;
+  try {
+    memory = shared
+      ? new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true })
+      : new WebAssembly.Memory({ initial: 1 });
+  } catch (e) {
+    throw memoryError(`a ${shared ? "shared memory of up to 4 GiB" : "memory"}, 64 KiB to start`, e);
+  }
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const workers = shared ? await platform.startWorkers({ module, memory, ctrl: CTRL.OFFSET, kernels: KERNELS }, threads - 1) : [];
-  return new WasmBackend(instance.exports as unknown as Exports, memory, workers, options.minParallelWork ?? MIN_PARALLEL_WORK);
+  const init = { module, memory, ctrl: CTRL.OFFSET, kernels: KERNELS };
+  const startWorkers = () => platform.startWorkers(init, threads - 1);
+  const workers = shared ? await startWorkers() : [];
+  return new WasmBackend(
+    instance.exports as unknown as Exports, memory, workers, options.minParallelWork ?? MIN_PARALLEL_WORK, shared ? startWorkers : null,
+  );
+}
+
+/** V8 reserves several GiB of address space for any wasm memory, so a `ulimit -v` can refuse even its first page. */
+function memoryError(what: string, e: unknown): Error {
+  if (!(e instanceof RangeError)) return e as Error;
+  return new RangeError(
+    `wasm backend: could not allocate wasm memory (${what}): ${e.message}; is the address space limited (ulimit -v)? ` +
+    `The ts backend needs no wasm memory: --backend ts, or { backend: "ts" }`,
+  );
 }
 
 /**
@@ -72,20 +100,22 @@ export class WasmBackend implements Backend {
   private disposed = false;
   /** The current op's result in the arena (reserveOutput), and its JS array once a parallel run has made it. */
   private output: { p: number; n: number; early: Float32Array | null } | null = null;
+  /** A new pool being started after a worker died; until it is up, every kernel runs on this thread alone. */
+  private restarting: Promise<void> | null = null;
 
   constructor(
-    private readonly exports: Exports, private readonly memory: WebAssembly.Memory, private readonly workers: WorkerHandle[],
+    private readonly exports: Exports, private readonly memory: WebAssembly.Memory, private workers: WorkerHandle[],
     private readonly minParallelWork = MIN_PARALLEL_WORK,
+    /** Starts a fresh set of workers on the same module and memory (null: no threads). */
+    private readonly startWorkers: (() => Promise<WorkerHandle[]>) | null = null,
   ) {
     this.threads = workers.length + 1;
   }
 
-  prepareLinear(w: Tensor, b: Tensor | null): LinearWeights {
+  prepareLinear(weight: Tensor, biasIn: Tensor | null): LinearWeights {
     this.live();
-    if (w.shape.length !== 2) throw new Error(`prepareLinear: weight must be [N, K], got ${shapeString(w.shape)}`);
+    const { w, b } = checkPrepareLinear(weight, biasIn);
     const [N, K] = w.shape;
-    checkData("prepareLinear: weight", w);
-    if (b && (b.shape.length !== 1 || b.shape[0] !== N)) throw new Error(`prepareLinear: bias ${shapeString(b.shape)} for ${N} outputs`);
     const panels = Math.ceil(N / NR);
     const ptr = this.alloc(panels * NR * K * 4);
     let bias = 0;
@@ -101,15 +131,10 @@ export class WasmBackend implements Backend {
     return prepared;
   }
 
-  prepareConv2d(w: Tensor, b: Tensor | null, stride: number, padding: number): Conv2dWeights {
+  prepareConv2d(weight: Tensor, biasIn: Tensor | null, stride: number, padding: number): Conv2dWeights {
     this.live();
-    if (w.shape.length !== 4) throw new Error(`prepareConv2d: weight must be [O, C, kh, kw], got ${shapeString(w.shape)}`);
+    const { w, b } = checkPrepareConv2d(weight, biasIn, stride, padding);
     const [O, C, kh, kw] = w.shape;
-    checkData("prepareConv2d: weight", w);
-    if (b && (b.shape.length !== 1 || b.shape[0] !== O)) throw new Error(`prepareConv2d: bias ${shapeString(b.shape)} for ${O} channels`);
-    if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(padding) || padding < 0) {
-      throw new Error(`prepareConv2d: stride ${stride} / padding ${padding} must be integers ≥ 1 / ≥ 0`);
-    }
     const K = C * kh * kw, tiles = Math.ceil(O / MR);
     const ptr = this.alloc(tiles * MR * K * 4);
     let bias = 0;
@@ -123,17 +148,14 @@ export class WasmBackend implements Backend {
     return prepared;
   }
 
-  linear(x: Tensor, weights: LinearWeights, act: Activation = "none", residual: Tensor | null = null): Tensor {
+  linear(input: Tensor, weights: LinearWeights, act: Activation = "none", res: Tensor | null = null): Tensor {
     this.live();
     const w = weights as WasmLinear;
-    checkData("linear: input", x);
-    const K = x.shape[x.shape.length - 1];
-    if (x.shape.length < 1 || K !== w.K) throw new Error(`linear: input ${shapeString(x.shape)} does not end in ${w.K}`);
-    const M = K === 0 ? numel(x.shape.slice(0, -1)) : x.data.length / K;
-    const shape = [...x.shape.slice(0, -1), w.N];
+    const { x, residual, shape, M } = checkLinear(input, w, act, res);
+    const K = w.K;
     this.arena = this.top;
     const xp = this.push(x.data);
-    const rp = residual ? this.push(checkResidual("linear", residual, shape)) : 0;
+    const rp = residual ? this.push(residual.data) : 0;
     const yp = this.reserveOutput(M * w.N);
     const tiles = Math.ceil(M / MR);
     const ap = this.reserve(tiles * MR * K);
@@ -142,23 +164,17 @@ export class WasmBackend implements Backend {
     return tensor(shape, this.takeOutput());
   }
 
-  conv2d(x: Tensor, weights: Conv2dWeights, act: Activation = "none", residual: Tensor | null = null): Tensor {
+  conv2d(input: Tensor, weights: Conv2dWeights, act: Activation = "none", res: Tensor | null = null): Tensor {
     this.live();
     const w = weights as WasmConv;
-    checkData("conv2d: input", x);
-    if (x.shape.length !== 4 || x.shape[1] !== w.C) {
-      throw new Error(`conv2d: input ${shapeString(x.shape)} is not [N, ${w.C}, H, W]`);
-    }
+    const { x, residual, shape } = checkConv2d(input, w, act, res);
     const [N, C, H, W] = x.shape;
-    const s = { N, C, H, W, O: w.O, kh: w.kh, kw: w.kw, stride: w.stride, padding: w.padding };
-    const [Ho, Wo] = conv2dOutputSize(s);
-    if (!(Ho >= 1 && Wo >= 1)) throw new Error(`conv2d: input ${shapeString(x.shape)} is smaller than the ${w.kh}×${w.kw} kernel`);
-    const shape = [N, w.O, Ho, Wo];
+    const [, , Ho, Wo] = shape;
     const P = Ho * Wo, K = C * w.kh * w.kw, panels = Math.ceil(P / NR);
     const chunk = Math.max(Math.min(panels, this.threads), Math.floor(COL_CHUNK_BYTES / (K * NR * 4)));
     this.arena = this.top;
     const xp = this.push(x.data);
-    const rp = residual ? this.push(checkResidual("conv2d", residual, shape)) : 0;
+    const rp = residual ? this.push(residual.data) : 0;
     const yp = this.reserveOutput(numel(shape));
     const col = this.reserve(Math.min(chunk, panels) * K * NR);
     for (let n = 0; n < N; n++) {
@@ -172,14 +188,9 @@ export class WasmBackend implements Backend {
     return tensor(shape, this.takeOutput());
   }
 
-  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  layerNorm(input: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
     this.live();
-    checkData("layerNorm: input", x);
-    const D = x.shape[x.shape.length - 1];
-    if (weight.data.length !== D || bias.data.length !== D) {
-      throw new Error(`layerNorm: weight ${shapeString(weight.shape)} / bias ${shapeString(bias.shape)} for rows of ${D}`);
-    }
-    const rows = D > 0 ? x.data.length / D : 0;
+    const { x, weight, bias, D, rows } = checkLayerNorm(input, gamma, beta, eps);
     this.arena = this.top;
     const xp = this.push(x.data), gp = this.push(weight.data), bp = this.push(bias.data);
     const yp = this.reserveOutput(x.data.length);
@@ -187,25 +198,9 @@ export class WasmBackend implements Backend {
     return tensor([...x.shape], this.takeOutput());
   }
 
-  attention(q: Tensor, k: Tensor, v: Tensor, heads: number, keyCount: Int32Array | null = null): Tensor {
+  attention(query: Tensor, key: Tensor, value: Tensor, heads: number, counts: Int32Array | null = null): Tensor {
     this.live();
-    for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
-      checkData(`attention: ${name}`, t);
-      if (t.shape.length !== 3) throw new Error(`attention: ${name} must be [B, L, D], got ${shapeString(t.shape)}`);
-    }
-    const [B, Lq, D] = q.shape;
-    const Lk = k.shape[1];
-    if (k.shape[0] !== B || k.shape[2] !== D || shapeString(v.shape) !== shapeString(k.shape)) {
-      throw new Error(`attention: q ${shapeString(q.shape)}, k ${shapeString(k.shape)}, v ${shapeString(v.shape)} do not match`);
-    }
-    if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) throw new Error(`attention: ${heads} heads do not divide ${D}`);
-    if (keyCount) {
-      if (keyCount.length !== B * Lq) throw new Error(`attention: keyCount has ${keyCount.length} entries, expected ${B * Lq}`);
-      for (let i = 0; i < keyCount.length; i++) {
-        if (!(keyCount[i] >= 0 && keyCount[i] <= Lk)) throw new Error(`attention: keyCount[${i}] = ${keyCount[i]} not in [0, ${Lk}]`);
-      }
-    }
-    const hd = D / heads;
+    const { q, k, v, B, Lq, Lk, D, headDim: hd, keyCount } = checkAttention(query, key, value, heads, counts);
     const scale = Math.fround(1 / Math.sqrt(hd));
     const scratchBytes = align16((hd + 1) * ((Lk + 3) & ~3) * 4);
     this.arena = this.top;
@@ -221,13 +216,9 @@ export class WasmBackend implements Backend {
     return tensor([B, Lq, D], this.takeOutput());
   }
 
-  avgPool2d(x: Tensor, k: number): Tensor {
+  avgPool2d(input: Tensor, k: number): Tensor {
     this.live();
-    checkData("avgPool2d: input", x);
-    if (x.shape.length !== 4) throw new Error(`avgPool2d: input must be [N, C, H, W], got ${shapeString(x.shape)}`);
-    if (!Number.isInteger(k) || k < 1) throw new Error(`avgPool2d: kernel ${k} must be a positive integer`);
-    const [N, C, H, W] = x.shape;
-    const shape = [N, C, Math.floor(H / k), Math.floor(W / k)];
+    const { x, N, C, H, W, shape } = checkAvgPool2d(input, k);
     this.arena = this.top;
     const xp = this.push(x.data);
     const yp = this.reserveOutput(numel(shape));
@@ -266,10 +257,10 @@ export class WasmBackend implements Backend {
    * For bench/gemm.ts: linear()'s kernels (packRows, then the GEMM) as a function of no arguments, on a copy of x
    * made once into memory of its own, so that the GEMM is timed without the copies into and out of wasm memory.
    */
-  linearKernels(x: Tensor, weights: LinearWeights): () => void {
+  linearKernels(input: Tensor, weights: LinearWeights): () => void {
     this.live();
     const w = weights as WasmLinear;
-    checkData("linearKernels: input", x);
+    const x = checkTensor("linearKernels: input", input);
     if (x.shape.length !== 2 || x.shape[1] !== w.K) throw new Error(`linearKernels: input ${shapeString(x.shape)} is not [M, ${w.K}]`);
     const [M, K] = x.shape, tiles = Math.ceil(M / MR);
     const xp = this.alloc(M * K * 4), ap = this.alloc(tiles * MR * K * 4), yp = this.alloc(M * w.N * 4);
@@ -328,6 +319,8 @@ export class WasmBackend implements Backend {
     const { i32, f64 } = this.view();
     const c = CTRL.OFFSET >> 2;
     if (args.length > CTRL.MAX_ARGS) throw new Error(`wasm backend: ${name} has too many arguments`);
+    // a death already reported by an 'exit' or 'error' event (between calls): no job for a broken pool
+    if (this.workers.some((w) => !w.isAlive())) this.failPool(name, null);
     const chunk = Math.max(1, Math.ceil((u1 - u0) / (this.threads * CTRL.CHUNKS_PER_THREAD)));
     f64.set(args, (CTRL.OFFSET + CTRL.ARGS_BYTE) >> 3);
     i32[c + CTRL.FN] = fnIndex;
@@ -339,20 +332,98 @@ export class WasmBackend implements Backend {
     Atomics.store(i32, c + CTRL.DONE, 0);
     Atomics.add(i32, c + CTRL.GEN, 1);
     Atomics.notify(i32, c + CTRL.GEN);
+    let longest = 0; // ms, of this thread's chunks
     try {
       // the op's output array, while the workers start on the kernel (see faulted)
       if (this.output && !this.output.early) this.output.early = faulted(this.output.n);
       for (let a = Atomics.add(i32, c + CTRL.NEXT, chunk); a < u1; a = Atomics.add(i32, c + CTRL.NEXT, chunk)) {
+        const t0 = performance.now();
         call(0, a, Math.min(u1, a + chunk));
+        longest = Math.max(longest, performance.now() - t0);
       }
     } finally {
+      // A dead worker never counts itself done, and no event handler runs while this thread waits: so wait in
+      // slices, and after each quiet one ask every worker whether its thread is still there. Where that cannot be
+      // seen during a call (browsers), a long silence once every unit has been taken is taken for a death; where
+      // it can (Node), the same with a far longer silence, in case a Node release stops reporting it.
       const n = this.workers.length;
+      const exact = this.workers.every((w) => w.exitSeenWhileBlocked);
+      const stallMs = Math.max(STALL_MS, STALL_CHUNKS * longest) * (exact ? 10 : 1);
+      let quietSince = 0;
       for (let spin = 0; Atomics.load(i32, c + CTRL.DONE) < n; spin++) {
         const done = Atomics.load(i32, c + CTRL.DONE);
-        if (spin > CTRL.SPINS && done < n) Atomics.wait(i32, c + CTRL.DONE, done, 1000);
+        if (spin <= CTRL.SPINS || done >= n) continue;
+        if (Atomics.wait(i32, c + CTRL.DONE, done, CTRL.SLICE_MS) !== "timed-out") {
+          quietSince = 0;
+        } else if (this.workers.some((w) => !w.isAlive())) {
+          this.failPool(name, null);
+        } else {
+          const now = performance.now();
+          if (!quietSince) quietSince = now;
+          else if (now - quietSince > stallMs) this.failPool(name, now - quietSince);
+        }
       }
     }
     if (i32[c + CTRL.ERROR] !== 0) throw new Error(`wasm backend: ${name} failed in a worker thread`);
+  }
+
+  /**
+   * A worker has died: the units it had taken are lost, so the current kernel call fails. The living workers
+   * finish the unit they are on (they take no more), then leave their loop; only then is the memory this thread's
+   * alone again. A fresh pool starts on the same module and memory; until it is up, kernels run on this thread.
+   */
+  private failPool(name: KernelName, stalledMs: number | null): never {
+    const workers = this.workers;
+    this.workers = [];
+    const { i32 } = this.view();
+    const c = CTRL.OFFSET >> 2, ack = (CTRL.OFFSET + CTRL.ACK_BYTE) >> 2;
+    const gen = Atomics.load(i32, c + CTRL.GEN);
+    const gone = new Set(workers.filter((w, i) => !w.isAlive() || (stalledMs !== null && Atomics.load(i32, ack + i + 1) !== gen)));
+    const ids = workers.flatMap((w, i) => (gone.has(w) ? [i + 1] : []));
+    Atomics.store(i32, c + CTRL.NEXT, i32[c + CTRL.U1]);
+    this.awaitAcks(workers, gone, gen);
+    Atomics.store(i32, c + CTRL.FN, -1);
+    Atomics.add(i32, c + CTRL.GEN, 1);
+    Atomics.notify(i32, c + CTRL.GEN);
+    this.awaitAcks(workers, gone, gen + 1);
+    for (const w of workers) w.terminate();
+    this.restartPool();
+    const what = stalledMs === null
+      ? "exited (crashed or was terminated)"
+      : `did not finish its part of ${name} in ${(stalledMs / 1000).toFixed(1)} s and is taken for dead (its end could not be seen during the call)`;
+    throw new Error(
+      `wasm backend: wasm worker thread ${ids.join(", ")} of ${workers.length} ${what}; ${name} failed and the pool ` +
+      "was restarted (the next calls work)",
+    );
+  }
+
+  /** Until every living worker has finished job `gen` (bounded: a living worker finishes its unit, then this). */
+  private awaitAcks(workers: WorkerHandle[], gone: Set<WorkerHandle>, gen: number): void {
+    const { i32 } = this.view();
+    const c = CTRL.OFFSET >> 2, ack = (CTRL.OFFSET + CTRL.ACK_BYTE) >> 2;
+    const until = Date.now() + ACK_TIMEOUT_MS;
+    const pending = () => workers.some((w, i) => !gone.has(w) && Atomics.load(i32, ack + i + 1) !== gen && w.isAlive());
+    while (pending() && Date.now() < until) {
+      Atomics.wait(i32, c + CTRL.DONE, Atomics.load(i32, c + CTRL.DONE), CTRL.SLICE_MS);
+    }
+  }
+
+  private restartPool(): void {
+    const start = this.startWorkers;
+    if (!start || this.restarting) return;
+    this.restarting = start().then(
+      (workers) => {
+        if (this.disposed) return workers.forEach((w) => w.terminate());
+        // the new workers start at the current job number: that is the last one each has acknowledged
+        const { i32 } = this.view();
+        const gen = Atomics.load(i32, (CTRL.OFFSET >> 2) + CTRL.GEN);
+        workers.forEach((_, i) => Atomics.store(i32, ((CTRL.OFFSET + CTRL.ACK_BYTE) >> 2) + i + 1, gen));
+        this.workers = workers;
+      },
+      () => {}, // the pool stays down: the kernels keep running on this thread, with the same bits
+    ).finally(() => {
+      this.restarting = null;
+    });
   }
 
   private view(): { f32: Float32Array; i32: Int32Array; f64: Float64Array } {
@@ -368,7 +439,12 @@ export class WasmBackend implements Backend {
     const have = this.memory.buffer.byteLength;
     if (end <= have) return;
     if (end > 65536 * PAGE) throw new RangeError(`wasm backend: ${end} bytes exceed the 4 GiB of wasm32 memory`);
-    this.memory.grow(Math.ceil((end - have) / PAGE));
+    const pages = Math.ceil((end - have) / PAGE);
+    try {
+      this.memory.grow(pages);
+    } catch (e) {
+      throw memoryError(`growing it from ${mib(have)} to ${mib(have + pages * PAGE)}`, e);
+    }
   }
 
   /** Permanent (weights). Only between ops, as it moves the arena. */
@@ -423,17 +499,12 @@ function faulted(n: number): Float32Array {
   return new Float32Array(n).fill(0);
 }
 
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
 function align16(n: number): number {
   return Math.ceil(n / 16) * 16;
 }
 
-function checkData(what: string, t: Tensor): void {
-  if (t.data.length !== numel(t.shape)) throw new Error(`${what}: ${t.data.length} values for shape ${shapeString(t.shape)}`);
-}
 
-function checkResidual(op: string, r: Tensor, shape: number[]): Float32Array {
-  if (shapeString(r.shape) !== shapeString(shape) || r.data.length !== numel(shape)) {
-    throw new Error(`${op}: residual ${shapeString(r.shape)} does not match the output ${shapeString(shape)}`);
-  }
-  return r.data;
-}

@@ -10,6 +10,14 @@ export interface WorkerInit {
 
 export interface WorkerHandle {
   terminate(): void;
+  /**
+   * False once the thread has ended (crashed, ran out of memory, was terminated). Asked while the calling thread
+   * is blocked waiting for a job, when no event handler can run: Node reads the worker's native state; a browser
+   * only knows what the worker's onerror told it between calls (see browser_wasm.ts).
+   */
+  isAlive(): boolean;
+  /** Whether isAlive sees a death while the calling thread is blocked (Node); if not, a long stall counts as one. */
+  readonly exitSeenWhileBlocked?: boolean;
 }
 
 export interface WasmPlatform {
@@ -37,7 +45,7 @@ export const KERNELS = [
 
 export type KernelName = (typeof KERNELS)[number][0];
 
-/** Control block: Int32 slots at OFFSET, then the f64 arguments at OFFSET + ARGS_BYTE. */
+/** Control block: Int32 slots at OFFSET, the f64 arguments at OFFSET + ARGS_BYTE, the workers' acknowledgements at OFFSET + ACK_BYTE. */
 export const CTRL = {
   OFFSET: 256,
   GEN: 0, // bumped by the main thread for each job (and to stop)
@@ -48,6 +56,9 @@ export const CTRL = {
   U1: 5, // end of the units
   CHUNK: 6, // units taken at a time
   ERROR: 7,
+  ACK_BYTE: 256, // then an Int32 per worker thread (index tid): the last GEN it finished, exits included
+  MAX_THREADS: 256,
+  SLICE_MS: 50, // the calling thread waits in slices this long, checking after each that no worker has died
   CHUNKS_PER_THREAD: 16, // enough to even out a slow thread, few enough to keep each call's setup negligible
   ARGS_BYTE: 64,
   MAX_ARGS: 24,
@@ -67,6 +78,12 @@ function workerLoop(init, tid, onError) {
   const fns = kernels.map(([name]) => exports[name]);
   const i32 = new Int32Array(memory.buffer, ctrl, 16);
   const f64 = new Float64Array(memory.buffer, ctrl + C.ARGS_BYTE, C.MAX_ARGS);
+  const ack = new Int32Array(memory.buffer, ctrl + C.ACK_BYTE, C.MAX_THREADS);
+  const finished = () => {
+    Atomics.store(ack, tid, gen);
+    Atomics.add(i32, C.DONE, 1);
+    Atomics.notify(i32, C.DONE);
+  };
   let gen = Atomics.load(i32, C.GEN);
   return function loop() {
     for (;;) {
@@ -75,7 +92,7 @@ function workerLoop(init, tid, onError) {
       }
       gen = Atomics.load(i32, C.GEN);
       const fn = i32[C.FN];
-      if (fn < 0) return;
+      if (fn < 0) return finished();
       const u1 = i32[C.U1], chunk = i32[C.CHUNK];
       try { // whatever fails, the job is counted done below: the main thread waits for every worker
         const args = Array.from(f64.subarray(0, i32[C.NARGS]));
@@ -87,8 +104,7 @@ function workerLoop(init, tid, onError) {
         Atomics.store(i32, C.ERROR, 1);
         onError(e);
       }
-      Atomics.add(i32, C.DONE, 1);
-      Atomics.notify(i32, C.DONE);
+      finished();
     }
   };
 }
