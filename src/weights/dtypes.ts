@@ -118,13 +118,13 @@ export class ByteBudget {
   /** An archive entry about to be inflated to `bytes` bytes: counted with everything allocated so far. */
   inflate(entry: string, bytes: number): void {
     if (bytes > this.maxTotalBytes) {
-      throw new WeightsError(`entry "${entry}" inflates to ${bytes} bytes, more than the limit of ${this.maxTotalBytes} (maxTotalBytes)`);
+      throw new WeightsError(`entry ${quoted(entry)} inflates to ${bytes} bytes, more than the limit of ${this.maxTotalBytes} (maxTotalBytes)`);
     }
     this.inflated += bytes;
     const total = this.floats + this.inflated;
     if (total > this.maxTotalBytes) {
       throw new WeightsError(
-        `entry "${entry}" inflates to ${bytes} bytes, taking the load to ${total} bytes, more than the limit of ${this.maxTotalBytes} (maxTotalBytes)`,
+        `entry ${quoted(entry)} inflates to ${bytes} bytes, taking the load to ${total} bytes, more than the limit of ${this.maxTotalBytes} (maxTotalBytes)`,
       );
     }
   }

@@ -1,7 +1,7 @@
 // PyTorch zip checkpoints: torch.save (≥ 1.6) and TorchScript archives (torch.jit.save, e.g. OpenAI's CLIP .pt files).
 // Layout: "<top>/data.pkl" is a pickle whose tensors point (by persistent id) at raw storages "<top>/data/<key>".
 import type { StateDict } from "../tensor.js";
-import { allocF32, ByteBudget, DTYPE_SIZE, decodeToF32, isDType, type DType, type WeightsLimits } from "./dtypes.js";
+import { allocF32, ByteBudget, DTYPE_SIZE, decodeToF32, isDType, quoted, type DType, type WeightsLimits } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 import { describe, PyDict, PyGlobal, PyObject, PyTuple, STORAGE_DTYPES, StorageRef, TensorRef, unpickle, type PyValue } from "./pickle.js";
 import { ZipArchive, type ZipEntry } from "./zip.js";
@@ -155,7 +155,7 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
   const pklEntry = zip.get(pkl)!;
   // The unpickler's work and memory grow with the pickle: refuse a huge one before inflating (or reading) it.
   if (pklEntry.uncompressedSize > limits.maxPickleBytes) {
-    fail(`${pkl} is ${pklEntry.uncompressedSize} bytes, more than the limit of ${limits.maxPickleBytes} (maxPickleBytes)`);
+    fail(`${quoted(pkl)} is ${pklEntry.uncompressedSize} bytes, more than the limit of ${limits.maxPickleBytes} (maxPickleBytes)`);
   }
   const pickleBytes = zip.read(checkInflated(pklEntry, limits));
   const root = unpickle(pickleBytes, { persistentLoad: storageFromPid });
