@@ -52,7 +52,7 @@ export interface CampaignOptions {
   start?: number;
   /** Cases slower than this are flagged (default 1000 ms). */
   slowMs?: number;
-  /** ArrayBuffer growth above this is flagged (default 256 MiB). */
+  /** Growth of ArrayBuffers plus JS heap above this is flagged (default 256 MiB). */
   heavyBytes?: number;
   /** Called before each case with its index (a watchdog's heartbeat). */
   beforeCase?: (index: number) => void;
@@ -79,7 +79,8 @@ export function classify(target: FuzzTarget, e: unknown): Outcome {
 }
 
 export async function runOne<I>(target: FuzzTarget<I>, input: I): Promise<{ outcome: Outcome; ms: number; bytes: number }> {
-  const before = process.memoryUsage().arrayBuffers;
+  // ArrayBuffers and the JS heap both: a flood of small objects (pickle opcodes, JSON entries) grows only the heap.
+  const m0 = process.memoryUsage();
   const t0 = performance.now();
   let outcome: Outcome;
   let result: unknown;
@@ -92,7 +93,8 @@ export async function runOne<I>(target: FuzzTarget<I>, input: I): Promise<{ outc
   }
   const ms = performance.now() - t0;
   // Measured while the result is still alive: what the parse kept counts too.
-  const bytes = Math.max(0, process.memoryUsage().arrayBuffers - before);
+  const m1 = process.memoryUsage();
+  const bytes = Math.max(0, m1.arrayBuffers - m0.arrayBuffers) + Math.max(0, m1.heapUsed - m0.heapUsed);
   return { outcome, ms, bytes };
 }
 
@@ -151,7 +153,7 @@ export async function runCampaign<I>(target: FuzzTarget<I>, opts: CampaignOption
       opts.onFinding?.("slow", f, c.input);
     }
     if (bytes > heavyBytes) {
-      const f = finding(`${(bytes / 2 ** 20).toFixed(0)} MiB of ArrayBuffers`);
+      const f = finding(`${(bytes / 2 ** 20).toFixed(0)} MiB of ArrayBuffers and JS heap`);
       stats.heavy.push(f);
       opts.onFinding?.("heavy", f, c.input);
     }

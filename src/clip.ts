@@ -10,7 +10,7 @@ import { buildModel, type CLIP, type TokenTensor } from "./model.js";
 import { OPEN_CLIP_CONFIGS } from "./open_clip_configs.js";
 import { loadTokenizer, type SimpleTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
 import type { StateDict, Tensor } from "./tensor.js";
-import { DEFAULT_MAX_TOTAL_BYTES, loadStateDictWithFormat, normaliseKeys, WeightsError, type WeightsFormat } from "./weights/index.js";
+import { DEFAULT_MAX_TOTAL_BYTES, LIMIT_NAMES, loadStateDictWithFormat, type WeightsLimits, normaliseKeys, WeightsError, type WeightsFormat } from "./weights/index.js";
 
 export type BackendName = "ts" | "wasm";
 
@@ -21,9 +21,13 @@ export interface LoadOptions extends HyperParamOptions {
   threads?: number;
   /** Larger batches are refused with a clear error (default 1024). */
   maxBatch?: number;
-  /** Weights limits, as float32 bytes: one tensor (default 4 GiB), all together (default 16 GiB). */
+  /** Weights limits, as float32 bytes: one tensor (default 4 GiB), all together (default 16 GiB, counting what is
+   *  inflated from a zip); tensors in a file (100 000); a safetensors header (100 MB); a torch pickle (64 MiB). */
   maxTensorBytes?: number;
   maxTotalBytes?: number;
+  maxTensors?: number;
+  maxHeaderBytes?: number;
+  maxPickleBytes?: number;
   /** A model given by URL: its expected SHA-256 (a name's comes from clip.py's table). */
   sha256?: string;
   /** Download progress of a named or URL model: bytes so far and the total, if known. */
@@ -32,7 +36,7 @@ export interface LoadOptions extends HyperParamOptions {
 
 /** Every option load() and loadModel() know: any other is refused rather than ignored. */
 export const LOAD_OPTION_NAMES = [
-  "backend", "threads", "maxBatch", "maxTensorBytes", "maxTotalBytes", "arch", "config", "activation", "heads",
+  "backend", "threads", "maxBatch", "maxTensorBytes", "maxTotalBytes", "maxTensors", "maxHeaderBytes", "maxPickleBytes", "arch", "config", "activation", "heads",
   "vocab", "maxPixels", "sha256", "onProgress",
 ] as const;
 
@@ -73,8 +77,7 @@ export interface Checkpoint {
 
 /** A checkpoint from bytes (any format), with the options' hints; no file is looked at. */
 export function checkpointFromBytes(bytes: Uint8Array, options: LoadOptions = {}, fileConfig?: { json: unknown; source: string }): Checkpoint {
-  const limits = { maxTensorBytes: options.maxTensorBytes, maxTotalBytes: options.maxTotalBytes };
-  const { format, stateDict } = loadStateDictWithFormat(bytes, limits);
+  const { format, stateDict } = loadStateDictWithFormat(bytes, weightsLimits(options));
   const hints = collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, format === "torchscript" ? OPENAI_HINTS : undefined);
   return { stateDict, format, hints };
 }
@@ -98,7 +101,7 @@ export async function readCheckpoint(path: string, options: LoadOptions = {}): P
     const maxTotal = options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
     for (const [file, keys] of files.index.keysByFile) {
       const bytes = await readBytes(files.weights.find((w) => basename(w) === file)!);
-      const shard = wrapShard(file, () => loadStateDictWithFormat(bytes, { maxTensorBytes: options.maxTensorBytes, maxTotalBytes: options.maxTotalBytes, rawKeys: true }));
+      const shard = wrapShard(file, () => loadStateDictWithFormat(bytes, { ...weightsLimits(options), rawKeys: true }));
       format = shard.format;
       const expected = new Set(keys);
       for (const [k, t] of shard.stateDict) {
@@ -127,6 +130,12 @@ export async function localModelPath(source: string, options: Pick<LoadOptions, 
   const hub = await import("./hub.js");
   if (!isUrl && !(source in hub.MODELS)) throw new ConfigError(hub.unknownModelMessage(source));
   return (await hub.resolveModel(source, { sha256: options.sha256, onProgress: options.onProgress, offlineHint: options.offlineHint })).path;
+}
+
+function weightsLimits(options: LoadOptions): WeightsLimits {
+  const limits: WeightsLimits = {};
+  for (const k of LIMIT_NAMES) if (options[k] !== undefined) limits[k] = options[k];
+  return limits;
 }
 
 function wrapShard<T>(file: string, fn: () => T): T {

@@ -268,7 +268,8 @@ describe("zip errors", () => {
     expect(Array.from(loadStateDict(deflated).get("w")!.data)).toEqual([1, 2, 3]);
     const huge = deflated.slice();
     dv(huge).setUint32(centralOf(huge, 0) + 24, 0xfffffff0, true);
-    throwsWeights(() => loadStateDict(huge), /declares 4294967280 bytes from \d+ deflated bytes, which is impossible/);
+    throwsWeights(() => loadStateDict(huge), /"x\/data.pkl" is 4294967280 bytes, more than the limit of 67108864 \(maxPickleBytes\)/);
+    throwsWeights(() => loadStateDict(huge, { maxPickleBytes: Infinity }), /declares 4294967280 bytes from \d+ deflated bytes, which is impossible/);
     const short = deflated.slice();
     dv(short).setUint32(centralOf(short, 0) + 24, 10, true);
     throwsWeights(() => loadStateDict(short), /"x\/data.pkl" inflates to more than the declared 10 bytes/);

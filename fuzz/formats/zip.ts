@@ -2,6 +2,7 @@
 // count field lies, so mutators can make exactly one of them lie.
 import { deflateSync, inflateSync } from "fflate";
 import { concat, crc32, utf8 } from "../mutate.js";
+import type { Amplified } from "./deflate.js";
 
 export interface ZipItem {
   name: string;
@@ -9,6 +10,8 @@ export interface ZipItem {
   data: Uint8Array;
   /** 0 = stored (torch's choice), 8 = deflate. */
   method?: 0 | 8;
+  /** Already deflated contents (of `amplified.size` bytes; `data` is then ignored): written with method 8. */
+  amplified?: Amplified;
 }
 
 export interface Field {
@@ -88,9 +91,11 @@ export function writeZip(items: readonly ZipItem[], opts: WriteOptions = {}): { 
   const central: { item: ZipItem; name: Uint8Array; crc: number; csize: number; usize: number; local: number; method: number }[] = [];
   for (const [i, item] of items.entries()) {
     const name = utf8(item.name);
-    const method = item.method ?? 0;
-    const payload = method === 8 ? deflateSync(item.data) : item.data;
-    const crc = crc32(item.data);
+    const amp = item.amplified;
+    const method = amp ? 8 : (item.method ?? 0);
+    const payload = amp ? amp.deflated : method === 8 ? deflateSync(item.data) : item.data;
+    const crc = amp ? amp.crc : crc32(item.data);
+    const usize = amp ? amp.size : item.data.length;
     const z64extra = z64 ? 20 : 0;
     const base = pos + 30 + name.length + z64extra;
     // Padding extra field ("FB", as torch's writer) so tensor data is aligned.
@@ -104,7 +109,7 @@ export function writeZip(items: readonly ZipItem[], opts: WriteOptions = {}): { 
     dv.setUint16(12, 0x21, true);
     dv.setUint32(14, crc, true);
     dv.setUint32(18, z64 ? 0xffffffff : payload.length, true);
-    dv.setUint32(22, z64 ? 0xffffffff : item.data.length, true);
+    dv.setUint32(22, z64 ? 0xffffffff : usize, true);
     dv.setUint16(26, name.length, true);
     dv.setUint16(28, h.length - 30 - name.length, true);
     h.set(name, 30);
@@ -112,7 +117,7 @@ export function writeZip(items: readonly ZipItem[], opts: WriteOptions = {}): { 
     if (z64) {
       dv.setUint16(x, 1, true);
       dv.setUint16(x + 2, 16, true);
-      dv.setBigUint64(x + 4, BigInt(item.data.length), true);
+      dv.setBigUint64(x + 4, BigInt(usize), true);
       dv.setBigUint64(x + 12, BigInt(payload.length), true);
       fields.push({ what: `local[${i}].zip64.usize`, off: pos + x + 4, width: 8 }, { what: `local[${i}].zip64.csize`, off: pos + x + 12, width: 8 });
       x += 20;
@@ -129,7 +134,7 @@ export function writeZip(items: readonly ZipItem[], opts: WriteOptions = {}): { 
       { what: `local[${i}].nameLen`, off: pos + 26, width: 2 },
       { what: `local[${i}].extraLen`, off: pos + 28, width: 2 },
     );
-    central.push({ item, name, crc, csize: payload.length, usize: item.data.length, local: pos, method });
+    central.push({ item, name, crc, csize: payload.length, usize, local: pos, method });
     push(h);
     push(payload);
   }

@@ -1,5 +1,6 @@
 // Every fuzz target, by name.
 import type { FuzzTarget } from "../harness.js";
+import { amplifiedTarget } from "./amplified.js";
 import { jpegTarget, pngTarget } from "./image.js";
 import { npyTarget } from "./npy.js";
 import { pickleTarget } from "./pickle.js";
@@ -16,6 +17,7 @@ const MAKERS: Record<string, () => FuzzTarget<any>> = {
   png: pngTarget,
   jpeg: jpegTarget,
   tokenizer: tokenizerTarget,
+  amplified: amplifiedTarget,
 };
 
 export const TARGET_NAMES: readonly string[] = Object.keys(MAKERS);

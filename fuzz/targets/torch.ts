@@ -1,7 +1,8 @@
 // torch.save / TorchScript zip archives through loadStateDict: lying local/central/end-record fields (sizes,
 // offsets, counts, zip64 extra fields), archive tricks (entries sharing bytes, a zip stored inside an entry, several
 // or no data.pkl, missing or short storages, deflated entries and deflate bombs), pickle edits behind a correct
-// CRC, and raw byte edits.
+// CRC, raw byte edits, and compression-amplified archives (a deflated data.pkl of millions of repeated opcodes,
+// deflated storages far larger than the tensors that use them).
 import { deflateSync } from "fflate";
 import { WeightsError } from "../../src/weights/index.js";
 import { readZip, writeZip, type Field, type WriteOptions, type ZipItem } from "../formats/zip.js";
@@ -9,6 +10,7 @@ import type { FuzzTarget } from "../harness.js";
 import { getUint, havoc, interestingInt, setUint } from "../mutate.js";
 import type { Rng } from "../rng.js";
 import { pickSeed, seedFiles, type SeedFile } from "../seeds.js";
+import { amplifiedArchive } from "./amplified.js";
 import { mutatePickle } from "./pickle.js";
 import { runWeights, weightsCase, type WeightsCase } from "./safetensors.js";
 
@@ -132,6 +134,10 @@ export function torchTarget(): FuzzTarget<WeightsCase> {
     run: runWeights,
     files: (c) => ({ "case.pt": c.bytes, ...(c.limits ? { "limits.json": new TextEncoder().encode(JSON.stringify(c.limits)) } : {}) }),
     generate(rng) {
+      if (seeds.some((s) => s.items) && rng.chance(0.03)) {
+        const a = amplifiedArchive(rng);
+        return { input: { bytes: a.bytes, limits: a.limits }, how: `amplified: ${a.how}${a.limits ? ` (limits ${JSON.stringify(a.limits)})` : ""}` };
+      }
       const r = generate(rng);
       const w = weightsCase(rng, r.input);
       return { input: w.input, how: r.how + w.how };

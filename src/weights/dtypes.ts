@@ -20,36 +20,112 @@ export function isDType(s: unknown): s is DType {
   return typeof s === "string" && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, s);
 }
 
-/** Caps on what loading may allocate, whatever the file declares (each tensor is widened to float32). */
+/** Caps on what loading may allocate and parse, whatever the file declares (each tensor is widened to float32). */
 export interface WeightsLimits {
   /** Largest single tensor, in bytes of float32 data (default 4 GiB). */
   maxTensorBytes?: number;
-  /** Largest total of all tensors' float32 data, and of any archive entry inflated on the way (default 16 GiB). */
+  /**
+   * Largest total of the bytes a load allocates (default 16 GiB): every tensor's float32 data plus every deflated
+   * archive entry it inflates (data.pkl and storages), counted before each is allocated.
+   */
   maxTotalBytes?: number;
+  /** Most tensors in a checkpoint (default 100 000; OpenCLIP's largest model, ViT-bigG-14, has 974). */
+  maxTensors?: number;
+  /** Largest safetensors JSON header (default 100 000 000 bytes, the reference implementation's limit). */
+  maxHeaderBytes?: number;
+  /** Largest torch data.pkl, inflated (default 64 MiB; ViT-bigG-14's torch.save pickle is 175 KB). */
+  maxPickleBytes?: number;
 }
 
 export const DEFAULT_MAX_TENSOR_BYTES = 4 * 2 ** 30;
 export const DEFAULT_MAX_TOTAL_BYTES = 16 * 2 ** 30;
+export const DEFAULT_MAX_TENSORS = 100_000;
+export const DEFAULT_MAX_HEADER_BYTES = 100_000_000;
+export const DEFAULT_MAX_PICKLE_BYTES = 64 * 2 ** 20;
 
-/** Counts the float32 bytes a load will allocate, refusing a tensor over the limits before it is allocated. */
+/** Most dimensions a stored tensor may have: no CLIP weight has more than 4, and it bounds work and messages. */
+export const MAX_RANK = 64;
+
+export const LIMIT_NAMES: readonly (keyof WeightsLimits)[] = ["maxTensorBytes", "maxTotalBytes", "maxTensors", "maxHeaderBytes", "maxPickleBytes"];
+
+/** A name for an error message, cut short: a hostile file may hold megabytes in one name. */
+export function quoted(name: string): string {
+  return JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+}
+
+function shown(v: unknown): string {
+  if (typeof v === "number") return String(v);
+  if (typeof v === "string") return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  return v === null ? "null" : Array.isArray(v) ? "an array" : `a ${typeof v}`;
+}
+
+/**
+ * Throws unless every option in `names` is undefined (its default) or a number >= 0; Infinity means no limit.
+ * NaN, negative numbers and non-numbers would otherwise switch a limit off silently (every comparison with NaN is
+ * false). The error (a WeightsError unless `makeError` says otherwise) is one line naming the option.
+ */
+export function validateLimits(
+  options: object,
+  names: readonly string[],
+  makeError: (message: string) => Error = (m) => new WeightsError(m),
+): void {
+  for (const name of names) {
+    const v: unknown = (options as Record<string, unknown>)[name];
+    if (v === undefined || (typeof v === "number" && v >= 0)) continue;
+    throw makeError(`invalid option ${name}: ${shown(v)} (expected a number >= 0, or Infinity for no limit)`);
+  }
+}
+
+/** Counts what a load will allocate, refusing a tensor or an inflated entry over the limits before it is allocated. */
 export class ByteBudget {
   readonly maxTensorBytes: number;
   readonly maxTotalBytes: number;
-  private total = 0;
+  readonly maxTensors: number;
+  readonly maxHeaderBytes: number;
+  readonly maxPickleBytes: number;
+  /** Float32 bytes of the tensors taken, and bytes of the entries inflated. */
+  private floats = 0;
+  private inflated = 0;
 
   constructor(limits: WeightsLimits = {}) {
+    validateLimits(limits, LIMIT_NAMES);
     this.maxTensorBytes = limits.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES;
     this.maxTotalBytes = limits.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
+    this.maxTensors = limits.maxTensors ?? DEFAULT_MAX_TENSORS;
+    this.maxHeaderBytes = limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+    this.maxPickleBytes = limits.maxPickleBytes ?? DEFAULT_MAX_PICKLE_BYTES;
+  }
+
+  /** Throws when a file declares more tensors than maxTensors (`atLeast`: the count is a lower bound). */
+  checkCount(count: number, what: string, atLeast = false): void {
+    if (count > this.maxTensors) {
+      throw new WeightsError(`${what} has ${atLeast ? "at least " : ""}${count} tensors, more than the limit of ${this.maxTensors} (maxTensors)`);
+    }
   }
 
   take(name: string, count: number): void {
     const bytes = count * 4;
     if (bytes > this.maxTensorBytes) {
-      throw new WeightsError(`tensor "${name}" needs ${bytes} bytes as float32, more than the limit of ${this.maxTensorBytes} (maxTensorBytes)`);
+      throw new WeightsError(`tensor ${quoted(name)} needs ${bytes} bytes as float32, more than the limit of ${this.maxTensorBytes} (maxTensorBytes)`);
     }
-    this.total += bytes;
-    if (this.total > this.maxTotalBytes) {
-      throw new WeightsError(`tensors up to "${name}" need ${this.total} bytes as float32, more than the limit of ${this.maxTotalBytes} (maxTotalBytes)`);
+    this.floats += bytes;
+    if (this.floats + this.inflated > this.maxTotalBytes) {
+      const also = this.inflated > 0 ? ` (${this.floats + this.inflated} with the ${this.inflated} bytes of inflated entries)` : "";
+      throw new WeightsError(`tensors up to ${quoted(name)} need ${this.floats} bytes as float32${also}, more than the limit of ${this.maxTotalBytes} (maxTotalBytes)`);
+    }
+  }
+
+  /** An archive entry about to be inflated to `bytes` bytes: counted with everything allocated so far. */
+  inflate(entry: string, bytes: number): void {
+    if (bytes > this.maxTotalBytes) {
+      throw new WeightsError(`entry ${quoted(entry)} inflates to ${bytes} bytes, more than the limit of ${this.maxTotalBytes} (maxTotalBytes)`);
+    }
+    this.inflated += bytes;
+    const total = this.floats + this.inflated;
+    if (total > this.maxTotalBytes) {
+      throw new WeightsError(
+        `entry ${quoted(entry)} inflates to ${bytes} bytes, taking the load to ${total} bytes, more than the limit of ${this.maxTotalBytes} (maxTotalBytes)`,
+      );
     }
   }
 }

@@ -1,5 +1,6 @@
 // One entry point for every supported checkpoint format, chosen from the bytes themselves.
 import type { StateDict } from "../tensor.js";
+import { LIMIT_NAMES, validateLimits } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 import { normaliseKeys } from "./keys.js";
 import { parseSafetensors, safetensorsHeaderLength } from "./safetensors.js";
@@ -8,7 +9,16 @@ import { isZip, ZipArchive } from "./zip.js";
 
 export { WeightsError } from "./errors.js";
 export { hfToOpenAI, isHuggingFaceClip, normaliseKeys } from "./keys.js";
-export { DEFAULT_MAX_TENSOR_BYTES, DEFAULT_MAX_TOTAL_BYTES, type WeightsLimits } from "./dtypes.js";
+export {
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_PICKLE_BYTES,
+  DEFAULT_MAX_TENSOR_BYTES,
+  DEFAULT_MAX_TENSORS,
+  DEFAULT_MAX_TOTAL_BYTES,
+  LIMIT_NAMES,
+  validateLimits,
+  type WeightsLimits,
+} from "./dtypes.js";
 export { parseSafetensors, writeSafetensors } from "./safetensors.js";
 export { loadTorchZip, type TorchArchiveKind, type TorchLoadOptions } from "./torch.js";
 export { ZipArchive, type ZipEntry } from "./zip.js";
@@ -34,6 +44,7 @@ function isLegacyTorch(bytes: Uint8Array): boolean {
 
 /** Load a checkpoint from its bytes: safetensors, torch.save zip, or TorchScript (OpenAI's .pt files). */
 export function loadStateDictWithFormat(bytes: Uint8Array, opts: LoadStateDictOptions = {}): { format: WeightsFormat; stateDict: StateDict } {
+  validateLimits(opts, LIMIT_NAMES);
   let format: WeightsFormat;
   let sd: StateDict;
   if (isZip(bytes)) {

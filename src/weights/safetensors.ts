@@ -2,11 +2,11 @@
 // Header entries: name → {dtype, shape, data_offsets: [begin, end]} relative to the data area.
 import type { StateDict } from "../tensor.js";
 import { numel } from "../tensor.js";
-import { ByteBudget, DTYPE_SIZE, decodeToF32, f32ToF16Bits, isDType, requireLittleEndian, type DType, type WeightsLimits } from "./dtypes.js";
+import { ByteBudget, DTYPE_SIZE, decodeToF32, f32ToF16Bits, isDType, MAX_RANK, quoted, requireLittleEndian, type DType, type WeightsLimits } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 
-/** The reference implementation refuses headers above 100 MB; so do we, before decoding any of it. */
-const MAX_HEADER_BYTES = 100_000_000;
+/** JSON values (counted as commas) allowed per allowed tensor: an honest entry has under 10. */
+const VALUES_PER_TENSOR = 16;
 
 /** Header length as a number, or undefined when the first 8 bytes cannot be one. */
 export function safetensorsHeaderLength(bytes: Uint8Array): number | undefined {
@@ -25,7 +25,46 @@ function nonNegInt(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
+/** JSON for an error message, cut short: a hostile header may hold megabytes in one value. */
+function brief(v: unknown): string {
+  if (typeof v === "string") return quoted(v);
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
+/**
+ * Top-level entries and all commas of a JSON object text, outside strings, in one pass over the bytes: enough to
+ * refuse a header of millions of entries (or values) before JSON.parse builds them. Malformed JSON is left to
+ * JSON.parse.
+ */
+function countJson(bytes: Uint8Array, start: number, end: number): { entries: number; commas: number } {
+  let depth = 0;
+  let entries = 0;
+  let commas = 0;
+  let inString = false;
+  let empty = true;
+  for (let i = start; i < end; i++) {
+    const c = bytes[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) {
+      inString = true;
+      if (depth === 1 && empty) (entries = 1), (empty = false);
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c) {
+      commas++;
+      if (depth === 1) entries++;
+    }
+  }
+  return { entries, commas };
+}
+
 export function parseSafetensors(bytes: Uint8Array, limits: WeightsLimits = {}): StateDict {
+  const budget = new ByteBudget(limits);
   const n = safetensorsHeaderLength(bytes);
   if (n === undefined) {
     throw new WeightsError(`safetensors: file of ${bytes.length} bytes is too short or its header length is absurd`);
@@ -33,7 +72,16 @@ export function parseSafetensors(bytes: Uint8Array, limits: WeightsLimits = {}):
   if (n > bytes.length - 8) {
     throw new WeightsError(`safetensors: header length ${n} exceeds the ${bytes.length - 8} bytes after the length field`);
   }
-  if (n > MAX_HEADER_BYTES) throw new WeightsError(`safetensors: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  if (n > budget.maxHeaderBytes) {
+    throw new WeightsError(`safetensors: header of ${n} bytes, more than the limit of ${budget.maxHeaderBytes} (maxHeaderBytes)`);
+  }
+  // JSON.parse needs time and memory in proportion to the values it builds: count them first.
+  const counted = countJson(bytes, 8, 8 + n);
+  budget.checkCount(counted.entries - 1, "safetensors: header", true); // one entry may be __metadata__
+  const maxCommas = VALUES_PER_TENSOR * (budget.maxTensors + 1);
+  if (counted.commas > maxCommas) {
+    throw new WeightsError(`safetensors: header holds ${counted.commas + 1} JSON values, more than ${VALUES_PER_TENSOR} per allowed tensor (maxTensors ${budget.maxTensors})`);
+  }
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
@@ -44,22 +92,25 @@ export function parseSafetensors(bytes: Uint8Array, limits: WeightsLimits = {}):
 
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
-  const budget = new ByteBudget(limits);
+  budget.checkCount(Object.keys(header).length - (Object.prototype.hasOwnProperty.call(header, "__metadata__") ? 1 : 0), "safetensors: header");
   const ranges: { name: string; begin: number; end: number; dtype: DType; shape: number[] }[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") continue;
-    if (!isPlainObject(entry)) throw new WeightsError(`safetensors: entry "${name}" is not an object`);
+    if (!isPlainObject(entry)) throw new WeightsError(`safetensors: entry ${quoted(name)} is not an object`);
     const { dtype, shape, data_offsets: offs } = entry;
-    if (!isDType(dtype)) throw new WeightsError(`safetensors: tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
+    if (!isDType(dtype)) throw new WeightsError(`safetensors: tensor ${quoted(name)} has unsupported dtype ${brief(dtype)}`);
+    if (Array.isArray(shape) && shape.length > MAX_RANK) {
+      throw new WeightsError(`safetensors: tensor ${quoted(name)} has ${shape.length} dimensions, more than ${MAX_RANK}`);
+    }
     if (!Array.isArray(shape) || !shape.every(nonNegInt)) {
-      throw new WeightsError(`safetensors: tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
+      throw new WeightsError(`safetensors: tensor ${quoted(name)} has an invalid shape ${brief(shape)}`);
     }
     if (!Array.isArray(offs) || offs.length !== 2 || !nonNegInt(offs[0]) || !nonNegInt(offs[1])) {
-      throw new WeightsError(`safetensors: tensor "${name}" has invalid data_offsets ${JSON.stringify(offs)}`);
+      throw new WeightsError(`safetensors: tensor ${quoted(name)} has invalid data_offsets ${brief(offs)}`);
     }
     const [begin, end] = offs as [number, number];
     if (begin > end || end > dataLen) {
-      throw new WeightsError(`safetensors: tensor "${name}" data_offsets [${begin}, ${end}] lie outside the ${dataLen}-byte data area`);
+      throw new WeightsError(`safetensors: tensor ${quoted(name)} data_offsets [${begin}, ${end}] lie outside the ${dataLen}-byte data area`);
     }
     const dims = shape as number[];
     const count = numel(dims);
@@ -67,7 +118,7 @@ export function parseSafetensors(bytes: Uint8Array, limits: WeightsLimits = {}):
     // count may overflow to a huge float for lying shapes; the comparison still fails as it should.
     if (count * size !== end - begin) {
       throw new WeightsError(
-        `safetensors: tensor "${name}" ${dtype}[${dims.join(", ")}] needs ${count * size} bytes but data_offsets span ${end - begin}`,
+        `safetensors: tensor ${quoted(name)} ${dtype}[${dims.join(", ")}] needs ${count * size} bytes but data_offsets span ${end - begin}`,
       );
     }
     budget.take(name, count);
@@ -77,7 +128,7 @@ export function parseSafetensors(bytes: Uint8Array, limits: WeightsLimits = {}):
   for (let i = 1; i < sorted.length; i++) {
     const p = sorted[i - 1]!;
     const c = sorted[i]!;
-    if (c.begin < p.end) throw new WeightsError(`safetensors: tensors "${p.name}" and "${c.name}" overlap in the data area`);
+    if (c.begin < p.end) throw new WeightsError(`safetensors: tensors ${quoted(p.name)} and ${quoted(c.name)} overlap in the data area`);
   }
   const out: StateDict = new Map();
   for (const r of ranges) {

@@ -1,7 +1,7 @@
 // PyTorch zip checkpoints: torch.save (≥ 1.6) and TorchScript archives (torch.jit.save, e.g. OpenAI's CLIP .pt files).
 // Layout: "<top>/data.pkl" is a pickle whose tensors point (by persistent id) at raw storages "<top>/data/<key>".
 import type { StateDict } from "../tensor.js";
-import { allocF32, ByteBudget, DTYPE_SIZE, decodeToF32, isDType, type DType, type WeightsLimits } from "./dtypes.js";
+import { allocF32, ByteBudget, DTYPE_SIZE, decodeToF32, isDType, quoted, type DType, type WeightsLimits } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 import { describe, PyDict, PyGlobal, PyObject, PyTuple, STORAGE_DTYPES, StorageRef, TensorRef, unpickle, type PyValue } from "./pickle.js";
 import { ZipArchive, type ZipEntry } from "./zip.js";
@@ -139,11 +139,9 @@ function materialise(name: string, t: TensorRef, storage: Uint8Array, dtype: DTy
   return out;
 }
 
-/** Stored entries are views of the archive; a deflated one is inflated into memory of its declared size. */
+/** Stored entries are views of the archive; a deflated one is inflated into memory of its declared size, counted first. */
 function checkInflated(e: ZipEntry, limits: ByteBudget): ZipEntry {
-  if (e.method !== 0 && e.uncompressedSize > limits.maxTotalBytes) {
-    fail(`entry "${e.name}" inflates to ${e.uncompressedSize} bytes, more than the limit of ${limits.maxTotalBytes} (maxTotalBytes)`);
-  }
+  if (e.method !== 0) limits.inflate(e.name, e.uncompressedSize);
   return e;
 }
 
@@ -154,7 +152,12 @@ function checkInflated(e: ZipEntry, limits: ByteBudget): ZipEntry {
 export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { kind: TorchArchiveKind; stateDict: StateDict } {
   const { prefix, pkl } = findPickle(zip);
   const limits = new ByteBudget(opts);
-  const pickleBytes = zip.read(checkInflated(zip.get(pkl)!, limits));
+  const pklEntry = zip.get(pkl)!;
+  // The unpickler's work and memory grow with the pickle: refuse a huge one before inflating (or reading) it.
+  if (pklEntry.uncompressedSize > limits.maxPickleBytes) {
+    fail(`${quoted(pkl)} is ${pklEntry.uncompressedSize} bytes, more than the limit of ${limits.maxPickleBytes} (maxPickleBytes)`);
+  }
+  const pickleBytes = zip.read(checkInflated(pklEntry, limits));
   const root = unpickle(pickleBytes, { persistentLoad: storageFromPid });
 
   let kind: TorchArchiveKind;
@@ -169,6 +172,7 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
     return fail(`data.pkl holds a ${describe(root)}, not a state dict or a TorchScript module`);
   }
   if (named.length === 0) fail("checkpoint contains no tensors");
+  limits.checkCount(named.length, "torch: checkpoint");
 
   // Every stored element is at least one byte, so honest files never need more than this; views
   // sharing storage (or stride-0 broadcasts) must not multiply a small file into a huge allocation.
