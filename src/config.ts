@@ -42,6 +42,65 @@ export interface TowerSettings {
 
 export const ASSUMED = "assumed";
 
+/** The vision tower, as clip/model.py's CLIP picks it: a tuple of layers is a ModifiedResNet, a number a ViT. */
+export type VisionConfig =
+  | {
+    kind: "resnet";
+    layers: [number, number, number, number]; // Bottlenecks per stage
+    width: number; // the stem's; the attention pool has width·32 features
+    heads: number; // the attention pool's
+  }
+  | {
+    kind: "vit";
+    layers: number;
+    width: number;
+    patchSize: number;
+    heads: number;
+    activation: MlpActivation;
+    eps: number;
+    mlpWidth: number; // c_fc's outputs: 4·width in OpenAI's models
+  };
+
+/** The arguments of clip/model.py's CLIP, from the state dict, and what it cannot tell (each with its source). */
+export interface CLIPConfig {
+  embedDim: number;
+  // vision
+  imageResolution: number;
+  vision: VisionConfig;
+  // text
+  contextLength: number;
+  vocabSize: number;
+  transformerWidth: number;
+  transformerHeads: number;
+  transformerLayers: number;
+  transformerMlpWidth: number;
+  /** The text is pooled at the first position of this id (Hugging Face's eos_token_id); null: at argmax, as the reference. */
+  textPoolTokenId: number | null;
+  textActivation: MlpActivation;
+  textEps: number;
+  /** The source that gave each setting the state dict cannot tell, or "assumed" (OpenAI's build_model). */
+  sources: Record<"visionHeads" | "visionActivation" | "visionEps" | "transformerHeads" | "textActivation" | "textEps", string>;
+}
+
+/** The settings nothing said and that the model uses, as "name value" phrases; empty when every one was given. */
+export function assumedSettings(c: CLIPConfig): string[] {
+  const out: string[] = [];
+  const v = c.vision;
+  const acts = [
+    ...(v.kind === "vit" && c.sources.visionActivation === ASSUMED ? [["vision", v.activation]] : []),
+    ...(c.sources.textActivation === ASSUMED ? [["text", c.textActivation]] : []),
+  ];
+  if (acts.length) out.push(`activation ${acts.map(([t, a]) => `${a === "quickgelu" ? "QuickGELU" : "GELU"} (${t})`).join(", ")}`);
+  const heads = [
+    ...(c.sources.visionHeads === ASSUMED ? [`${v.heads} (vision)`] : []),
+    ...(c.sources.transformerHeads === ASSUMED ? [`${c.transformerHeads} (text)`] : []),
+  ];
+  if (heads.length) out.push(`64-wide attention heads: ${heads.join(", ")}`);
+  const eps = [...(v.kind === "vit" && c.sources.visionEps === ASSUMED ? ["vision"] : []), ...(c.sources.textEps === ASSUMED ? ["text"] : [])];
+  if (eps.length) out.push(`layer-norm eps 1e-5 (${eps.join(", ")})`);
+  return out;
+}
+
 /**
  * Each tower's settings from the first source that says (sources in priority order: options, then the file's
  * config, then the architecture's name, then what the format implies), else OpenAI's defaults, marked assumed.

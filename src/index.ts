@@ -4,8 +4,9 @@ export {
   modelFromCheckpoint, localModelPath, type Checkpoint,
   type LoadOptions, type ClipLoadOptions, type LoadedClip, type BackendName,
 } from "./clip.js";
-export { CLIP, assumedSettings, buildModel, inferConfig, normalize, StateDictError, type CLIPConfig, type ForwardHook, type TokenTensor } from "./model.js";
-export { ConfigError, type MlpActivation, type HyperParamOptions, type Hints } from "./config.js";
+export { CLIP, buildModel, inferConfig, normalize, type TokenTensor } from "./model.js";
+export { StateDictError, type ForwardHook } from "./nn.js";
+export { ConfigError, assumedSettings, type CLIPConfig, type VisionConfig, type MlpActivation, type HyperParamOptions, type Hints } from "./config.js";
 export { OPEN_CLIP_CONFIGS } from "./open_clip_configs.js";
 export { MODELS, availableModels, HubError, type ModelEntry } from "./hub_models.js";
 export { loadTokenizer, SimpleTokenizer, TokenizerFormatError, ContextLengthError, type TokenizerSource } from "./simple_tokenizer.js";

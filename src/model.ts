@@ -1,102 +1,21 @@
 // clip/model.py of openai/CLIP, module by module and in the same order: Bottleneck, AttentionPool2d,
-// ModifiedResNet, LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer, VisionTransformer, CLIP, buildModel.
+// ModifiedResNet, LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer, VisionTransformer, CLIP, buildModel;
+// then what model.py has no function for. torch.nn's part (Linear, Conv2d, Sequential, the state dict) is src/nn.ts.
 // Differences from the reference, each for a reason:
 // - weights come from a state dict at construction (no random init; nothing here trains);
 // - BatchNorm is folded into the preceding convolution at load (eval mode only);
 // - the transformers keep tokens batch-first, [N, L, D]: the reference permutes to [L, N, D] only because
 //   nn.MultiheadAttention wants it, and our attention takes the batch first;
-// - nn.MultiheadAttention's packed in_proj is applied as three linears (q, k, v rows): the same sums.
+// - nn.MultiheadAttention's packed in_proj is applied as three linears (q, k, v rows): the same sums;
+// - a residual add (x + …) is done inside the kernel of the layer it follows: the same bits, one pass fewer.
+// Each module keeps the prefix it was built with: its name in the state dict and in forward hooks.
 
-import type { Backend, Conv2dWeights, LinearWeights } from "./backend/backend.js";
-import { ASSUMED, resolveTower, type Hints, type MlpActivation } from "./config.js";
-import type { Activation } from "./kernels/activations.js";
-import { foldBatchNorm } from "./kernels/batch_norm.js";
+import type { Backend } from "./backend/backend.js";
+import { resolveTower, type CLIPConfig, type Hints, type MlpActivation, type VisionConfig } from "./config.js";
 import { expf } from "./kernels/exp.js";
 import { f } from "./kernels/f32.js";
+import { Conv2d, Linear, Params, projection, rows, Sequential, StateDictError, type ForwardHook } from "./nn.js";
 import { shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
-
-/** A weight that is missing, unexpected or of the wrong shape. */
-export class StateDictError extends Error {
-  override name = "StateDictError";
-}
-
-/** Hands out the tensors of a state dict by name, checking shapes and remembering which were used. */
-export class Params {
-  private readonly used = new Set<string>();
-  constructor(readonly stateDict: StateDict) {}
-
-  get(key: string, shape: number[]): Tensor {
-    const t = this.stateDict.get(key);
-    if (!t) throw new StateDictError(`missing key "${key}" (expected shape ${shapeString(shape)})`);
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new StateDictError(`key "${key}": expected shape ${shapeString(shape)}, found ${shapeString(t.shape)}`);
-    }
-    this.used.add(key);
-    return { data: t.data, shape: t.shape };
-  }
-
-  /** The shape of a tensor the model is about to get (widths that the config leaves to the weights). */
-  shapeOf(key: string, rank: number): number[] {
-    const t = this.stateDict.get(key);
-    if (!t) throw new StateDictError(`missing key "${key}"`);
-    if (t.shape.length !== rank) throw new StateDictError(`key "${key}": expected ${rank} dimensions, found ${shapeString(t.shape)}`);
-    return t.shape;
-  }
-
-  /** As get, for a tensor the model keeps in JavaScript after loading: a copy, since a state dict's tensors may be
-   *  views of the whole checkpoint file, which would otherwise stay in memory for as long as the model. */
-  own(key: string, shape: number[]): Tensor {
-    const t = this.get(key, shape);
-    return { data: t.data.slice(), shape: t.shape };
-  }
-
-  /** Keys the reference ignores too: buffers it rebuilds itself or never reads. */
-  static readonly ignored = /(^|\.)num_batches_tracked$|^(input_resolution|context_length|vocab_size)$/;
-
-  unexpected(): string[] {
-    return [...this.stateDict.keys()].filter((k) => !this.used.has(k) && !Params.ignored.test(k));
-  }
-}
-
-/** nn.Linear, prepared for the backend. */
-export class Linear {
-  readonly weights: LinearWeights;
-  constructor(readonly backend: Backend, weight: Tensor, bias: Tensor | null) {
-    this.weights = backend.prepareLinear(weight, bias);
-  }
-  static load(backend: Backend, p: Params, prefix: string, inFeatures: number, outFeatures: number): Linear {
-    return new Linear(backend, p.get(`${prefix}.weight`, [outFeatures, inFeatures]), p.get(`${prefix}.bias`, [outFeatures]));
-  }
-  forward(x: Tensor, act: Activation = "none", residual: Tensor | null = null): Tensor {
-    return this.backend.linear(x, this.weights, act, residual);
-  }
-}
-
-/** A bias-free nn.Conv2d, with the nn.BatchNorm2d that follows it folded in when `bn` is given. */
-export class Conv2d {
-  readonly weights: Conv2dWeights;
-  constructor(
-    readonly backend: Backend, p: Params, prefix: string, inC: number, outC: number, kernel: number,
-    stride = 1, padding = 0, bn: string | null = null,
-  ) {
-    const w = p.get(`${prefix}.weight`, [outC, inC, kernel, kernel]);
-    let bias: Tensor | null = null;
-    let weight = w;
-    if (bn) {
-      const folded = foldBatchNorm(
-        w.data, outC,
-        p.get(`${bn}.weight`, [outC]).data, p.get(`${bn}.bias`, [outC]).data,
-        p.get(`${bn}.running_mean`, [outC]).data, p.get(`${bn}.running_var`, [outC]).data,
-      );
-      weight = { data: folded.weight, shape: w.shape };
-      bias = { data: folded.bias, shape: [outC] };
-    }
-    this.weights = backend.prepareConv2d(weight, bias, stride, padding);
-  }
-  forward(x: Tensor, act: Activation = "none", residual: Tensor | null = null): Tensor {
-    return this.backend.conv2d(x, this.weights, act, residual);
-  }
-}
 
 export class Bottleneck {
   static readonly expansion = 4;
@@ -105,13 +24,14 @@ export class Bottleneck {
   readonly conv3: Conv2d; // bn3 folded in
   readonly downsample: Conv2d | null; // "-1" AvgPool2d(stride), "0" conv, "1" bn (folded)
 
-  constructor(readonly backend: Backend, p: Params, prefix: string, inplanes: number, planes: number, readonly stride = 1) {
+  constructor(readonly backend: Backend, p: Params, readonly prefix: string, inplanes: number, planes: number, readonly stride = 1) {
+    const outplanes = planes * Bottleneck.expansion;
     // all convs have stride 1; a stride > 1 is an avgpool after conv2 (and before the downsample conv): ResNet-D
-    this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, inplanes, planes, 1, 1, 0, `${prefix}.bn1`);
-    this.conv2 = new Conv2d(backend, p, `${prefix}.conv2`, planes, planes, 3, 1, 1, `${prefix}.bn2`);
-    this.conv3 = new Conv2d(backend, p, `${prefix}.conv3`, planes, planes * Bottleneck.expansion, 1, 1, 0, `${prefix}.bn3`);
-    this.downsample = stride > 1 || inplanes !== planes * Bottleneck.expansion
-      ? new Conv2d(backend, p, `${prefix}.downsample.0`, inplanes, planes * Bottleneck.expansion, 1, 1, 0, `${prefix}.downsample.1`)
+    this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, { inChannels: inplanes, outChannels: planes, kernelSize: 1, bias: false, bn: `${prefix}.bn1` });
+    this.conv2 = new Conv2d(backend, p, `${prefix}.conv2`, { inChannels: planes, outChannels: planes, kernelSize: 3, padding: 1, bias: false, bn: `${prefix}.bn2` });
+    this.conv3 = new Conv2d(backend, p, `${prefix}.conv3`, { inChannels: planes, outChannels: outplanes, kernelSize: 1, bias: false, bn: `${prefix}.bn3` });
+    this.downsample = stride > 1 || inplanes !== outplanes
+      ? new Conv2d(backend, p, `${prefix}.downsample.0`, { inChannels: inplanes, outChannels: outplanes, kernelSize: 1, stride: 1, bias: false, bn: `${prefix}.downsample.1` })
       : null;
   }
 
@@ -139,7 +59,7 @@ export class AttentionPool2d {
   readonly c_proj: Linear;
 
   constructor(
-    readonly backend: Backend, p: Params, prefix: string,
+    readonly backend: Backend, p: Params, readonly prefix: string,
     spacialDim: number, readonly embedDim: number, readonly numHeads: number, outputDim: number,
   ) {
     this.positional_embedding = p.own(`${prefix}.positional_embedding`, [spacialDim * spacialDim + 1, embedDim]);
@@ -176,25 +96,27 @@ export class AttentionPool2d {
 }
 
 export class ModifiedResNet {
-  readonly conv1: Conv2d;
-  readonly conv2: Conv2d;
-  readonly conv3: Conv2d;
-  readonly layer1: Bottleneck[];
-  readonly layer2: Bottleneck[];
-  readonly layer3: Bottleneck[];
-  readonly layer4: Bottleneck[];
+  readonly conv1: Conv2d; // bn1 folded in
+  readonly conv2: Conv2d; // bn2 folded in
+  readonly conv3: Conv2d; // bn3 folded in
+  readonly layer1: Sequential<Bottleneck>;
+  readonly layer2: Sequential<Bottleneck>;
+  readonly layer3: Sequential<Bottleneck>;
+  readonly layer4: Sequential<Bottleneck>;
   readonly attnpool: AttentionPool2d;
   private inplanes: number;
 
   constructor(
-    readonly backend: Backend, p: Params, prefix: string,
+    readonly backend: Backend, p: Params, readonly prefix: string,
     layers: readonly number[], readonly outputDim: number, heads: number, readonly inputResolution: number, width: number,
   ) {
-    // the 3-layer stem (bn1..bn3 folded in)
-    this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, 3, width >> 1, 3, 2, 1, `${prefix}.bn1`);
-    this.conv2 = new Conv2d(backend, p, `${prefix}.conv2`, width >> 1, width >> 1, 3, 1, 1, `${prefix}.bn2`);
-    this.conv3 = new Conv2d(backend, p, `${prefix}.conv3`, width >> 1, width, 3, 1, 1, `${prefix}.bn3`);
+    // the 3-layer stem
+    const half = width >> 1;
+    this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, { inChannels: 3, outChannels: half, kernelSize: 3, stride: 2, padding: 1, bias: false, bn: `${prefix}.bn1` });
+    this.conv2 = new Conv2d(backend, p, `${prefix}.conv2`, { inChannels: half, outChannels: half, kernelSize: 3, padding: 1, bias: false, bn: `${prefix}.bn2` });
+    this.conv3 = new Conv2d(backend, p, `${prefix}.conv3`, { inChannels: half, outChannels: width, kernelSize: 3, padding: 1, bias: false, bn: `${prefix}.bn3` });
 
+    // residual layers
     this.inplanes = width;
     this.layer1 = this.makeLayer(p, `${prefix}.layer1`, width, layers[0]);
     this.layer2 = this.makeLayer(p, `${prefix}.layer2`, width * 2, layers[1], 2);
@@ -205,32 +127,25 @@ export class ModifiedResNet {
     this.attnpool = new AttentionPool2d(backend, p, `${prefix}.attnpool`, inputResolution / 32, embedDim, heads, outputDim);
   }
 
-  private makeLayer(p: Params, prefix: string, planes: number, blocks: number, stride = 1): Bottleneck[] {
-    const layer = [new Bottleneck(this.backend, p, `${prefix}.0`, this.inplanes, planes, stride)];
+  private makeLayer(p: Params, prefix: string, planes: number, blocks: number, stride = 1): Sequential<Bottleneck> {
+    const layers = [new Bottleneck(this.backend, p, `${prefix}.0`, this.inplanes, planes, stride)];
     this.inplanes = planes * Bottleneck.expansion;
-    for (let i = 1; i < blocks; i++) layer.push(new Bottleneck(this.backend, p, `${prefix}.${i}`, this.inplanes, planes));
-    return layer;
-  }
-
-  stem(x: Tensor): Tensor {
-    x = this.conv1.forward(x, "relu");
-    x = this.conv2.forward(x, "relu");
-    x = this.conv3.forward(x, "relu");
-    return this.backend.avgPool2d(x, 2);
+    for (let i = 1; i < blocks; i++) layers.push(new Bottleneck(this.backend, p, `${prefix}.${i}`, this.inplanes, planes));
+    return new Sequential(prefix, layers);
   }
 
   forward(x: Tensor, hook?: ForwardHook): Tensor {
-    x = this.stem(x);
-    hook?.("visual.avgpool", x);
-    for (const [name, layer] of [["layer1", this.layer1], ["layer2", this.layer2], ["layer3", this.layer3], ["layer4", this.layer4]] as const) {
-      layer.forEach((block, i) => {
-        x = block.forward(x);
-        hook?.(`visual.${name}.${i}`, x);
-      });
-      hook?.(`visual.${name}`, x);
-    }
+    // the stem: relu(bn(conv(x))) three times, then avgpool
+    for (const conv of [this.conv1, this.conv2, this.conv3]) x = conv.forward(x, "relu");
+    x = this.backend.avgPool2d(x, 2);
+    hook?.(`${this.prefix}.avgpool`, x);
+
+    x = this.layer1.forward(x, hook);
+    x = this.layer2.forward(x, hook);
+    x = this.layer3.forward(x, hook);
+    x = this.layer4.forward(x, hook);
     x = this.attnpool.forward(x);
-    hook?.("visual.attnpool", x);
+    hook?.(this.attnpool.prefix, x);
     return x;
   }
 }
@@ -239,7 +154,7 @@ export class ModifiedResNet {
 export class LayerNorm {
   readonly weight: Tensor;
   readonly bias: Tensor;
-  constructor(readonly backend: Backend, p: Params, prefix: string, width: number, readonly eps = 1e-5) {
+  constructor(readonly backend: Backend, p: Params, readonly prefix: string, width: number, readonly eps = 1e-5) {
     this.weight = p.own(`${prefix}.weight`, [width]);
     this.bias = p.own(`${prefix}.bias`, [width]);
   }
@@ -252,17 +167,19 @@ export class LayerNorm {
 // open_clip and Hugging Face models may use nn.GELU instead ("gelu", the erf form), which the config says.
 
 export class ResidualAttentionBlock {
+  // attn, nn.MultiheadAttention(d_model, n_head):
   readonly q_proj: Linear; // rows [0, d) of attn.in_proj_weight
   readonly k_proj: Linear; // rows [d, 2d)
   readonly v_proj: Linear; // rows [2d, 3d)
   readonly out_proj: Linear;
   readonly ln_1: LayerNorm;
+  // mlp: c_fc, the activation, c_proj
   readonly c_fc: Linear;
   readonly c_proj: Linear;
   readonly ln_2: LayerNorm;
 
   constructor(
-    readonly backend: Backend, p: Params, prefix: string, readonly dModel: number, readonly nHead: number,
+    readonly backend: Backend, p: Params, readonly prefix: string, readonly dModel: number, readonly nHead: number,
     readonly act: MlpActivation = "quickgelu", eps = 1e-5,
   ) {
     const d = dModel;
@@ -284,18 +201,27 @@ export class ResidualAttentionBlock {
     this.ln_2 = new LayerNorm(backend, p, `${prefix}.ln_2`, d, eps);
   }
 
-  /** x: [N, L, D]; keyCount as in Backend.attention (the causal mask of the text tower). */
-  attention(x: Tensor, keyCount: Int32Array | null): Tensor {
-    const q = this.q_proj.forward(x);
+  /**
+   * The reference's attention(x), self.attn(x, x, x)[0] (out_proj included), plus `residual`, for x: [N, L, D];
+   * keyCount as in Backend.attention (the causal mask of the text tower). With `queries`, only the token
+   * queries[n] of each sequence asks, giving [N, 1, D]; every token is still a key and a value.
+   */
+  attention(x: Tensor, keyCount: Int32Array | null, residual: Tensor, queries: Int32Array | null = null): Tensor {
+    const q = this.q_proj.forward(queries ? rows(x, queries, true) : x);
     const k = this.k_proj.forward(x);
     const v = this.v_proj.forward(x);
-    return this.backend.attention(q, k, v, this.nHead, keyCount);
+    return this.out_proj.forward(this.backend.attention(q, k, v, this.nHead, keyCount), "none", residual);
+  }
+
+  /** The reference's mlp(x): c_proj(act(c_fc(x))), plus `residual`. */
+  mlp(x: Tensor, residual: Tensor): Tensor {
+    return this.c_proj.forward(this.c_fc.forward(x, this.act), "none", residual);
   }
 
   forward(x: Tensor, keyCount: Int32Array | null = null): Tensor {
-    x = this.out_proj.forward(this.attention(this.ln_1.forward(x), keyCount), "none", x); // x + attn(ln_1(x))
-    const h = this.c_fc.forward(this.ln_2.forward(x), this.act);
-    return this.c_proj.forward(h, "none", x); // x + mlp(ln_2(x))
+    x = this.attention(this.ln_1.forward(x), keyCount, x); // x = x + self.attention(self.ln_1(x))
+    x = this.mlp(this.ln_2.forward(x), x); // x = x + self.mlp(self.ln_2(x))
+    return x;
   }
 
   /**
@@ -303,29 +229,27 @@ export class ResidualAttentionBlock {
    * For the last block: the other tokens' outputs are never read. Every op is row-wise, so the bits are the same.
    */
   forwardPooled(x: Tensor, index: Int32Array, keyCount: Int32Array | null): Tensor {
-    const h = this.ln_1.forward(x);
-    const q = this.q_proj.forward(rows(h, index, true));
-    const attn = this.backend.attention(q, this.k_proj.forward(h), this.v_proj.forward(h), this.nHead, keyCount);
-    const y = this.out_proj.forward(attn, "none", rows(x, index, true));
-    return this.c_proj.forward(this.c_fc.forward(this.ln_2.forward(y), this.act), "none", y);
+    x = this.attention(this.ln_1.forward(x), keyCount, rows(x, index, true), index);
+    x = this.mlp(this.ln_2.forward(x), x);
+    return x;
   }
 }
 
 export class Transformer {
   readonly resblocks: ResidualAttentionBlock[];
   constructor(
-    backend: Backend, p: Params, prefix: string, readonly width: number, readonly layers: number, readonly heads: number,
+    backend: Backend, p: Params, readonly prefix: string, readonly width: number, readonly layers: number, readonly heads: number,
     act: MlpActivation = "quickgelu", eps = 1e-5,
   ) {
     this.resblocks = [];
     for (let i = 0; i < layers; i++) this.resblocks.push(new ResidualAttentionBlock(backend, p, `${prefix}.resblocks.${i}`, width, heads, act, eps));
   }
 
-  forward(x: Tensor, keyCount: Int32Array | null = null, hook?: ForwardHook, name = "transformer"): Tensor {
-    this.resblocks.forEach((block, i) => {
+  forward(x: Tensor, keyCount: Int32Array | null = null, hook?: ForwardHook): Tensor {
+    for (const block of this.resblocks) {
       x = block.forward(x, keyCount);
-      hook?.(`${name}.resblocks.${i}`, x);
-    });
+      hook?.(block.prefix, x);
+    }
     return x;
   }
 
@@ -348,11 +272,11 @@ export class VisionTransformer {
   readonly proj: Linear; // x @ proj, as a linear with weight projᵀ
 
   constructor(
-    readonly backend: Backend, p: Params, prefix: string,
+    readonly backend: Backend, p: Params, readonly prefix: string,
     readonly inputResolution: number, readonly patchSize: number, readonly width: number,
     layers: number, heads: number, readonly outputDim: number, act: MlpActivation = "quickgelu", eps = 1e-5,
   ) {
-    this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, 3, width, patchSize, patchSize, 0);
+    this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, { inChannels: 3, outChannels: width, kernelSize: patchSize, stride: patchSize, bias: false });
     const grid = inputResolution / patchSize;
     this.class_embedding = p.own(`${prefix}.class_embedding`, [width]);
     this.positional_embedding = p.own(`${prefix}.positional_embedding`, [grid * grid + 1, width]);
@@ -364,7 +288,7 @@ export class VisionTransformer {
 
   forward(x: Tensor, hook?: ForwardHook): Tensor {
     x = this.conv1.forward(x); // shape = [*, width, grid, grid]
-    hook?.("visual.conv1", x);
+    hook?.(this.conv1.prefix, x);
     const [N, D, gh, gw] = x.shape;
     const G = gh * gw, L = G + 1;
     // [*, width, grid²] -> [*, grid², width], class token first, plus the positional embedding
@@ -377,71 +301,16 @@ export class VisionTransformer {
       }
     }
     x = this.ln_pre.forward(tokens);
-    hook?.("visual.ln_pre", x);
+    hook?.(this.ln_pre.prefix, x);
 
     const classToken = new Int32Array(N);
-    if (hook) x = rows(this.transformer.forward(x, null, hook, "visual.transformer"), classToken);
+    if (hook) x = rows(this.transformer.forward(x, null, hook), classToken);
     else x = this.transformer.forwardPooled(x, classToken, null, null);
 
     x = this.ln_post.forward(x); // the class token
-    hook?.("visual.ln_post", x);
+    hook?.(this.ln_post.prefix, x);
     return this.proj.forward(x);
   }
-}
-
-export interface CLIPConfig {
-  embedDim: number;
-  // vision
-  imageResolution: number;
-  visionLayers: number | [number, number, number, number]; // a tuple: ModifiedResNet
-  visionWidth: number;
-  visionPatchSize: number | null;
-  // text
-  contextLength: number;
-  vocabSize: number;
-  transformerWidth: number;
-  transformerHeads: number;
-  transformerLayers: number;
-  // what the state dict cannot tell (src/config.ts): each with its source in `sources`
-  visionHeads: number;
-  visionActivation: MlpActivation; // unused by the ResNet (no MLP)
-  visionEps: number; // unused by the ResNet (no LayerNorm)
-  visionMlpWidth: number | null; // c_fc's outputs: 4·width in OpenAI's models (null: the ResNet)
-  transformerMlpWidth: number;
-  /** The text is pooled at the first position of this id (Hugging Face's eos_token_id); null: at argmax, as the reference. */
-  textPoolTokenId: number | null;
-  textActivation: MlpActivation;
-  textEps: number;
-  /** Per setting above (and transformerHeads): the source that gave it, or "assumed" (OpenAI's build_model). */
-  sources: Record<"visionHeads" | "visionActivation" | "visionEps" | "transformerHeads" | "textActivation" | "textEps", string>;
-}
-
-/** The settings nothing said and that the model uses, as "name value" phrases; empty when every one was given. */
-export function assumedSettings(c: CLIPConfig): string[] {
-  const out: string[] = [];
-  const resnet = Array.isArray(c.visionLayers);
-  const acts = [
-    ...(!resnet && c.sources.visionActivation === ASSUMED ? [["vision", c.visionActivation]] : []),
-    ...(c.sources.textActivation === ASSUMED ? [["text", c.textActivation]] : []),
-  ];
-  if (acts.length) out.push(`activation ${acts.map(([t, a]) => `${a === "quickgelu" ? "QuickGELU" : "GELU"} (${t})`).join(", ")}`);
-  const heads = [
-    ...(c.sources.visionHeads === ASSUMED ? [`${c.visionHeads} (vision)`] : []),
-    ...(c.sources.transformerHeads === ASSUMED ? [`${c.transformerHeads} (text)`] : []),
-  ];
-  if (heads.length) out.push(`64-wide attention heads: ${heads.join(", ")}`);
-  const eps = [...(!resnet && c.sources.visionEps === ASSUMED ? ["vision"] : []), ...(c.sources.textEps === ASSUMED ? ["text"] : [])];
-  if (eps.length) out.push(`layer-norm eps 1e-5 (${eps.join(", ")})`);
-  return out;
-}
-
-/** Called with each module's output in forward order (the names of the reference's state dict / forward hooks). */
-export type ForwardHook = (name: string, output: Tensor) => void;
-
-/** Token ids as the reference takes them: [N, context_length] of int32 or int64. */
-export interface TokenTensor {
-  data: Int32Array | BigInt64Array;
-  shape: number[];
 }
 
 export class CLIP {
@@ -456,13 +325,12 @@ export class CLIP {
   /** Batches larger than maxBatch are refused before anything is allocated (a .npy can declare any N). */
   constructor(readonly backend: Backend, p: Params, readonly config: CLIPConfig, readonly maxBatch = DEFAULT_MAX_BATCH) {
     if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
-    const c = config;
-    if (Array.isArray(c.visionLayers)) {
-      this.visual = new ModifiedResNet(backend, p, "visual", c.visionLayers, c.embedDim, c.visionHeads, c.imageResolution, c.visionWidth);
+    const c = config, v = c.vision;
+    if (v.kind === "resnet") {
+      this.visual = new ModifiedResNet(backend, p, "visual", v.layers, c.embedDim, v.heads, c.imageResolution, v.width);
     } else {
       this.visual = new VisionTransformer(
-        backend, p, "visual", c.imageResolution, c.visionPatchSize!, c.visionWidth, c.visionLayers as number, c.visionHeads, c.embedDim,
-        c.visionActivation, c.visionEps,
+        backend, p, "visual", c.imageResolution, v.patchSize, v.width, v.layers, v.heads, c.embedDim, v.activation, v.eps,
       );
     }
     this.transformer = new Transformer(
@@ -523,7 +391,7 @@ export class CLIP {
     if (hook) {
       x = this.transformer.forward(x, causal, hook);
       x = this.ln_final.forward(x);
-      hook("ln_final", x);
+      hook(this.ln_final.prefix, x);
       x = rows(x, eot);
     } else {
       x = this.ln_final.forward(this.transformer.forwardPooled(x, eot, causal, Int32Array.from(eot, (e) => e + 1)));
@@ -551,91 +419,28 @@ export class CLIP {
   }
 }
 
-/** (logit_scale.exp() * image_features) @ text_features.t(), in the reference's order, for normalised features. */
-export function scaledSimilarity(logitScale: number, imageFeatures: Tensor, textFeatures: Tensor): Tensor {
-  const scale = expf(logitScale);
-  const [I, E] = imageFeatures.shape, [T] = textFeatures.shape;
-  const out = tensor([I, T]);
-  for (let i = 0; i < I; i++) {
-    for (let j = 0; j < T; j++) {
-      let acc = 0;
-      for (let e = 0; e < E; e++) acc = f(acc + f(f(scale * imageFeatures.data[i * E + e]) * textFeatures.data[j * E + e]));
-      out.data[i * T + j] = acc;
-    }
-  }
-  return out;
+// convert_weights (fp16 for GPUs) has no counterpart: every weight is f32 here, fp16 checkpoints are widened at load.
+
+export interface BuildOptions {
+  /** Larger batches are refused (default 1024). */
+  maxBatch?: number;
+  /** What the state dict cannot tell, in priority order (options, the file's config, the architecture's name…). */
+  hints?: readonly Hints[];
 }
 
-export const DEFAULT_MAX_BATCH = 1024;
-
-/** A shape of non-negative integers (a fractional or negative dimension would index outside the data). */
-function checkShape(what: string, shape: readonly number[]): void {
-  if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-    throw new RangeError(`${what}: shape ${Array.isArray(shape) ? `[${shape.join(", ")}]` : String(shape)} must be non-negative integers`);
-  }
+/** Builds the model from a state dict; every key must be used and have the expected shape. */
+export function buildModel(sd: StateDict, backend: Backend, options: BuildOptions = {}): CLIP {
+  const p = new Params(sd);
+  const model = new CLIP(backend, p, inferConfig(sd, options.hints), options.maxBatch);
+  const extra = p.unexpected();
+  if (extra.length) throw new StateDictError(`unexpected key${extra.length > 1 ? "s" : ""} ${extra.slice(0, 5).map((k) => `"${k}"`).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
+  return model;
 }
 
-function checkBatch(where: string, what: string, n: number, limit: number): void {
-  if (n > limit) throw new RangeError(`${where}: a batch of ${n} ${what} is more than the limit of ${limit} (maxBatch)`);
-}
-
-/** x / ‖x‖ per row. */
-export function normalize(x: Tensor): Tensor {
-  const [N, E] = x.shape;
-  const y = tensor([N, E]);
-  for (let n = 0; n < N; n++) {
-    let sq = 0;
-    for (let e = 0; e < E; e++) sq = f(sq + f(x.data[n * E + e] * x.data[n * E + e]));
-    const norm = f(Math.sqrt(sq));
-    for (let e = 0; e < E; e++) y.data[n * E + e] = f(x.data[n * E + e] / norm);
-  }
-  return y;
-}
-
-/** A [in, out] projection matrix applied as x @ proj: a bias-free linear whose weight is its transpose. */
-function projection(backend: Backend, proj: Tensor): Linear {
-  const [K, N] = proj.shape;
-  const wT = tensor([N, K]);
-  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wT.data[n * K + k] = proj.data[k * N + n];
-  return new Linear(backend, wT, null);
-}
-
-/** x[arange(N), index] for x: [N, L, D] → [N, D] (or [N, 1, D]). */
-function rows(x: Tensor, index: Int32Array, keepDim = false): Tensor {
-  const [N, L, D] = x.shape;
-  const y = tensor(keepDim ? [N, 1, D] : [N, D]);
-  for (let n = 0; n < N; n++) y.data.set(x.data.subarray((n * L + index[n]) * D, (n * L + index[n] + 1) * D), n * D);
-  return y;
-}
-
-/** The first position of the largest id in each row, as torch.argmax. */
-export function argmaxPerRow(ids: Int32Array, N: number, L: number): Int32Array {
-  const out = new Int32Array(N);
-  for (let n = 0; n < N; n++) {
-    for (let t = 1; t < L; t++) if (ids[n * L + t] > ids[n * L + out[n]]) out[n] = t;
-  }
-  return out;
-}
-
-/** The first position of `id` in each row (0 where absent, as torch.argmax of the comparison). */
-export function firstIndexPerRow(ids: Int32Array, N: number, L: number, id: number): Int32Array {
-  const out = new Int32Array(N);
-  for (let n = 0; n < N; n++) {
-    const t = ids.subarray(n * L, (n + 1) * L).indexOf(id);
-    out[n] = t < 0 ? 0 : t;
-  }
-  return out;
-}
-
-/** build_attention_mask of the reference: query i sees keys 0..i. */
-function causalKeyCounts(N: number, L: number): Int32Array {
-  const counts = new Int32Array(N * L);
-  for (let t = 0; t < N * L; t++) counts[t] = (t % L) + 1;
-  return counts;
-}
+// ---- not in clip/model.py
 
 /**
- * build_model of the reference: the hyper-parameters the state dict shows, from key names and shapes. The ones it
+ * build_model's first half: the hyper-parameters the state dict shows, from key names and shapes. The ones it
  * cannot show (heads, activation, eps) come from `hints`, first source first, else OpenAI's defaults, marked assumed.
  */
 export function inferConfig(sd: StateDict, hints: readonly Hints[] = []): CLIPConfig {
@@ -662,24 +467,26 @@ export function inferConfig(sd: StateDict, hints: readonly Hints[] = []): CLIPCo
     return n;
   };
 
-  const vit = sd.has("visual.proj");
-  let visionWidth: number, visionLayers: CLIPConfig["visionLayers"], visionPatchSize: number | null, imageResolution: number;
-  if (vit) {
-    visionWidth = shape("visual.conv1.weight")[0];
-    visionLayers = blocks("visual.transformer.resblocks.");
-    visionPatchSize = shape("visual.conv1.weight")[3];
+  // what the vision tower's keys show; the rest (heads, activation, eps) is resolved with the text tower's below
+  let shown: { kind: "resnet"; layers: [number, number, number, number]; width: number } | { kind: "vit"; layers: number; width: number; patchSize: number };
+  let imageResolution: number;
+  if (sd.has("visual.proj")) {
+    const width = shape("visual.conv1.weight")[0];
+    const layers = blocks("visual.transformer.resblocks.");
+    const patchSize = shape("visual.conv1.weight")[3];
     const gridSize = Math.round(Math.sqrt(shape("visual.positional_embedding")[0] - 1));
-    imageResolution = visionPatchSize * gridSize;
+    imageResolution = patchSize * gridSize;
+    shown = { kind: "vit", layers, width, patchSize };
   } else {
-    visionLayers = [1, 2, 3, 4].map((b) => blocks(`visual.layer${b}.`)) as [number, number, number, number];
-    visionWidth = shape("visual.layer1.0.conv1.weight")[0];
+    const layers = [1, 2, 3, 4].map((b) => blocks(`visual.layer${b}.`)) as [number, number, number, number];
+    const width = shape("visual.layer1.0.conv1.weight")[0];
     const tokens = shape("visual.attnpool.positional_embedding")[0];
     const outputWidth = Math.round(Math.sqrt(tokens - 1));
     if (outputWidth * outputWidth + 1 !== tokens) {
       throw new StateDictError(`visual.attnpool.positional_embedding has ${tokens} rows, not a square grid + 1`);
     }
-    visionPatchSize = null;
     imageResolution = outputWidth * 32;
+    shown = { kind: "resnet", layers, width };
   }
   const transformerWidth = shape("ln_final.weight")[0];
   const tp = shape("text_projection");
@@ -688,50 +495,109 @@ export function inferConfig(sd: StateDict, hints: readonly Hints[] = []): CLIPCo
     throw new StateDictError(`text_projection has shape [${tp.join(", ")}], expected [${transformerWidth} (the text width), embed_dim]` +
       (transposed ? ": it looks transposed (nn.Linear's [out, in] layout; the reference multiplies x @ text_projection)" : ""));
   }
-  if (vit) {
+  if (shown.kind === "vit") {
     const vp = shape("visual.proj");
-    if (vp.length === 2 && vp[0] !== visionWidth && vp[1] === visionWidth) {
-      throw new StateDictError(`visual.proj has shape [${vp.join(", ")}], expected [${visionWidth} (the vision width), ${tp[1]}]: it looks transposed`);
+    if (vp.length === 2 && vp[0] !== shown.width && vp[1] === shown.width) {
+      throw new StateDictError(`visual.proj has shape [${vp.join(", ")}], expected [${shown.width} (the vision width), ${tp[1]}]: it looks transposed`);
     }
   }
   const mlpWidth = (prefix: string, layers: number) => (layers > 0 ? shape(`${prefix}.resblocks.0.mlp.c_fc.weight`)[0] : 4 * shape(`${prefix === "transformer" ? "ln_final" : "visual.ln_post"}.weight`)[0]);
-  const vision = resolveTower("vision", vit ? visionWidth : visionWidth * 32, 64, hints);
+  // the ResNet's attention pool has width·32 features
+  const v = resolveTower("vision", shown.kind === "vit" ? shown.width : shown.width * 32, 64, hints);
   const text = resolveTower("text", transformerWidth, 64, hints);
+  const contextLength = shape("positional_embedding")[0];
+  const vocabSize = shape("token_embedding.weight")[0];
+  const transformerLayers = blocks("transformer.resblocks.");
+  const vision: VisionConfig = shown.kind === "vit"
+    ? { ...shown, heads: v.heads, activation: v.activation, eps: v.eps, mlpWidth: mlpWidth("visual.transformer", shown.layers) }
+    : { ...shown, heads: v.heads };
   return {
     embedDim: tp[1],
-    imageResolution, visionLayers, visionWidth, visionPatchSize,
-    contextLength: shape("positional_embedding")[0],
-    vocabSize: shape("token_embedding.weight")[0],
+    imageResolution, vision,
+    contextLength, vocabSize,
     transformerWidth,
     transformerHeads: text.heads,
-    transformerLayers: blocks("transformer.resblocks."),
-    visionHeads: vision.heads,
-    visionActivation: vision.activation,
-    visionEps: vision.eps,
-    visionMlpWidth: vit ? mlpWidth("visual.transformer", visionLayers as number) : null,
-    transformerMlpWidth: mlpWidth("transformer", blocks("transformer.resblocks.")),
+    transformerLayers,
+    transformerMlpWidth: mlpWidth("transformer", transformerLayers),
     textActivation: text.activation,
     textEps: text.eps,
     textPoolTokenId: text.eosTokenId,
     sources: {
-      visionHeads: vision.sources.heads, visionActivation: vision.sources.activation, visionEps: vision.sources.eps,
+      visionHeads: v.sources.heads, visionActivation: v.sources.activation, visionEps: v.sources.eps,
       transformerHeads: text.sources.heads, textActivation: text.sources.activation, textEps: text.sources.eps,
     },
   };
 }
 
-export interface BuildOptions {
-  /** Larger batches are refused (default 1024). */
-  maxBatch?: number;
-  /** What the state dict cannot tell, in priority order (options, the file's config, the architecture's name…). */
-  hints?: readonly Hints[];
+export const DEFAULT_MAX_BATCH = 1024;
+
+/** Token ids as the reference takes them: [N, context_length] of int32 or int64. */
+export interface TokenTensor {
+  data: Int32Array | BigInt64Array;
+  shape: number[];
 }
 
-/** Builds the model from a state dict; every key must be used and have the expected shape. */
-export function buildModel(sd: StateDict, backend: Backend, options: BuildOptions = {}): CLIP {
-  const p = new Params(sd);
-  const model = new CLIP(backend, p, inferConfig(sd, options.hints), options.maxBatch);
-  const extra = p.unexpected();
-  if (extra.length) throw new StateDictError(`unexpected key${extra.length > 1 ? "s" : ""} ${extra.slice(0, 5).map((k) => `"${k}"`).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
-  return model;
+/** A shape of non-negative integers (a fractional or negative dimension would index outside the data). */
+function checkShape(what: string, shape: readonly number[]): void {
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new RangeError(`${what}: shape ${Array.isArray(shape) ? `[${shape.join(", ")}]` : String(shape)} must be non-negative integers`);
+  }
+}
+
+function checkBatch(where: string, what: string, n: number, limit: number): void {
+  if (n > limit) throw new RangeError(`${where}: a batch of ${n} ${what} is more than the limit of ${limit} (maxBatch)`);
+}
+
+/** build_attention_mask of the reference: query i sees keys 0..i. */
+function causalKeyCounts(N: number, L: number): Int32Array {
+  const counts = new Int32Array(N * L);
+  for (let t = 0; t < N * L; t++) counts[t] = (t % L) + 1;
+  return counts;
+}
+
+/** The first position of the largest id in each row, as torch.argmax. */
+export function argmaxPerRow(ids: Int32Array, N: number, L: number): Int32Array {
+  const out = new Int32Array(N);
+  for (let n = 0; n < N; n++) {
+    for (let t = 1; t < L; t++) if (ids[n * L + t] > ids[n * L + out[n]]) out[n] = t;
+  }
+  return out;
+}
+
+/** The first position of `id` in each row (0 where absent, as torch.argmax of the comparison). */
+export function firstIndexPerRow(ids: Int32Array, N: number, L: number, id: number): Int32Array {
+  const out = new Int32Array(N);
+  for (let n = 0; n < N; n++) {
+    const t = ids.subarray(n * L, (n + 1) * L).indexOf(id);
+    out[n] = t < 0 ? 0 : t;
+  }
+  return out;
+}
+
+/** x / ‖x‖ per row. */
+export function normalize(x: Tensor): Tensor {
+  const [N, E] = x.shape;
+  const y = tensor([N, E]);
+  for (let n = 0; n < N; n++) {
+    let sq = 0;
+    for (let e = 0; e < E; e++) sq = f(sq + f(x.data[n * E + e] * x.data[n * E + e]));
+    const norm = f(Math.sqrt(sq));
+    for (let e = 0; e < E; e++) y.data[n * E + e] = f(x.data[n * E + e] / norm);
+  }
+  return y;
+}
+
+/** (logit_scale.exp() * image_features) @ text_features.t(), in the reference's order, for normalised features. */
+export function scaledSimilarity(logitScale: number, imageFeatures: Tensor, textFeatures: Tensor): Tensor {
+  const scale = expf(logitScale);
+  const [I, E] = imageFeatures.shape, [T] = textFeatures.shape;
+  const out = tensor([I, T]);
+  for (let i = 0; i < I; i++) {
+    for (let j = 0; j < T; j++) {
+      let acc = 0;
+      for (let e = 0; e < E; e++) acc = f(acc + f(f(scale * imageFeatures.data[i * E + e]) * textFeatures.data[j * E + e]));
+      out.data[i * T + j] = acc;
+    }
+  }
+  return out;
 }

@@ -9,7 +9,8 @@ import { TsBackend } from "../src/backend/ts.js";
 import { memoryIo, runCli } from "../src/cli/cli.js";
 import { conventionalLayout, lndToNld, markJumps, readDump, runParity, type Comparison } from "../src/cli/parity.js";
 import { hookedShapes, moduleTree, parameterCount, subtreeFlops, walk } from "../src/cli/summary.js";
-import { buildModel, inferConfig, type CLIPConfig } from "../src/model.js";
+import type { CLIPConfig } from "../src/config.js";
+import { buildModel, inferConfig } from "../src/model.js";
 import type { StateDict } from "../src/tensor.js";
 import { loadStateDict, writeSafetensors } from "../src/weights/index.js";
 import { readZip } from "../src/weights/zip.js";
@@ -251,8 +252,11 @@ describe("summary", () => {
       const c = cfg.config;
       const config: CLIPConfig = inferConfig(sd);
       expect(config).toMatchObject({
-        embedDim: c.embed_dim, imageResolution: c.image_resolution, visionLayers: c.vision_layers, visionWidth: c.vision_width,
-        visionPatchSize: c.vision_patch_size, contextLength: c.context_length, vocabSize: c.vocab_size,
+        embedDim: c.embed_dim, imageResolution: c.image_resolution,
+        vision: Array.isArray(c.vision_layers)
+          ? { kind: "resnet", layers: c.vision_layers, width: c.vision_width }
+          : { kind: "vit", layers: c.vision_layers, width: c.vision_width, patchSize: c.vision_patch_size },
+        contextLength: c.context_length, vocabSize: c.vocab_size,
         transformerWidth: c.transformer_width, transformerHeads: c.transformer_heads, transformerLayers: c.transformer_layers,
       });
       expect(parameterCount(sd, ""), cfg.name).toBe(cfg.num_params);

@@ -14,7 +14,7 @@ test("without a path, load() gives the ResNet (the more accurate of the two) and
   expect(paths.weights).toMatch(/[/\\]weights[/\\]clip-tiny-rn\.safetensors$/);
   expect(paths.vocab).toMatch(/[/\\]weights[/\\]vocab\.txt\.gz$/);
   const clip = await load();
-  expect(clip.model.config.visionLayers).toEqual([1, 1, 1, 1]);
+  expect(clip.model.config.vision).toMatchObject({ kind: "resnet", layers: [1, 1, 1, 1] });
   expect(clip.model.config.imageResolution).toBe(64);
   clip.model.dispose();
 });

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { buildModel, inferConfig, StateDictError } from "../src/model.js";
+import { buildModel, inferConfig } from "../src/model.js";
+import { StateDictError } from "../src/nn.js";
 import { numel } from "../src/tensor.js";
 import { RecordingBackend, shapeOnlyStateDict } from "./helpers/shape_only.js";
 
@@ -20,12 +21,20 @@ describe("buildModel infers every OpenAI configuration from key names and shapes
       const sd = shapeOnlyStateDict(entries);
       const r = c.config;
       expect(inferConfig(sd)).toMatchObject({
-        embedDim: r.embed_dim, imageResolution: r.image_resolution, visionLayers: r.vision_layers,
-        visionWidth: r.vision_width, visionPatchSize: r.vision_patch_size, contextLength: r.context_length,
+        embedDim: r.embed_dim, imageResolution: r.image_resolution,
+        vision: Array.isArray(r.vision_layers)
+          ? { kind: "resnet", layers: r.vision_layers, width: r.vision_width, heads: c.vision_heads ?? r.vision_width / 2 }
+          : {
+            kind: "vit", layers: r.vision_layers, width: r.vision_width, patchSize: r.vision_patch_size,
+            heads: c.vision_heads ?? r.vision_width / 64, activation: "quickgelu", eps: 1e-5, mlpWidth: 4 * r.vision_width,
+          },
+        contextLength: r.context_length,
         vocabSize: r.vocab_size, transformerWidth: r.transformer_width, transformerHeads: r.transformer_heads,
-        transformerLayers: r.transformer_layers, visionHeads: c.vision_heads ?? (Array.isArray(r.vision_layers) ? r.vision_width / 2 : r.vision_width / 64),
-        visionActivation: "quickgelu", textActivation: "quickgelu", visionEps: 1e-5, textEps: 1e-5, textPoolTokenId: null,
+        transformerLayers: r.transformer_layers, transformerMlpWidth: 4 * r.transformer_width,
+        textActivation: "quickgelu", textEps: 1e-5, textPoolTokenId: null,
       });
+      // the ResNet has no MLP and no LayerNorm: no activation, eps or MLP width to carry
+      if (Array.isArray(r.vision_layers)) expect(Object.keys(inferConfig(sd).vision).sort()).toEqual(["heads", "kind", "layers", "width"]);
       // nothing but the weights: every setting they cannot tell is marked assumed
       expect(Object.values(inferConfig(sd).sources)).toEqual(Array(6).fill("assumed"));
       // every key consumed with the expected shape, none left over

@@ -9,7 +9,7 @@ test('import { loadModel, load } from "clip-ts"', async () => {
     expect(typeof (api as Record<string, unknown>)[name], name).toBe("function");
   }
   const golden = await api.loadModel("test/golden/models/vit/weights.safetensors", { backend: "ts" });
-  expect(golden.config).toMatchObject({ embedDim: 64, imageResolution: 32, visionLayers: 2, visionPatchSize: 8, vocabSize: 512 });
+  expect(golden.config).toMatchObject({ embedDim: 64, imageResolution: 32, vision: { kind: "vit", layers: 2, patchSize: 8 }, vocabSize: 512 });
   golden.dispose();
 });
 

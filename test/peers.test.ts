@@ -4,7 +4,8 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { loadModel, type LoadOptions } from "../src/clip.js";
-import { assumedSettings, type CLIP } from "../src/model.js";
+import { assumedSettings } from "../src/config.js";
+import type { CLIP } from "../src/model.js";
 import { readNpy } from "../src/npy.js";
 import type { Tensor } from "../src/tensor.js";
 
@@ -43,12 +44,11 @@ function expectSettings(model: CLIP, c: string): void {
   expect(cfg.textEps).toBe(e.text.ln_eps);
   expect(cfg.transformerMlpWidth).toBe(e.text.mlp_width);
   if (e.arch === "rn") {
-    expect(cfg.visionHeads).toBe(e.vision.attnpool_heads);
+    expect(cfg.vision).toMatchObject({ kind: "resnet", heads: e.vision.attnpool_heads });
   } else {
-    expect(cfg.visionHeads).toBe(e.vision.heads);
-    expect(cfg.visionActivation).toBe(act(e.vision.activation));
-    expect(cfg.visionEps).toBe(e.vision.ln_eps);
-    expect(cfg.visionMlpWidth).toBe(e.vision.mlp_width);
+    expect(cfg.vision).toMatchObject({
+      kind: "vit", heads: e.vision.heads, activation: act(e.vision.activation), eps: e.vision.ln_eps, mlpWidth: e.vision.mlp_width,
+    });
   }
   expect(cfg.textPoolTokenId).toBe(e.text.pool.type === "eos" ? e.text.pool.eos_token_id : null);
   expect(assumedSettings(cfg), "nothing assumed when the config says").toEqual([]);

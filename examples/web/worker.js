@@ -12,9 +12,10 @@ async function sha256Hex(view) {
 
 /** "ViT 64 px, patch 8, 4 layers × 64; text 2 layers × 64, 628 tokens; embeddings 64" */
 function describe(c) {
-  const vision = Array.isArray(c.visionLayers)
-    ? `ResNet ${c.imageResolution} px, layers ${c.visionLayers.join("-")}, width ${c.visionWidth}`
-    : `ViT ${c.imageResolution} px, patch ${c.visionPatchSize}, ${c.visionLayers} layers × ${c.visionWidth}`;
+  const v = c.vision;
+  const vision = v.kind === "resnet"
+    ? `ResNet ${c.imageResolution} px, layers ${v.layers.join("-")}, width ${v.width}`
+    : `ViT ${c.imageResolution} px, patch ${v.patchSize}, ${v.layers} layers × ${v.width}`;
   return `${vision}; text ${c.transformerLayers} layers × ${c.transformerWidth}, ${c.vocabSize} tokens; embeddings ${c.embedDim}`;
 }
 

@@ -8,8 +8,8 @@ import {
   checkpointFromBytes, createBackend, localModelPath, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, openaiVocabPath, readCheckpoint,
   VOCAB_NAMES, vocabNextTo, type BackendName, type Checkpoint,
 } from "../clip.js";
-import { ConfigError, MLP_ACTIVATIONS, type HyperParamOptions } from "../config.js";
-import { assumedSettings, type CLIP, type CLIPConfig, type TokenTensor } from "../model.js";
+import { assumedSettings, ConfigError, MLP_ACTIVATIONS, type CLIPConfig, type HyperParamOptions } from "../config.js";
+import type { CLIP, TokenTensor } from "../model.js";
 import { readNpyFloat32, readNpyTokens, writeNpy } from "../npy.js";
 import type { StateDict, Tensor } from "../tensor.js";
 import type { SimpleTokenizer } from "../simple_tokenizer.js";

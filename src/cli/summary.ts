@@ -1,10 +1,14 @@
 // `clip-ts summary`: the reference CLIP's module tree exactly as PyTorch's print(model) shows it, with each
 // module's output shape for one image and one text, its parameter count and its FLOPs.
-import type { MlpActivation } from "../config.js";
-import { Params, type CLIP, type CLIPConfig } from "../model.js";
+import type { CLIPConfig, MlpActivation, VisionConfig } from "../config.js";
+import type { CLIP } from "../model.js";
+import { Params } from "../nn.js";
 import { numel, shapeString, tensor, type StateDict, type Tensor } from "../tensor.js";
 import { parse } from "./args.js";
 import { MODEL_HELP, MODEL_OPTIONS, openModel, type Command } from "./common.js";
+
+type ResNetConfig = Extract<VisionConfig, { kind: "resnet" }>;
+type ViTConfig = Extract<VisionConfig, { kind: "vit" }>;
 
 /** One nn.Module of the reference, as print(model) names it. */
 export interface ModuleNode {
@@ -76,9 +80,8 @@ function bottleneck(path: string, name: string, inplanes: number, planes: number
   }, (c) => c[9].shape);
 }
 
-function modifiedResNet(path: string, c: CLIPConfig, N: number): ModuleNode {
-  const layers = c.visionLayers as number[];
-  const width = c.visionWidth, R = c.imageResolution;
+function modifiedResNet(path: string, c: CLIPConfig, v: ResNetConfig, N: number): ModuleNode {
+  const { layers, width } = v, R = c.imageResolution;
   const embed = width * 32;
   return node(path, "visual", "ModifiedResNet", (p) => {
     const out: ModuleNode[] = [];
@@ -139,12 +142,12 @@ function transformer(path: string, name: string, D: number, layers: number, N: n
   ], () => [N, L, D]);
 }
 
-function visionTransformer(path: string, c: CLIPConfig, N: number): ModuleNode {
-  const P = c.visionPatchSize!, W = c.visionWidth, G = c.imageResolution / P, L = G * G + 1;
+function visionTransformer(path: string, c: CLIPConfig, v: ViTConfig, N: number): ModuleNode {
+  const P = v.patchSize, W = v.width, G = c.imageResolution / P, L = G * G + 1;
   return node(path, "visual", "VisionTransformer", (p) => [
     conv2d(p, "conv1", 3, W, P, P, 0, N, c.imageResolution),
     layerNorm(p, "ln_pre", [N, L, W]),
-    transformer(p, "transformer", W, c.visionLayers as number, N, L, { hidden: c.visionMlpWidth ?? 4 * W, act: c.visionActivation }),
+    transformer(p, "transformer", W, v.layers, N, L, { hidden: v.mlpWidth, act: v.activation }),
     layerNorm(p, "ln_post", [N, W]),
   ], () => [N, c.embedDim], 2 * N * W * c.embedDim /* x @ proj */);
 }
@@ -153,7 +156,7 @@ function visionTransformer(path: string, c: CLIPConfig, N: number): ModuleNode {
 export function moduleTree(c: CLIPConfig): ModuleNode {
   const N = 1, L = c.contextLength, W = c.transformerWidth;
   const root = node("", "", "CLIP", (p) => [
-    Array.isArray(c.visionLayers) ? modifiedResNet(p, c, N) : visionTransformer(p, c, N),
+    c.vision.kind === "resnet" ? modifiedResNet(p, c, c.vision, N) : visionTransformer(p, c, c.vision, N),
     transformer(p, "transformer", W, c.transformerLayers, N, L, { hidden: c.transformerMlpWidth, act: c.textActivation }),
     leaf(p, "token_embedding", "Embedding", `${c.vocabSize}, ${W}`, [N, L, W]),
     layerNorm(p, "ln_final", [N, L, W]),
@@ -233,9 +236,10 @@ export function renderSummary(root: ModuleNode, sd: StateDict): string {
 function describe(c: CLIPConfig): string {
   const heads = (h: number) => `${h} head${h === 1 ? "" : "s"}`;
   const act = (a: MlpActivation) => (a === "gelu" ? "GELU" : "QuickGELU");
-  const vision = Array.isArray(c.visionLayers)
-    ? `ModifiedResNet ${c.imageResolution}px, layers (${c.visionLayers.join(", ")}), width ${c.visionWidth}, attnpool ${heads(c.visionHeads)}`
-    : `VisionTransformer ${c.imageResolution}px, patch ${c.visionPatchSize}, width ${c.visionWidth}, ${c.visionLayers} layers, ${heads(c.visionHeads)}, ${act(c.visionActivation)}`;
+  const v = c.vision;
+  const vision = v.kind === "resnet"
+    ? `ModifiedResNet ${c.imageResolution}px, layers (${v.layers.join(", ")}), width ${v.width}, attnpool ${heads(v.heads)}`
+    : `VisionTransformer ${c.imageResolution}px, patch ${v.patchSize}, width ${v.width}, ${v.layers} layers, ${heads(v.heads)}, ${act(v.activation)}`;
   return `${vision}; text: context ${c.contextLength}, vocab ${c.vocabSize}, width ${c.transformerWidth}, ` +
     `${c.transformerLayers} layers, ${heads(c.transformerHeads)}, ${act(c.textActivation)}; embed_dim ${c.embedDim}`;
 }

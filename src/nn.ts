@@ -1,0 +1,135 @@
+// The torch.nn plumbing under src/model.ts: weights taken from a state dict by name, and the layers that hand them
+// to the backend (nn.Linear, nn.Conv2d with its BatchNorm2d folded in).
+
+import type { Backend, Conv2dWeights, LinearWeights } from "./backend/backend.js";
+import type { Activation } from "./kernels/activations.js";
+import { foldBatchNorm } from "./kernels/batch_norm.js";
+import { shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
+
+/** A weight that is missing, unexpected or of the wrong shape. */
+export class StateDictError extends Error {
+  override name = "StateDictError";
+}
+
+/** Hands out the tensors of a state dict by name, checking shapes and remembering which were used. */
+export class Params {
+  private readonly used = new Set<string>();
+  constructor(readonly stateDict: StateDict) {}
+
+  get(key: string, shape: number[]): Tensor {
+    const t = this.stateDict.get(key);
+    if (!t) throw new StateDictError(`missing key "${key}" (expected shape ${shapeString(shape)})`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new StateDictError(`key "${key}": expected shape ${shapeString(shape)}, found ${shapeString(t.shape)}`);
+    }
+    this.used.add(key);
+    return { data: t.data, shape: t.shape };
+  }
+
+  /** The shape of a tensor the model is about to get (widths that the config leaves to the weights). */
+  shapeOf(key: string, rank: number): number[] {
+    const t = this.stateDict.get(key);
+    if (!t) throw new StateDictError(`missing key "${key}"`);
+    if (t.shape.length !== rank) throw new StateDictError(`key "${key}": expected ${rank} dimensions, found ${shapeString(t.shape)}`);
+    return t.shape;
+  }
+
+  /** As get, for a tensor the model keeps in JavaScript after loading: a copy, since a state dict's tensors may be
+   *  views of the whole checkpoint file, which would otherwise stay in memory for as long as the model. */
+  own(key: string, shape: number[]): Tensor {
+    const t = this.get(key, shape);
+    return { data: t.data.slice(), shape: t.shape };
+  }
+
+  /** Keys the reference ignores too: buffers it rebuilds itself or never reads. */
+  static readonly ignored = /(^|\.)num_batches_tracked$|^(input_resolution|context_length|vocab_size)$/;
+
+  unexpected(): string[] {
+    return [...this.stateDict.keys()].filter((k) => !this.used.has(k) && !Params.ignored.test(k));
+  }
+}
+
+/** Called with each module's output in forward order (the names of the reference's state dict / forward hooks). */
+export type ForwardHook = (name: string, output: Tensor) => void;
+
+/** nn.Linear, prepared for the backend. */
+export class Linear {
+  readonly weights: LinearWeights;
+  constructor(readonly backend: Backend, weight: Tensor, bias: Tensor | null) {
+    this.weights = backend.prepareLinear(weight, bias);
+  }
+  static load(backend: Backend, p: Params, prefix: string, inFeatures: number, outFeatures: number): Linear {
+    return new Linear(backend, p.get(`${prefix}.weight`, [outFeatures, inFeatures]), p.get(`${prefix}.bias`, [outFeatures]));
+  }
+  /** act(x·Wᵀ + b + residual): a residual add is done in the same kernel. */
+  forward(x: Tensor, act: Activation = "none", residual: Tensor | null = null): Tensor {
+    return this.backend.linear(x, this.weights, act, residual);
+  }
+}
+
+/** A [in, out] projection matrix applied as x @ proj: a bias-free linear whose weight is its transpose. */
+export function projection(backend: Backend, proj: Tensor): Linear {
+  const [K, N] = proj.shape;
+  const wT = tensor([N, K]);
+  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wT.data[n * K + k] = proj.data[k * N + n];
+  return new Linear(backend, wT, null);
+}
+
+/** nn.Conv2d's keywords, for the bias-free square convolutions CLIP has. */
+export interface Conv2dOptions {
+  inChannels: number;
+  outChannels: number;
+  kernelSize: number;
+  stride?: number; // 1
+  padding?: number; // 0
+  /** Every convolution of CLIP is bias-free; the folded BatchNorm2d, if any, gives the bias. */
+  bias: false;
+  /** The prefix of the nn.BatchNorm2d that follows, folded into the weights at load (eval mode). */
+  bn?: string;
+}
+
+/** nn.Conv2d (with the nn.BatchNorm2d that follows it folded in when `bn` is given), prepared for the backend. */
+export class Conv2d {
+  readonly weights: Conv2dWeights;
+  constructor(readonly backend: Backend, p: Params, readonly prefix: string, options: Conv2dOptions) {
+    const { inChannels, outChannels: outC, kernelSize: k, stride = 1, padding = 0, bn } = options;
+    const w = p.get(`${prefix}.weight`, [outC, inChannels, k, k]);
+    let bias: Tensor | null = null;
+    let weight = w;
+    if (bn) {
+      const folded = foldBatchNorm(
+        w.data, outC,
+        p.get(`${bn}.weight`, [outC]).data, p.get(`${bn}.bias`, [outC]).data,
+        p.get(`${bn}.running_mean`, [outC]).data, p.get(`${bn}.running_var`, [outC]).data,
+      );
+      weight = { data: folded.weight, shape: w.shape };
+      bias = { data: folded.bias, shape: [outC] };
+    }
+    this.weights = backend.prepareConv2d(weight, bias, stride, padding);
+  }
+  /** act(conv(x) + b + residual): a residual add is done in the same kernel. */
+  forward(x: Tensor, act: Activation = "none", residual: Tensor | null = null): Tensor {
+    return this.backend.conv2d(x, this.weights, act, residual);
+  }
+}
+
+/** x[arange(N), index] for x: [N, L, D] → [N, D] (or [N, 1, D]). */
+export function rows(x: Tensor, index: Int32Array, keepDim = false): Tensor {
+  const [N, L, D] = x.shape;
+  const y = tensor(keepDim ? [N, 1, D] : [N, D]);
+  for (let n = 0; n < N; n++) y.data.set(x.data.subarray((n * L + index[n]) * D, (n * L + index[n] + 1) * D), n * D);
+  return y;
+}
+
+/** nn.Sequential: each module's output goes to the hook under the module's name, then the sequence's under its own. */
+export class Sequential<M extends { readonly prefix: string; forward(x: Tensor): Tensor }> {
+  constructor(readonly prefix: string, readonly modules: readonly M[]) {}
+  forward(x: Tensor, hook?: ForwardHook): Tensor {
+    for (const m of this.modules) {
+      x = m.forward(x);
+      hook?.(m.prefix, x);
+    }
+    hook?.(this.prefix, x);
+    return x;
+  }
+}
