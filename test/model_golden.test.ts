@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { TsBackend } from "../src/backend/ts.js";
-import { buildModel } from "../src/model.js";
+import { buildModel, ModifiedResNet, VisionTransformer } from "../src/model.js";
+import { Params } from "../src/nn.js";
 import type { Tensor } from "../src/tensor.js";
 import { parseSafetensors } from "../src/weights/safetensors.js";
 import { agreement, bitsEqual, goldenDir, lndToNld, npy, npyTokens } from "./helpers/golden.js";
@@ -35,6 +36,22 @@ for (const name of ["vit", "rn"]) {
       const short = npyTokens(`${dir}/tokens.npy`);
       const two = { data: short.data.slice(0, 2 * 77), shape: [2, 77] };
       expect(bitsEqual(model.encodeText(two).data, text.data.slice(0, 2 * text.shape[1]))).toBe(true);
+    });
+
+    test("the vision tower built under another prefix reports its outputs under that name, with the same bits", () => {
+      const sd = parseSafetensors(readFileSync(`${dir}/weights.safetensors`));
+      const renamed = new Map([...sd].filter(([k]) => k.startsWith("visual.")).map(([k, t]) => [`tower${k.slice("visual".length)}`, t]));
+      const p = new Params(renamed), c = model.config, v = c.vision, backend = new TsBackend();
+      const tower = v.kind === "resnet"
+        ? new ModifiedResNet(backend, p, "tower", v.layers, c.embedDim, v.heads, c.imageResolution, v.width)
+        : new VisionTransformer(backend, p, "tower", c.imageResolution, v.patchSize, v.width, v.layers, v.heads, c.embedDim, v.activation, v.eps);
+      expect(p.unexpected()).toEqual([]);
+      const seen = new Map<string, Tensor>();
+      tower.forward(npy(`${dir}/pixels.npy`), (n, t) => seen.set(n, t));
+      const visual = [...acts].filter(([n]) => n.startsWith("visual."));
+      expect(visual.length).toBeGreaterThanOrEqual(5);
+      expect([...seen.keys()]).toEqual(visual.map(([n]) => `tower${n.slice("visual".length)}`));
+      for (const [n, t] of visual) expect(bitsEqual(seen.get(`tower${n.slice("visual".length)}`)!.data, t.data), n).toBe(true);
     });
 
     test("encode_image, encode_text and both logits", () => {
