@@ -25,13 +25,12 @@ export class Bottleneck {
   readonly downsample: Conv2d | null; // "-1" AvgPool2d(stride), "0" conv, "1" bn (folded)
 
   constructor(readonly backend: Backend, p: Params, readonly prefix: string, inplanes: number, planes: number, readonly stride = 1) {
-    const outplanes = planes * Bottleneck.expansion;
     // all convs have stride 1; a stride > 1 is an avgpool after conv2 (and before the downsample conv): ResNet-D
     this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, { inChannels: inplanes, outChannels: planes, kernelSize: 1, bias: false, bn: `${prefix}.bn1` });
     this.conv2 = new Conv2d(backend, p, `${prefix}.conv2`, { inChannels: planes, outChannels: planes, kernelSize: 3, padding: 1, bias: false, bn: `${prefix}.bn2` });
-    this.conv3 = new Conv2d(backend, p, `${prefix}.conv3`, { inChannels: planes, outChannels: outplanes, kernelSize: 1, bias: false, bn: `${prefix}.bn3` });
-    this.downsample = stride > 1 || inplanes !== outplanes
-      ? new Conv2d(backend, p, `${prefix}.downsample.0`, { inChannels: inplanes, outChannels: outplanes, kernelSize: 1, stride: 1, bias: false, bn: `${prefix}.downsample.1` })
+    this.conv3 = new Conv2d(backend, p, `${prefix}.conv3`, { inChannels: planes, outChannels: planes * Bottleneck.expansion, kernelSize: 1, bias: false, bn: `${prefix}.bn3` });
+    this.downsample = stride > 1 || inplanes !== planes * Bottleneck.expansion
+      ? new Conv2d(backend, p, `${prefix}.downsample.0`, { inChannels: inplanes, outChannels: planes * Bottleneck.expansion, kernelSize: 1, stride: 1, bias: false, bn: `${prefix}.downsample.1` })
       : null;
   }
 
@@ -108,7 +107,7 @@ export class ModifiedResNet {
 
   constructor(
     readonly backend: Backend, p: Params, readonly prefix: string,
-    layers: readonly number[], readonly outputDim: number, heads: number, readonly inputResolution: number, width: number,
+    layers: readonly [number, number, number, number], readonly outputDim: number, heads: number, readonly inputResolution: number, width: number,
   ) {
     // the 3-layer stem
     const half = width >> 1;

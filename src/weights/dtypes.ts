@@ -214,7 +214,7 @@ export function allocF32(count: number): Float32Array {
 /**
  * Widen `count` contiguous little-endian elements of `dtype` at `byteOffset` into a Float32Array. F32 data at a
  * 4-aligned position is returned as a view of `bytes`, not a copy: a checkpoint is then held once in memory, not
- * twice, while a backend takes its weights (whoever keeps a tensor longer copies it; see Params.own in model.ts).
+ * twice, while a backend takes its weights (whoever keeps a tensor longer copies it; see Params.own in nn.ts).
  * The caller has checked that the range lies inside `bytes`.
  */
 export function decodeToF32(bytes: Uint8Array, byteOffset: number, count: number, dtype: DType): Float32Array {
