@@ -477,7 +477,7 @@ export function inferConfig(sd: StateDict, hints: readonly Hints[] = []): CLIPCo
     imageResolution = patchSize * gridSize;
     shown = { kind: "vit", layers, width, patchSize };
   } else {
-    const layers = [1, 2, 3, 4].map((b) => blocks(`visual.layer${b}.`)) as [number, number, number, number];
+    const layers: [number, number, number, number] = [blocks("visual.layer1."), blocks("visual.layer2."), blocks("visual.layer3."), blocks("visual.layer4.")];
     const width = shape("visual.layer1.0.conv1.weight")[0];
     const tokens = shape("visual.attnpool.positional_embedding")[0];
     const outputWidth = Math.round(Math.sqrt(tokens - 1));
