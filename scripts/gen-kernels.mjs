@@ -78,7 +78,7 @@ export function generateKernels(read = (file) => readFileSync(`${root}assembly/$
 
 /** head + items + tail on one line if it fits in 120 columns, else the items on lines of their own in between. */
 function block(head, items, tail) {
-  const one = head + items.join(" ") + tail;
+  const one = head + items.join(" ").replace(/;$/, "") + tail;
   if (one.length <= 120) return [one];
   const lines = [];
   let cur = "";

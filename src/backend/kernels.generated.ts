@@ -8,11 +8,11 @@ export type Ptr = number;
 /** Each kernel's arguments before its work range (tid, u0, u1). */
 export interface KernelArgs {
   /** assembly/linear.ts */
-  linear: { x: Ptr; w: Ptr; b: Ptr; y: Ptr; M: number; K: number; N: number; act: number; residual: Ptr; };
+  linear: { x: Ptr; w: Ptr; b: Ptr; y: Ptr; M: number; K: number; N: number; act: number; residual: Ptr };
   /** assembly/linear.ts */
-  packLinearWeights: { w: Ptr; N: number; K: number; dst: Ptr; };
+  packLinearWeights: { w: Ptr; N: number; K: number; dst: Ptr };
   /** assembly/linear.ts */
-  packRows: { x: Ptr; M: number; K: number; dst: Ptr; };
+  packRows: { x: Ptr; M: number; K: number; dst: Ptr };
   /** assembly/conv2d.ts */
   conv2d: {
     x: Ptr; w: Ptr; b: Ptr; y: Ptr; C: number; H: number; W: number; O: number; kh: number; kw: number; stride: number;
@@ -24,17 +24,17 @@ export interface KernelArgs {
     keyCount: Ptr; scratch: Ptr; scratchBytes: number;
   };
   /** assembly/layer_norm.ts */
-  layerNorm: { x: Ptr; gamma: Ptr; beta: Ptr; y: Ptr; D: number; eps: number; };
+  layerNorm: { x: Ptr; gamma: Ptr; beta: Ptr; y: Ptr; D: number; eps: number };
   /** assembly/pool.ts */
-  avgPool2d: { x: Ptr; y: Ptr; H: number; W: number; k: number; };
+  avgPool2d: { x: Ptr; y: Ptr; H: number; W: number; k: number };
   /** assembly/exp.ts */
-  expfArray: { x: Ptr; y: Ptr; };
+  expfArray: { x: Ptr; y: Ptr };
   /** assembly/erf.ts */
-  erfArray: { x: Ptr; y: Ptr; };
+  erfArray: { x: Ptr; y: Ptr };
   /** assembly/activations.ts */
-  activateArray: { x: Ptr; y: Ptr; act: number; };
+  activateArray: { x: Ptr; y: Ptr; act: number };
   /** assembly/peak.ts */
-  simdPeak: { iters: number; operands: Ptr; };
+  simdPeak: { iters: number; operands: Ptr };
 }
 
 export type KernelName = keyof KernelArgs;

@@ -80,13 +80,8 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const exports = instance.exports as unknown as KernelExports;
   const constant = (name: ConstantName): number => exports[name].value;
-  const wasm: Module = {
-    exports, NR: constant("NR"), MR: constant("MR"),
-    act: {
-      none: constant(ACT_CODE.none), relu: constant(ACT_CODE.relu),
-      quickgelu: constant(ACT_CODE.quickgelu), gelu: constant(ACT_CODE.gelu),
-    },
-  };
+  const act = Object.fromEntries(Object.entries(ACT_CODE).map(([a, c]) => [a, constant(c)])) as Record<Activation, number>;
+  const wasm: Module = { exports, NR: constant("NR"), MR: constant("MR"), act };
   const init = { module, memory, ctrl: CTRL.OFFSET, kernels: KERNEL_NAMES };
   const startWorkers = () => platform.startWorkers(init, threads - 1);
   const workers = shared ? await startWorkers() : [];
@@ -120,7 +115,7 @@ export class WasmBackend implements Backend {
   /** A new pool being started after a worker died; until it is up, every kernel runs on this thread alone. */
   private restarting: Promise<void> | null = null;
   /** Called by name on this thread (the workers call their own instances' exports). */
-  private exports: KernelExports;
+  private readonly exports: KernelExports;
   private readonly NR: number;
   private readonly MR: number;
   private readonly act: Record<Activation, number>;
