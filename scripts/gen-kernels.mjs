@@ -55,6 +55,10 @@ export function generateKernels(read = (file) => readFileSync(`${root}assembly/$
     ...kernels.flatMap(({ name, params }) => block(`  ${name}: (a) => [`, params.map(({ id }, i) => `a.${id}${i < params.length - 1 ? "," : ""}`), "],")),
     "};",
     "",
+    "/** Parameters of each wasm function, its work range included: a module built from other sources is refused. */",
+    ...block("export const ARITY: { readonly [K in KernelName]: number } = { ",
+      kernels.map(({ name, params }, i) => `${name}: ${params.length + 3}${i < kernels.length - 1 ? "," : ""}`), " };"),
+    "",
     "/** Dispatch order: a job names its kernel by its index here (see wasm_platform.ts). */",
     "export const KERNEL_NAMES = Object.keys(POSITIONAL) as KernelName[];",
     "",
@@ -80,16 +84,17 @@ export function generateKernels(read = (file) => readFileSync(`${root}assembly/$
 function block(head, items, tail) {
   const one = head + items.join(" ").replace(/;$/, "") + tail;
   if (one.length <= 120) return [one];
+  const outer = /^ */.exec(head)[0], inner = `${outer}  `;
   const lines = [];
   let cur = "";
   for (const item of items) {
-    if (cur && 4 + cur.length + 1 + item.length > 120) {
-      lines.push(`    ${cur}`);
+    if (cur && inner.length + cur.length + 1 + item.length > 120) {
+      lines.push(inner + cur);
       cur = item;
     } else cur = cur ? `${cur} ${item}` : item;
   }
-  if (cur) lines.push(`    ${cur}`);
-  return [head.trimEnd(), ...lines, `  ${tail.trim()}`];
+  if (cur) lines.push(inner + cur);
+  return [head.trimEnd(), ...lines, outer + tail.trim()];
 }
 
 function parseParam(p, where) {

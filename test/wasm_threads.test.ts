@@ -161,6 +161,21 @@ describe("the pool", () => {
     expect(three.avgPool2d(x, 2).data).toEqual(expected.data);
   });
 
+  test("a module built from other sources than kernels.generated.ts is refused, naming what differs", async () => {
+    // a module that exports linear with one parameter too few (its work range's tid) and nothing else
+    const bytes = Uint8Array.from([
+      0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+      1, 15, 1, 0x60, 11, ...new Array(11).fill(0x7f), 0, // type: (i32 × 11) → ()
+      3, 2, 1, 0, // one function of that type
+      7, 10, 1, 6, ...new TextEncoder().encode("linear"), 0, 0, // exported as "linear"
+      10, 4, 1, 2, 0, 0x0b, // its body: nothing
+    ]);
+    const platform: WasmPlatform = { ...nodePlatform, loadModule: () => WebAssembly.compile(bytes) };
+    await expect(createWasmBackend({ threads: 1, platform })).rejects.toThrow(
+      /^wasm backend: the module's linear, packLinearWeights, .*, simdPeak, NR, MR, ACT_NONE, .* are not those of src\/backend\/kernels\.generated\.ts: .*npm run build:wasm/,
+    );
+  });
+
   test("use after dispose throws", async () => {
     const b = await createWasmBackend({ threads: 2, minParallelWork: 0 });
     b.dispose();

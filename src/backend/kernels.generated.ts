@@ -59,6 +59,12 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
   simdPeak: (a) => [a.iters, a.operands],
 };
 
+/** Parameters of each wasm function, its work range included: a module built from other sources is refused. */
+export const ARITY: { readonly [K in KernelName]: number } = {
+  linear: 12, packLinearWeights: 7, packRows: 7, conv2d: 21, attention: 16, layerNorm: 9, avgPool2d: 8, expfArray: 5,
+  erfArray: 5, activateArray: 6, simdPeak: 5
+};
+
 /** Dispatch order: a job names its kernel by its index here (see wasm_platform.ts). */
 export const KERNEL_NAMES = Object.keys(POSITIONAL) as KernelName[];
 

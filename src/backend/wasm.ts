@@ -5,7 +5,7 @@ import {
   checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear, checkTensor,
 } from "./validate.js";
 import {
-  KERNEL_NAMES, POSITIONAL, type ConstantName, type KernelArgs, type KernelExports, type KernelName,
+  ARITY, CONSTANT_NAMES, KERNEL_NAMES, POSITIONAL, type ConstantName, type KernelArgs, type KernelExports, type KernelName,
 } from "./kernels.generated.js";
 import { CTRL, type WasmPlatform, type WorkerHandle } from "./wasm_platform.js";
 
@@ -78,7 +78,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     throw memoryError(`a ${shared ? "shared memory of up to 4 GiB" : "memory"}, 64 KiB to start`, e);
   }
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const exports = instance.exports as unknown as KernelExports;
+  const exports = checkExports(instance.exports);
   const constant = (name: ConstantName): number => exports[name].value;
   const act = Object.fromEntries(Object.entries(ACT_CODE).map(([a, c]) => [a, constant(c)])) as Record<Activation, number>;
   const wasm: Module = { exports, NR: constant("NR"), MR: constant("MR"), act };
@@ -86,6 +86,21 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const startWorkers = () => platform.startWorkers(init, threads - 1);
   const workers = shared ? await startWorkers() : [];
   return new WasmBackend(wasm, memory, workers, options.minParallelWork ?? MIN_PARALLEL_WORK, shared ? startWorkers : null);
+}
+
+/** The instance's exports, if they are the kernels and constants kernels.generated.ts was written from. */
+function checkExports(exports: WebAssembly.Exports): KernelExports {
+  const wrong = [
+    ...KERNEL_NAMES.filter((k) => typeof exports[k] !== "function" || (exports[k] as () => void).length !== ARITY[k]),
+    ...CONSTANT_NAMES.filter((c) => !(exports[c] instanceof WebAssembly.Global)),
+  ];
+  if (wrong.length > 0) {
+    throw new Error(
+      `wasm backend: the module's ${wrong.join(", ")} are not those of src/backend/kernels.generated.ts: it was built ` +
+      `from other sources (npm run build:wasm)`,
+    );
+  }
+  return exports as unknown as KernelExports;
 }
 
 /** V8 reserves several GiB of address space for any wasm memory, so a `ulimit -v` can refuse even its first page. */
