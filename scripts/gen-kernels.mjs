@@ -11,7 +11,7 @@ export const OUTPUT = "src/backend/kernels.generated.ts";
 const RANGE = ["tid: i32", "u0: i32", "u1: i32"];
 const TS_TYPE = { usize: "Ptr", i32: "number", f32: "number", f64: "number" };
 
-/** The source of kernels.generated.ts for the assembly/ directory `dir` (files are read through `read`). */
+/** The source of kernels.generated.ts; `read` gives the text of a file of assembly/ by its name. */
 export function generateKernels(read = (file) => readFileSync(`${root}assembly/${file}`, "utf8")) {
   const kernels = [], constants = [];
   for (const [, names, from] of read("index.ts").matchAll(/^export \{([^}]*)\} from "\.\/(\w+)";/gm)) {
