@@ -3,6 +3,7 @@
 // because V8 would rebuild them as constants inside the loop, on the same ports as the arithmetic.
 // As a unit range, so that every thread of the backend can run it at once: what the cores give together (shared
 // clocks, power and, on a VM, the host's other tenants) bounds the speed-up of threads on any kernel.
+// No TypeScript twin: it computes nothing the model uses, only how fast this machine can go.
 
 /** Units [u0, u1), each `iters` steps (96 flops a step); thread `tid` leaves its last sum at operands + 32 + 4·tid. */
 export function simdPeak(iters: i32, operands: usize, tid: i32, u0: i32, u1: i32): void {

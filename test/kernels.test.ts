@@ -1,9 +1,14 @@
 // The SIMD wasm kernels against the readable TypeScript ones, bit for bit, on random shapes and values; and the
-// same cases on 1, 2 and 3 threads (work is split over output units only, so the bits cannot depend on it).
+// same cases on 1, 2 and 3 threads (work is split over output units only, so the bits cannot depend on it); and
+// the seam between them, generated from assembly/'s signatures.
 import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import fc from "fast-check";
+import TS from "typescript";
 import { test } from "@fast-check/vitest";
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { ARITY, CONSTANT_NAMES, KERNEL_NAMES } from "../src/backend/kernels.generated.js";
 import { TsBackend } from "../src/backend/ts.js";
 import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
 import { activate, gelu, type Activation } from "../src/kernels/activations.js";
@@ -465,5 +470,56 @@ describe("hostile input: NaN and ±Inf as in PyTorch, data that is not float32, 
       expect(expected).not.toContain("\n");
       for (const b of wasm) expect(message(() => call(b)), `${b.threads} thread(s)`).toBe(expected);
     }
+  });
+});
+
+describe("the seam: src/backend/kernels.generated.ts, the typed binding of assembly/'s kernels", () => {
+  type Generate = (read?: (file: string) => string) => string;
+  const load = async () => {
+    const url = pathToFileURL(join(process.cwd(), "scripts/gen-kernels.mjs")).href;
+    return ((await import(url)) as { generateKernels: Generate }).generateKernels;
+  };
+  const assembly = (file: string) => readFileSync(`assembly/${file}`, "utf8");
+  const GENERATED = "src/backend/kernels.generated.ts";
+
+  test("is what scripts/gen-kernels.mjs writes from assembly/ now (npm run build:wasm regenerates it)", async () => {
+    expect(readFileSync(GENERATED, "utf8")).toBe((await load())(assembly));
+  });
+
+  test("names every export of both builds, each kernel with its arguments then (tid, u0, u1)", () => {
+    for (const [file, shared] of [["build/clip.wasm", false], ["build/clip-threads.wasm", true]] as const) {
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: shared ? 65536 : undefined, shared });
+      const exports = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(file)), { env: { memory } }).exports;
+      const names = Object.keys(exports).filter((n) => n !== "memory").sort();
+      expect(names, file).toEqual([...KERNEL_NAMES, ...CONSTANT_NAMES].sort());
+      for (const k of KERNEL_NAMES) expect((exports[k] as (...a: number[]) => void).length, `${file} ${k}`).toBe(ARITY[k]);
+      for (const c of CONSTANT_NAMES) expect(exports[c], `${file} ${c}`).toBeInstanceOf(WebAssembly.Global);
+    }
+  });
+
+  test("renaming a kernel's parameter in assembly/ breaks the build of src/backend/wasm.ts", async () => {
+    const generate = await load();
+    const renamed = (file: string) => file === "linear.ts"
+      ? assembly(file).replace(/(export function linear\([^)]*)\bresidual: usize/, "$1res: usize")
+      : assembly(file);
+    expect(renamed("linear.ts")).not.toBe(assembly("linear.ts"));
+    const typeErrors = (generated: string, old?: TS.Program) => {
+      const options: TS.CompilerOptions = {
+        target: TS.ScriptTarget.ES2022, module: TS.ModuleKind.NodeNext, moduleResolution: TS.ModuleResolutionKind.NodeNext,
+        lib: ["lib.es2022.d.ts", "lib.dom.d.ts"], strict: true, noEmit: true, skipLibCheck: true, types: ["node"],
+      };
+      const host = TS.createCompilerHost(options);
+      const readFile = host.readFile.bind(host), getSourceFile = host.getSourceFile.bind(host);
+      const target = resolve(GENERATED).replaceAll("\\", "/");
+      host.readFile = (f) => (resolve(f).replaceAll("\\", "/") === target ? generated : readFile(f));
+      host.getSourceFile = (f, v, onError, create) => resolve(f).replaceAll("\\", "/") === target
+        ? TS.createSourceFile(f, generated, v) : getSourceFile(f, v, onError, create);
+      const program = TS.createProgram(["src/backend/wasm.ts"], options, host, old);
+      return { program, errors: TS.getPreEmitDiagnostics(program).map((d) => TS.flattenDiagnosticMessageText(d.messageText, "\n")) };
+    };
+    const before = typeErrors(generate(assembly));
+    expect(before.errors).toEqual([]);
+    const after = typeErrors(generate(renamed), before.program);
+    expect(after.errors.join("\n")).toMatch(/'residual' does not exist in type .*res: number/);
   });
 });

@@ -11,6 +11,7 @@ import type { LinearWeights } from "../src/backend/backend.js";
 import { TsBackend } from "../src/backend/ts.js";
 import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
 import { nodePlatform } from "../src/backend/node_wasm.js";
+import type { KernelArgs } from "../src/backend/kernels.generated.js";
 import type { WasmPlatform, WorkerHandle } from "../src/backend/wasm_platform.js";
 import { buildModel } from "../src/model.js";
 import type { Tensor } from "../src/tensor.js";
@@ -150,13 +151,29 @@ describe("the pool", () => {
     const x = { shape: [1, 64, 8, 8], data: Float32Array.from({ length: 64 * 64 }, (_, i) => i % 7) };
     const expected = three.avgPool2d(x, 2);
     // white box: avgPool2d's planes from the 5th on lie past the end of memory, so whichever thread takes them traps
-    const run = (three as unknown as { run(name: string, args: number[], u0: number, u1: number): void }).run.bind(three);
+    type Run = { run(name: "avgPool2d", args: KernelArgs["avgPool2d"], u0: number, u1: number): void };
+    const run = (three as unknown as Run).run.bind(three);
     const end = (three as unknown as { memory: WebAssembly.Memory }).memory.buffer.byteLength;
     console.log('"wasm worker N: RuntimeError: memory access out of bounds" on stderr: this test\'s deliberate traps');
     for (let i = 0; i < 20; i++) {
-      expect(() => run("avgPool2d", [end - 5 * 64 * 4, 4096, 8, 8, 2], 0, 64)).toThrow(/out of bounds|failed in a worker/);
+      expect(() => run("avgPool2d", { x: end - 5 * 64 * 4, y: 4096, H: 8, W: 8, k: 2 }, 0, 64)).toThrow(/out of bounds|failed in a worker/);
     }
     expect(three.avgPool2d(x, 2).data).toEqual(expected.data);
+  });
+
+  test("a module built from other sources than kernels.generated.ts is refused, naming what differs", async () => {
+    // a module that exports linear with one parameter too few (its work range's tid) and nothing else
+    const bytes = Uint8Array.from([
+      0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+      1, 15, 1, 0x60, 11, ...new Array(11).fill(0x7f), 0, // type: (i32 × 11) → ()
+      3, 2, 1, 0, // one function of that type
+      7, 10, 1, 6, ...new TextEncoder().encode("linear"), 0, 0, // exported as "linear"
+      10, 4, 1, 2, 0, 0x0b, // its body: nothing
+    ]);
+    const platform: WasmPlatform = { ...nodePlatform, loadModule: () => WebAssembly.compile(bytes) };
+    await expect(createWasmBackend({ threads: 1, platform })).rejects.toThrow(
+      /^wasm backend: the module's linear, packLinearWeights, .*, simdPeak, NR, MR, ACT_NONE, .* are not those of src\/backend\/kernels\.generated\.ts: .*npm run build:wasm/,
+    );
   });
 
   test("use after dispose throws", async () => {

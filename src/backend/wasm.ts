@@ -4,13 +4,13 @@ import type { Backend, Conv2dWeights, LinearWeights } from "./backend.js";
 import {
   checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear, checkTensor,
 } from "./validate.js";
-import { KERNELS, CTRL, type KernelName, type WasmPlatform, type WorkerHandle } from "./wasm_platform.js";
+import {
+  ARITY, CONSTANT_NAMES, KERNEL_NAMES, POSITIONAL, type ConstantName, type KernelArgs, type KernelExports, type KernelName,
+} from "./kernels.generated.js";
+import { CTRL, type WasmPlatform, type WorkerHandle } from "./wasm_platform.js";
 
 export type { WasmPlatform } from "./wasm_platform.js";
 
-/** Columns per packed B panel and rows per packed A tile (assembly/gemm.ts NR and MR). */
-const NR = 16;
-const MR = 2;
 const PAGE = 65536;
 /** Bytes below the heap: the control block lives here (0 stays unused: the kernels read 0 as "no tensor"). */
 const HEAP_BASE = 4096;
@@ -34,12 +34,22 @@ const ACK_TIMEOUT_MS = 10_000;
 const STALL_MS = 10_000;
 const STALL_CHUNKS = 50;
 
-const ACT: Record<Activation, number> = { none: 0, relu: 1, quickgelu: 2, gelu: 3 };
+/** The exported constant (assembly/activations.ts) that codes each activation in a kernel's `act` argument. */
+const ACT_CODE = {
+  none: "ACT_NONE", relu: "ACT_RELU", quickgelu: "ACT_QUICKGELU", gelu: "ACT_GELU",
+} as const satisfies Record<Activation, ConstantName>;
 
 interface WasmLinear extends LinearWeights { ptr: number; bias: number }
 interface WasmConv extends Conv2dWeights { ptr: number; bias: number }
 
-type Exports = Record<KernelName, (...args: number[]) => number>;
+/** What the backend needs of an instance: its kernels, and the constants it exports, read once. */
+interface Module {
+  exports: KernelExports;
+  /** Columns per packed panel and rows per packed tile (assembly/linear.ts). */
+  NR: number;
+  MR: number;
+  act: Record<Activation, number>;
+}
 
 export interface WasmBackendOptions {
   /** Threads including the calling one (default: the available parallelism, at most 8). 1: no workers. */
@@ -68,12 +78,29 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     throw memoryError(`a ${shared ? "shared memory of up to 4 GiB" : "memory"}, 64 KiB to start`, e);
   }
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const init = { module, memory, ctrl: CTRL.OFFSET, kernels: KERNELS };
+  const exports = checkExports(instance.exports);
+  const constant = (name: ConstantName): number => exports[name].value;
+  const act = Object.fromEntries(Object.entries(ACT_CODE).map(([a, c]) => [a, constant(c)])) as Record<Activation, number>;
+  const wasm: Module = { exports, NR: constant("NR"), MR: constant("MR"), act };
+  const init = { module, memory, ctrl: CTRL.OFFSET, kernels: KERNEL_NAMES };
   const startWorkers = () => platform.startWorkers(init, threads - 1);
   const workers = shared ? await startWorkers() : [];
-  return new WasmBackend(
-    instance.exports as unknown as Exports, memory, workers, options.minParallelWork ?? MIN_PARALLEL_WORK, shared ? startWorkers : null,
-  );
+  return new WasmBackend(wasm, memory, workers, options.minParallelWork ?? MIN_PARALLEL_WORK, shared ? startWorkers : null);
+}
+
+/** The instance's exports, if they are the kernels and constants kernels.generated.ts was written from. */
+function checkExports(exports: WebAssembly.Exports): KernelExports {
+  const wrong = [
+    ...KERNEL_NAMES.filter((k) => typeof exports[k] !== "function" || (exports[k] as () => void).length !== ARITY[k]),
+    ...CONSTANT_NAMES.filter((c) => !(exports[c] instanceof WebAssembly.Global)),
+  ];
+  if (wrong.length > 0) {
+    throw new Error(
+      `wasm backend: the module's ${wrong.join(", ")} are not those of src/backend/kernels.generated.ts: it was built ` +
+      `from other sources (npm run build:wasm)`,
+    );
+  }
+  return exports as unknown as KernelExports;
 }
 
 /** V8 reserves several GiB of address space for any wasm memory, so a `ulimit -v` can refuse even its first page. */
@@ -102,21 +129,27 @@ export class WasmBackend implements Backend {
   private output: { p: number; n: number; early: Float32Array | null } | null = null;
   /** A new pool being started after a worker died; until it is up, every kernel runs on this thread alone. */
   private restarting: Promise<void> | null = null;
+  /** Called by name on this thread (the workers call their own instances' exports). */
+  private readonly exports: KernelExports;
+  private readonly NR: number;
+  private readonly MR: number;
+  private readonly act: Record<Activation, number>;
 
   constructor(
-    private readonly exports: Exports, private readonly memory: WebAssembly.Memory, private workers: WorkerHandle[],
+    wasm: Module, private readonly memory: WebAssembly.Memory, private workers: WorkerHandle[],
     private readonly minParallelWork = MIN_PARALLEL_WORK,
     /** Starts a fresh set of workers on the same module and memory (null: no threads). */
     private readonly startWorkers: (() => Promise<WorkerHandle[]>) | null = null,
   ) {
     this.threads = workers.length + 1;
+    ({ exports: this.exports, NR: this.NR, MR: this.MR, act: this.act } = wasm);
   }
 
   prepareLinear(weight: Tensor, biasIn: Tensor | null): LinearWeights {
     this.live();
     const { w, b } = checkPrepareLinear(weight, biasIn);
     const [N, K] = w.shape;
-    const panels = Math.ceil(N / NR);
+    const { NR } = this, panels = Math.ceil(N / NR);
     const ptr = this.alloc(panels * NR * K * 4);
     let bias = 0;
     if (b) {
@@ -126,7 +159,7 @@ export class WasmBackend implements Backend {
       this.write(bias, padded);
     }
     const raw = this.push(w.data);
-    this.run("packLinearWeights", [raw, N, K, ptr], 0, panels);
+    this.run("packLinearWeights", { w: raw, N, K, dst: ptr }, 0, panels);
     const prepared: WasmLinear = { N, K, ptr, bias };
     return prepared;
   }
@@ -135,7 +168,7 @@ export class WasmBackend implements Backend {
     this.live();
     const { w, b } = checkPrepareConv2d(weight, biasIn, stride, padding);
     const [O, C, kh, kw] = w.shape;
-    const K = C * kh * kw, tiles = Math.ceil(O / MR);
+    const { MR } = this, K = C * kh * kw, tiles = Math.ceil(O / MR);
     const ptr = this.alloc(tiles * MR * K * 4);
     let bias = 0;
     if (b) {
@@ -143,7 +176,7 @@ export class WasmBackend implements Backend {
       this.write(bias, b.data);
     }
     const raw = this.push(w.data);
-    this.run("packRows", [raw, O, K, ptr], 0, tiles);
+    this.run("packRows", { x: raw, M: O, K, dst: ptr }, 0, tiles);
     const prepared: WasmConv = { O, C, kh, kw, stride, padding, ptr, bias };
     return prepared;
   }
@@ -152,15 +185,17 @@ export class WasmBackend implements Backend {
     this.live();
     const w = weights as WasmLinear;
     const { x, residual, shape, M } = checkLinear(input, w, act, res);
-    const K = w.K;
+    const { K, N } = w, { NR, MR } = this;
     this.arena = this.top;
     const xp = this.push(x.data);
     const rp = residual ? this.push(residual.data) : 0;
-    const yp = this.reserveOutput(M * w.N);
+    const yp = this.reserveOutput(M * N);
     const tiles = Math.ceil(M / MR);
-    const ap = this.reserve(tiles * MR * K);
-    this.run("packRows", [xp, M, K, ap], 0, tiles, M * K * ELEMENT_WORK);
-    this.run("gemm", [ap, w.ptr, w.bias, w.bias ? 1 : 0, rp, yp, M, K, w.N, ACT[act]], 0, M > 0 ? Math.ceil(w.N / NR) : 0, M * K * w.N);
+    const packed = this.reserve(tiles * MR * K);
+    this.run("packRows", { x: xp, M, K, dst: packed }, 0, tiles, M * K * ELEMENT_WORK);
+    this.run("linear", {
+      x: packed, w: w.ptr, b: w.bias, y: yp, M, K, N, act: this.act[act], residual: rp,
+    }, 0, M > 0 ? Math.ceil(N / NR) : 0, M * K * N);
     return tensor(shape, this.takeOutput());
   }
 
@@ -170,7 +205,7 @@ export class WasmBackend implements Backend {
     const { x, residual, shape } = checkConv2d(input, w, act, res);
     const [N, C, H, W] = x.shape;
     const [, , Ho, Wo] = shape;
-    const P = Ho * Wo, K = C * w.kh * w.kw, panels = Math.ceil(P / NR);
+    const { NR } = this, P = Ho * Wo, K = C * w.kh * w.kw, panels = Math.ceil(P / NR);
     const chunk = Math.max(Math.min(panels, this.threads), Math.floor(COL_CHUNK_BYTES / (K * NR * 4)));
     this.arena = this.top;
     const xp = this.push(x.data);
@@ -179,10 +214,11 @@ export class WasmBackend implements Backend {
     const col = this.reserve(Math.min(chunk, panels) * K * NR);
     for (let n = 0; n < N; n++) {
       for (let c0 = 0; c0 < panels; c0 += chunk) {
-        this.run("conv2dImage", [
-          xp + n * C * H * W * 4, C, H, W, w.O, w.kh, w.kw, w.stride, w.padding, Ho, Wo,
-          w.ptr, w.bias, rp ? rp + n * w.O * P * 4 : 0, yp + n * w.O * P * 4, ACT[act], col, c0,
-        ], c0, Math.min(panels, c0 + chunk), w.O * K * P);
+        this.run("conv2d", {
+          x: xp + n * C * H * W * 4, w: w.ptr, b: w.bias, y: yp + n * w.O * P * 4, C, H, W, O: w.O, kh: w.kh, kw: w.kw,
+          stride: w.stride, padding: w.padding, Ho, Wo, act: this.act[act], residual: rp ? rp + n * w.O * P * 4 : 0,
+          col, pBase: c0,
+        }, c0, Math.min(panels, c0 + chunk), w.O * K * P);
       }
     }
     return tensor(shape, this.takeOutput());
@@ -194,15 +230,15 @@ export class WasmBackend implements Backend {
     this.arena = this.top;
     const xp = this.push(x.data), gp = this.push(weight.data), bp = this.push(bias.data);
     const yp = this.reserveOutput(x.data.length);
-    this.run("layerNorm", [xp, gp, bp, yp, D, eps], 0, rows, x.data.length * ELEMENT_WORK);
+    this.run("layerNorm", { x: xp, gamma: gp, beta: bp, y: yp, D, eps }, 0, rows, x.data.length * ELEMENT_WORK);
     return tensor([...x.shape], this.takeOutput());
   }
 
   attention(query: Tensor, key: Tensor, value: Tensor, heads: number, counts: Int32Array | null = null): Tensor {
     this.live();
-    const { q, k, v, B, Lq, Lk, D, headDim: hd, keyCount } = checkAttention(query, key, value, heads, counts);
-    const scale = Math.fround(1 / Math.sqrt(hd));
-    const scratchBytes = align16((hd + 1) * ((Lk + 3) & ~3) * 4);
+    const { q, k, v, B, Lq, Lk, D, headDim, keyCount } = checkAttention(query, key, value, heads, counts);
+    const scale = Math.fround(1 / Math.sqrt(headDim));
+    const scratchBytes = align16((headDim + 1) * ((Lk + 3) & ~3) * 4);
     this.arena = this.top;
     const qp = this.push(q.data), kp = this.push(k.data), vp = this.push(v.data);
     let kc = 0;
@@ -212,7 +248,9 @@ export class WasmBackend implements Backend {
     }
     const out = this.reserveOutput(q.data.length);
     const scratch = this.reserve((scratchBytes / 4) * this.threads); // one slot per thread: any may take any head
-    this.run("attention", [qp, kp, vp, out, B, Lq, Lk, heads, hd, scale, kc, scratch, scratchBytes], 0, B * heads, 2 * B * Lq * Lk * heads * hd);
+    this.run("attention", {
+      q: qp, k: kp, v: vp, out, B, Lq, Lk, heads, headDim, scale, keyCount: kc, scratch, scratchBytes,
+    }, 0, B * heads, 2 * B * Lq * Lk * heads * headDim);
     return tensor([B, Lq, D], this.takeOutput());
   }
 
@@ -222,7 +260,7 @@ export class WasmBackend implements Backend {
     this.arena = this.top;
     const xp = this.push(x.data);
     const yp = this.reserveOutput(numel(shape));
-    this.run("avgPool2d", [xp, yp, H, W, k], 0, N * C, N * C * H * W * ELEMENT_WORK);
+    this.run("avgPool2d", { x: xp, y: yp, H, W, k }, 0, N * C, N * C * H * W * ELEMENT_WORK);
     return tensor(shape, this.takeOutput());
   }
 
@@ -231,7 +269,7 @@ export class WasmBackend implements Backend {
     this.live();
     this.arena = this.top;
     const xp = this.push(x), yp = this.reserveOutput(x.length);
-    this.run("expfArray", [xp, yp], 0, x.length);
+    this.run("expfArray", { x: xp, y: yp }, 0, x.length);
     return this.takeOutput();
   }
 
@@ -240,7 +278,7 @@ export class WasmBackend implements Backend {
     this.live();
     this.arena = this.top;
     const xp = this.push(x), yp = this.reserveOutput(x.length);
-    this.run("erfArray", [xp, yp], 0, x.length);
+    this.run("erfArray", { x: xp, y: yp }, 0, x.length);
     return this.takeOutput();
   }
 
@@ -249,7 +287,7 @@ export class WasmBackend implements Backend {
     this.live();
     this.arena = this.top;
     const xp = this.push(x), yp = this.reserveOutput(x.length);
-    this.run("activateArray", [xp, yp, ACT[act]], 0, x.length);
+    this.run("activateArray", { x: xp, y: yp, act: this.act[act] }, 0, x.length);
     return this.takeOutput();
   }
 
@@ -262,12 +300,13 @@ export class WasmBackend implements Backend {
     const w = weights as WasmLinear;
     const x = checkTensor("linearKernels: input", input);
     if (x.shape.length !== 2 || x.shape[1] !== w.K) throw new Error(`linearKernels: input ${shapeString(x.shape)} is not [M, ${w.K}]`);
-    const [M, K] = x.shape, tiles = Math.ceil(M / MR);
-    const xp = this.alloc(M * K * 4), ap = this.alloc(tiles * MR * K * 4), yp = this.alloc(M * w.N * 4);
+    const [M, K] = x.shape, { N } = w, { NR, MR } = this, tiles = Math.ceil(M / MR);
+    const xp = this.alloc(M * K * 4), packed = this.alloc(tiles * MR * K * 4), yp = this.alloc(M * N * 4);
     this.write(xp, x.data);
+    const args: KernelArgs["linear"] = { x: packed, w: w.ptr, b: w.bias, y: yp, M, K, N, act: this.act.none, residual: 0 };
     return () => {
-      this.run("packRows", [xp, M, K, ap], 0, tiles, M * K * ELEMENT_WORK);
-      this.run("gemm", [ap, w.ptr, w.bias, w.bias ? 1 : 0, 0, yp, M, K, w.N, 0], 0, M > 0 ? Math.ceil(w.N / NR) : 0, M * K * w.N);
+      this.run("packRows", { x: xp, M, K, dst: packed }, 0, tiles, M * K * ELEMENT_WORK);
+      this.run("linear", args, 0, M > 0 ? Math.ceil(N / NR) : 0, M * K * N);
     };
   }
 
@@ -279,7 +318,7 @@ export class WasmBackend implements Backend {
     this.live();
     const units = 8 * this.threads, steps = Math.ceil(iters / 8);
     this.view().f32.set([0.999, 0.999, 0.999, 0.999, 1e-7, 1e-7, 1e-7, 1e-7], PEAK_OPERANDS >>> 2);
-    this.run("simdPeak", [steps, PEAK_OPERANDS], 0, units);
+    this.run("simdPeak", { iters: steps, operands: PEAK_OPERANDS }, 0, units);
     return units * steps * 96;
   }
 
@@ -303,15 +342,16 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Runs kernel `name` over the units [u0, u1) and returns when all are done. With workers, the units are handed
-   * out in chunks from a shared counter to whichever thread asks first (this one included), so a thread slowed
-   * by other load on the machine takes fewer; a unit's bits do not depend on which thread computes it.
+   * Runs kernel `name` over the units [u0, u1) and returns when all are done. Its arguments are named as in
+   * assembly/ (kernels.generated.ts), and put in the wasm function's order here, once, for this thread and the
+   * workers alike. With workers, the units are handed out in chunks from a shared counter to whichever thread asks
+   * first (this one included), so a thread slowed by other load on the machine takes fewer; a unit's bits do not
+   * depend on which thread computes it.
    */
-  private run(name: KernelName, args: number[], u0: number, u1: number, work = Infinity): void {
-    const fnIndex = KERNELS.findIndex(([n]) => n === name);
-    const withTid = KERNELS[fnIndex][1];
-    const call = (tid: number, a: number, b: number) =>
-      withTid ? this.exports[name](...args, tid, a, b) : this.exports[name](...args, a, b);
+  private run<K extends KernelName>(name: K, named: KernelArgs[K], u0: number, u1: number, work = Infinity): void {
+    const args = POSITIONAL[name](named);
+    const fn = this.exports[name] as (...a: number[]) => void;
+    const call = (tid: number, a: number, b: number) => fn(...args, tid, a, b);
     if (this.workers.length === 0 || u1 - u0 <= 1 || work < this.minParallelWork) {
       if (u1 > u0) call(0, u0, u1);
       return;
@@ -323,7 +363,7 @@ export class WasmBackend implements Backend {
     if (this.workers.some((w) => !w.isAlive())) this.failPool(name, null);
     const chunk = Math.max(1, Math.ceil((u1 - u0) / (this.threads * CTRL.CHUNKS_PER_THREAD)));
     f64.set(args, (CTRL.OFFSET + CTRL.ARGS_BYTE) >> 3);
-    i32[c + CTRL.FN] = fnIndex;
+    i32[c + CTRL.FN] = KERNEL_NAMES.indexOf(name);
     i32[c + CTRL.NARGS] = args.length;
     i32[c + CTRL.U1] = u1;
     i32[c + CTRL.CHUNK] = chunk;

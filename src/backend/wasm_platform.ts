@@ -1,11 +1,12 @@
 // What the wasm backend needs from its host, so that Node (node_wasm.ts: fs, worker_threads) and, later, a
 // browser (fetch, Web Workers) can each provide it; and the layout of the control block both sides share.
+import type { KernelName } from "./kernels.generated.js";
 
 export interface WorkerInit {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory; // shared
   ctrl: number; // byte offset of the control block in memory
-  kernels: typeof KERNELS;
+  kernels: readonly KernelName[]; // KERNEL_NAMES of kernels.generated.ts: a job's FN indexes it
 }
 
 export interface WorkerHandle {
@@ -28,30 +29,13 @@ export interface WasmPlatform {
   defaultThreads(): number;
 }
 
-/** Dispatchable exports of assembly/index.ts, and whether each takes the thread index before its unit range. */
-export const KERNELS = [
-  ["gemm", false],
-  ["packLinearWeights", false],
-  ["packRows", false],
-  ["conv2dImage", false],
-  ["attention", true],
-  ["layerNorm", false],
-  ["avgPool2d", false],
-  ["expfArray", false],
-  ["activateArray", false],
-  ["erfArray", false],
-  ["simdPeak", true],
-] as const satisfies readonly (readonly [string, boolean])[];
-
-export type KernelName = (typeof KERNELS)[number][0];
-
 /** Control block: Int32 slots at OFFSET, the f64 arguments at OFFSET + ARGS_BYTE, the workers' acknowledgements at OFFSET + ACK_BYTE. */
 export const CTRL = {
   OFFSET: 256,
   GEN: 0, // bumped by the main thread for each job (and to stop)
   DONE: 1, // workers that finished the current job
-  FN: 2, // index into KERNELS; −1: exit
-  NARGS: 3,
+  FN: 2, // index into init.kernels; −1: exit
+  NARGS: 3, // the f64 arguments, in the kernel's parameter order (POSITIONAL of kernels.generated.ts)
   NEXT: 4, // first unit not yet taken
   U1: 5, // end of the units
   CHUNK: 6, // units taken at a time
@@ -75,7 +59,7 @@ function workerLoop(init, tid, onError) {
   const { module, memory, ctrl, kernels } = init;
   const C = ${JSON.stringify(CTRL)};
   const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
-  const fns = kernels.map(([name]) => exports[name]);
+  const fns = kernels.map((name) => exports[name]);
   const i32 = new Int32Array(memory.buffer, ctrl, 16);
   const f64 = new Float64Array(memory.buffer, ctrl + C.ARGS_BYTE, C.MAX_ARGS);
   const ack = new Int32Array(memory.buffer, ctrl + C.ACK_BYTE, C.MAX_THREADS);
@@ -96,9 +80,8 @@ function workerLoop(init, tid, onError) {
       const u1 = i32[C.U1], chunk = i32[C.CHUNK];
       try { // whatever fails, the job is counted done below: the main thread waits for every worker
         const args = Array.from(f64.subarray(0, i32[C.NARGS]));
-        if (kernels[fn][1]) args.push(tid);
         for (let a = Atomics.add(i32, C.NEXT, chunk); a < u1; a = Atomics.add(i32, C.NEXT, chunk)) {
-          fns[fn](...args, a, Math.min(u1, a + chunk));
+          fns[fn](...args, tid, a, Math.min(u1, a + chunk)); // every kernel ends with (tid, u0, u1)
         }
       } catch (e) {
         Atomics.store(i32, C.ERROR, 1);

@@ -1,5 +1,5 @@
-// y[m, n] = act(Σ_k A[m, k]·B[k, n] + bias + residual[m, n]) — the SIMD twin of src/kernels/linear.ts (and of
-// conv2d.ts after im2col). B is packed in panels of NR columns, K-major: panel p holds B[k, p·NR + j] at
+// y[m, n] = act(Σ_k A[m, k]·B[k, n] + bias + residual[m, n]) — the SIMD twin of src/kernels/linear.ts (A = x,
+// B = wᵀ) and, after im2col, of conv2d.ts (A = w, B = the image's columns; assembly/conv2d.ts). B is packed in panels of NR columns, K-major: panel p holds B[k, p·NR + j] at
 // (p·K + k)·NR + j, zero padded past N. A is packed in tiles of MR rows, K-major: tile t holds A[t·MR + i, k] at
 // (t·K + k)·MR + i, its missing rows repeating the last one. Lanes run across output columns n; each output's k-sum
 // is a single f32 chain in ascending k from +0, as in the TypeScript. Both operands stream sequentially, so K is
@@ -15,16 +15,18 @@
 // step's arithmetic. Inlined in the panel loops (loop depth 4), V8 unrolls it once more: ~25 instructions per
 // 16 FP operations, against 29 for the former 4×8 tile function.
 
-import { ACT_NONE, activate4 } from "./expf";
+import { ACT_NONE, activate4 } from "./activations";
 
+// read by src/backend/wasm.ts from the module's exports, to size what it packs
 export const NR = 16; // columns per panel: four f32x4
 export const MR = 2; // rows per micro-tile
 // @ts-ignore: decorator
 @inline const MC = 192; // M block (a multiple of MR): its A tiles stay in L2 across the panels
 
+// how gemmPanels adds its bias; chosen here, never passed in by src/backend/wasm.ts
 export const BIAS_NONE = 0;
-export const BIAS_PER_COLUMN = 1; // linear: bias[n], padded to a whole panel
-export const BIAS_PER_ROW = 2; // conv: bias[o], the rows being output channels
+export const BIAS_PER_COLUMN = 1; // linear: b[n], padded to a whole panel
+export const BIAS_PER_ROW = 2; // conv2d: b[o], the rows being output channels
 
 /** Loads lanes [0, n) of four floats at p, the rest 0: never reads past a partial row. */
 // @ts-ignore: decorator
@@ -87,17 +89,21 @@ function finishPanel(
 }
 
 /**
- * y = act(A·B + bias + residual) for the output columns of panels [p0, p1). a and b: A [M, K] and B [K, N] packed
- * (see above); y and residual: [M, N]; bias: see BIAS_*. All pointers are byte addresses.
+ * y = act(x·wᵀ + b + residual) for the output columns of the panels [u0, u1). x: [M, K] packed in row tiles by
+ * packRows; w: [N, K] packed in panels by packLinearWeights; b: [N] padded to whole panels, or 0; y and residual
+ * (or 0): [M, N]. All pointers are byte addresses.
  */
-export function gemm(
-  a: usize, b: usize, bias: usize, biasMode: i32, res: usize, y: usize,
-  M: i32, K: i32, N: i32, act: i32, p0: i32, p1: i32,
+export function linear(
+  x: usize, w: usize, b: usize, y: usize, M: i32, K: i32, N: i32, act: i32, residual: usize,
+  tid: i32, u0: i32, u1: i32,
 ): void {
-  gemmPanels(a, b + <usize>p0 * K * NR * 4, bias, biasMode, res, y, M, K, N, act, p0, p1);
+  gemmPanels(x, w + <usize>u0 * K * NR * 4, b, b ? BIAS_PER_COLUMN : BIAS_NONE, residual, y, M, K, N, act, u0, u1);
 }
 
-/** As gemm, but `first` is the address of panel p0 (conv2d packs only the panels it is given). */
+/**
+ * y = act(A·B + bias + res) for the output columns of panels [p0, p1), `first` being the address of panel p0
+ * (conv2d packs only the panels it is given). No TypeScript twin: linear and conv2d each state their own loop.
+ */
 export function gemmPanels(
   a: usize, first: usize, bias: usize, biasMode: i32, res: usize, y: usize,
   M: i32, K: i32, N: i32, act: i32, p0: i32, p1: i32,
@@ -112,21 +118,21 @@ export function gemmPanels(
       if (cols <= 4) {
         narrowPanel(a, tileBytes, bp, panelBytes, yp, ldy, mc, mEnd, K, cols);
       } else for (let m = mc; m < mEnd; m += MR) {
-        let ap = a + <usize>(m / MR) * tileBytes, b = bp;
+        let ap = a + <usize>(m / MR) * tileBytes, bk = bp;
         let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
         let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
         if (K > 0) {
-          const bEnd = b + panelBytes, bLast = bEnd - NR * 4;
+          const bEnd = bk + panelBytes, bLast = bEnd - NR * 4;
           while (true) {
-            let x0 = v128.load(b), x1 = v128.load(b, 16), x2 = v128.load(b, 32), x3 = v128.load(b, 48);
+            let x0 = v128.load(bk), x1 = v128.load(bk, 16), x2 = v128.load(bk, 32), x3 = v128.load(bk, 48);
             let s = v128.load32_splat(ap);
             c00 = f32x4.add(c00, f32x4.mul(s, x0)); c01 = f32x4.add(c01, f32x4.mul(s, x1));
             c02 = f32x4.add(c02, f32x4.mul(s, x2)); c03 = f32x4.add(c03, f32x4.mul(s, x3));
             s = v128.load32_splat(ap, 4);
             c10 = f32x4.add(c10, f32x4.mul(s, x0)); c11 = f32x4.add(c11, f32x4.mul(s, x1));
             c12 = f32x4.add(c12, f32x4.mul(s, x2)); c13 = f32x4.add(c13, f32x4.mul(s, x3));
-            if (b >= bLast) break; // odd K: the last step was the first of a pair
-            x0 = v128.load(b, 64); x1 = v128.load(b, 80); x2 = v128.load(b, 96); x3 = v128.load(b, 112);
+            if (bk >= bLast) break; // odd K: the last step was the first of a pair
+            x0 = v128.load(bk, 64); x1 = v128.load(bk, 80); x2 = v128.load(bk, 96); x3 = v128.load(bk, 112);
             s = v128.load32_splat(ap, 8);
             c00 = f32x4.add(c00, f32x4.mul(s, x0)); c01 = f32x4.add(c01, f32x4.mul(s, x1));
             c02 = f32x4.add(c02, f32x4.mul(s, x2)); c03 = f32x4.add(c03, f32x4.mul(s, x3));
@@ -134,8 +140,8 @@ export function gemmPanels(
             c10 = f32x4.add(c10, f32x4.mul(s, x0)); c11 = f32x4.add(c11, f32x4.mul(s, x1));
             c12 = f32x4.add(c12, f32x4.mul(s, x2)); c13 = f32x4.add(c13, f32x4.mul(s, x3));
             ap += 16;
-            b += 128;
-            if (b >= bEnd) break;
+            bk += 128;
+            if (bk >= bEnd) break;
           }
         }
         const yt = yp + <usize>m * ldy;
@@ -150,9 +156,12 @@ export function gemmPanels(
   }
 }
 
-/** Packs the row tiles [t0, t1) of A [M, K] (row-major) into dst. */
-export function packRows(x: usize, M: i32, K: i32, dst: usize, t0: i32, t1: i32): void {
-  for (let t = t0; t < t1; t++) {
+/**
+ * Packs the row tiles [u0, u1) of x [M, K] (row-major) into dst. No TypeScript twin: the readable kernels read
+ * row-major operands as they are; this is the layout the SIMD GEMM streams (linear's x, conv2d's weights).
+ */
+export function packRows(x: usize, M: i32, K: i32, dst: usize, tid: i32, u0: i32, u1: i32): void {
+  for (let t = u0; t < u1; t++) {
     let d = dst + <usize>t * K * MR * 4;
     const r0 = x + <usize>min(t * MR, M - 1) * K * 4, r1 = x + <usize>min(t * MR + 1, M - 1) * K * 4;
     for (let k = 0; k < K; k++) {
@@ -164,9 +173,12 @@ export function packRows(x: usize, M: i32, K: i32, dst: usize, t0: i32, t1: i32)
   }
 }
 
-/** Packs w [N, K] (nn.Linear's layout, the transpose of B) into panels, for panels [p0, p1). */
-export function packLinearWeights(w: usize, N: i32, K: i32, dst: usize, p0: i32, p1: i32): void {
-  for (let p = p0; p < p1; p++) {
+/**
+ * Packs w [N, K] (nn.Linear's layout, the transpose of B) into panels, for the panels [u0, u1). No TypeScript
+ * twin, as packRows.
+ */
+export function packLinearWeights(w: usize, N: i32, K: i32, dst: usize, tid: i32, u0: i32, u1: i32): void {
+  for (let p = u0; p < u1; p++) {
     const base = dst + <usize>p * K * NR * 4;
     for (let j = 0; j < NR; j++) {
       const n = p * NR + j;
@@ -192,21 +204,21 @@ function narrowPanel(
   for (let m = mc; m < mEnd; m += 3 * MR) {
     let a0 = a + <usize>(m / MR) * tileBytes;
     let a1 = min(a0 + tileBytes, lastTile), a2 = min(a0 + 2 * tileBytes, lastTile);
-    let b = bp;
+    let bk = bp;
     let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
     if (K > 0) {
-      const bEnd = b + panelBytes, bLast = bEnd - NR * 4;
+      const bEnd = bk + panelBytes, bLast = bEnd - NR * 4;
       let x = c0, s = c0;
       while (true) {
-        x = v128.load(b);
+        x = v128.load(bk);
         s = v128.load32_splat(a0); c0 = f32x4.add(c0, f32x4.mul(s, x));
         s = v128.load32_splat(a0, 4); c1 = f32x4.add(c1, f32x4.mul(s, x));
         s = v128.load32_splat(a1); c2 = f32x4.add(c2, f32x4.mul(s, x));
         s = v128.load32_splat(a1, 4); c3 = f32x4.add(c3, f32x4.mul(s, x));
         s = v128.load32_splat(a2); c4 = f32x4.add(c4, f32x4.mul(s, x));
         s = v128.load32_splat(a2, 4); c5 = f32x4.add(c5, f32x4.mul(s, x));
-        if (b >= bLast) break;
-        x = v128.load(b, 64);
+        if (bk >= bLast) break;
+        x = v128.load(bk, 64);
         s = v128.load32_splat(a0, 8); c0 = f32x4.add(c0, f32x4.mul(s, x));
         s = v128.load32_splat(a0, 12); c1 = f32x4.add(c1, f32x4.mul(s, x));
         s = v128.load32_splat(a1, 8); c2 = f32x4.add(c2, f32x4.mul(s, x));
@@ -214,8 +226,8 @@ function narrowPanel(
         s = v128.load32_splat(a2, 8); c4 = f32x4.add(c4, f32x4.mul(s, x));
         s = v128.load32_splat(a2, 12); c5 = f32x4.add(c5, f32x4.mul(s, x));
         a0 += 16; a1 += 16; a2 += 16;
-        b += 128;
-        if (b >= bEnd) break;
+        bk += 128;
+        if (bk >= bEnd) break;
       }
     }
     const yt = yp + <usize>m * ldy;

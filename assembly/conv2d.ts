@@ -1,9 +1,10 @@
 // conv2d as im2col + the GEMM, the SIMD twin of src/kernels/conv2d.ts. Per image, the weights [O, C·kh·kw]
 // (packed into row tiles once, by packRows) are the GEMM's rows and the im2col matrix [C·kh·kw, Ho·Wo] its packed
-// panels, so the output comes out NCHW. Each thread packs and multiplies only its own pixel panels. Padding taps are packed as 0 and multiplied like the
-// others (0·w, as the TypeScript does), and k = (c·kh + ky)·kw + kx runs in that order.
+// panels, so the output comes out NCHW. Each thread packs and multiplies only its own pixel panels. Padding taps are
+// packed as 0 and multiplied like the others (0·w, as the TypeScript does), and k = (c·kh + ky)·kw + kx runs in
+// that order.
 
-import { BIAS_NONE, BIAS_PER_ROW, gemmPanels, NR } from "./gemm";
+import { BIAS_NONE, BIAS_PER_ROW, gemmPanels, NR } from "./linear";
 
 // @ts-ignore: decorator
 @inline const CB = 16; // channels per pass of im2colShifted
@@ -23,10 +24,10 @@ import { BIAS_NONE, BIAS_PER_ROW, gemmPanels, NR } from "./gemm";
 
 /**
  * Packs the im2col panels [p0, p1) of one image x [C, H, W] at dst: panel p, row k = (c·kh + ky)·kw + kx, lane j
- * holds x[c, i·s + ky − pad, jj·s + kx − pad] (0 outside) for pixel q = p·NR + j = i·Wo + jj (0 past P).
+ * holds x[c, i·s + ky − padding, jj·s + kx − padding] (0 outside) for pixel q = p·NR + j = i·Wo + jj (0 past P).
  */
 function im2col(
-  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, stride: i32, pad: i32, Wo: i32, P: i32,
+  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, stride: i32, padding: i32, Wo: i32, P: i32,
   dst: usize, p0: i32, p1: i32,
 ): void {
   const K = C * kh * kw;
@@ -40,7 +41,7 @@ function im2col(
       d += NR * 4;
     }
   }
-  if (kh == 1 && kw == 1 && stride == 1 && pad == 0) {
+  if (kh == 1 && kw == 1 && stride == 1 && padding == 0) {
     // 1×1 stride 1: pixels are contiguous in each channel, whole panels are vector copies per channel
     const full = q1 / NR;
     for (let p = p0; p < full; p++) {
@@ -56,10 +57,10 @@ function im2col(
     return;
   }
   if (stride == 1 && Wo == W && H > 0) {
-    im2colShifted(x, C, H, W, kh, kw, pad, P, dst, p0, p1);
+    im2colShifted(x, C, H, W, kh, kw, padding, P, dst, p0, p1);
     return;
   }
-  im2colRows(x, C, H, W, kh, kw, stride, pad, Wo, dst, p0, q0, q1);
+  im2colRows(x, C, H, W, kh, kw, stride, padding, Wo, dst, p0, q0, q1);
 }
 
 /** Rows (q / W) of the four pixels from q. */
@@ -85,13 +86,13 @@ function im2col(
 }
 
 /**
- * im2col for stride 1 and Wo = W: tap (ky, kx) of pixel q is input float q + (ky − pad)·W + (kx − pad) of its
+ * im2col for stride 1 and Wo = W: tap (ky, kx) of pixel q is input float q + (ky − padding)·W + (kx − padding) of its
  * channel, so a panel row is NR consecutive floats, masked to +0 where the tap falls outside the image (or past
  * P). Measured 3-6× faster than im2colRows' per-tap stores on RN50's 3×3 layers. Reads that would leave x (first
  * channel, top rows; last channel, bottom rows) take the per-lane path.
  */
 function im2colShifted(
-  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, pad: i32, P: i32, dst: usize, p0: i32, p1: i32,
+  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, padding: i32, P: i32, dst: usize, p0: i32, p1: i32,
 ): void {
   const panelBytes = <usize>C * kh * kw * NR * 4, plane = <usize>H * W * 4;
   const cStride = <usize>kh * kw * NR * 4; // from row k of channel c to the same tap of channel c + 1
@@ -104,7 +105,7 @@ function im2colShifted(
       const cbEnd = min(C, cb + CB);
       for (let ky = 0; ky < kh; ky++) {
         for (let kx = 0; kx < kw; kx++) {
-          const dy = ky - pad, dx = kx - pad;
+          const dy = ky - padding, dx = kx - padding;
           const m0 = tapMask(q0, r0, W, H, P, dy, dx), m1 = tapMask(q0 + 4, r1, W, H, P, dy, dx);
           const m2 = tapMask(q0 + 8, r2, W, H, P, dy, dx), m3 = tapMask(q0 + 12, r3, W, H, P, dy, dx);
           // byte offset of the tap of lane 0 from its channel's start; may be negative
@@ -145,7 +146,7 @@ function tapRow(x: usize, c: i32, plane: usize, q0: i32, W: i32, H: i32, P: i32,
 
 /** The pixels [q0, q1) of im2col, output row by output row. */
 function im2colRows(
-  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, stride: i32, pad: i32, Wo: i32,
+  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, stride: i32, padding: i32, Wo: i32,
   dst: usize, p0: i32, q0: i32, q1: i32,
 ): void {
   const panelBytes = <usize>C * kh * kw * NR * 4;
@@ -157,11 +158,11 @@ function im2colRows(
     let rowK: usize = 0; // k·NR·4
     for (let c = 0; c < C; c++) {
       for (let ky = 0; ky < kh; ky++) {
-        const yy = i * stride + ky - pad;
+        const yy = i * stride + ky - padding;
         const src = x + <usize>c * plane + (<usize>(yy * W) << 2);
         for (let kx = 0; kx < kw; kx++) {
-          // the j whose tap falls inside the row: 0 ≤ j·s + kx − pad < W
-          let jlo = max(ja, ceilDiv(pad - kx, stride)), jhi = min(jb, floorDiv(W - 1 - kx + pad, stride) + 1);
+          // the j whose tap falls inside the row: 0 ≤ j·s + kx − padding < W
+          let jlo = max(ja, ceilDiv(padding - kx, stride)), jhi = min(jb, floorDiv(W - 1 - kx + padding, stride) + 1);
           if (yy < 0 || yy >= H || jlo > jhi) jlo = jhi = jb;
           let j = ja;
           for (; j < jlo; j++) store<f32>(colAddr(dst, p0, panelBytes, qa + j, rowK), 0);
@@ -169,15 +170,15 @@ function im2colRows(
             for (; j < jhi; j++) {
               const qq = qa + j;
               if ((qq & (NR - 1)) == 0 && j + NR <= jhi) break;
-              store<f32>(colAddr(dst, p0, panelBytes, qq, rowK), load<f32>(src + (<usize>(j + kx - pad) << 2)));
+              store<f32>(colAddr(dst, p0, panelBytes, qq, rowK), load<f32>(src + (<usize>(j + kx - padding) << 2)));
             }
             for (; j + NR <= jhi; j += NR) {
               // a whole panel row: NR consecutive taps
-              copyPanelRow(colAddr(dst, p0, panelBytes, qa + j, rowK), src + (<usize>(j + kx - pad) << 2));
+              copyPanelRow(colAddr(dst, p0, panelBytes, qa + j, rowK), src + (<usize>(j + kx - padding) << 2));
             }
           }
           for (; j < jhi; j++) {
-            store<f32>(colAddr(dst, p0, panelBytes, qa + j, rowK), load<f32>(src + (<usize>(j * stride + kx - pad) << 2)));
+            store<f32>(colAddr(dst, p0, panelBytes, qa + j, rowK), load<f32>(src + (<usize>(j * stride + kx - padding) << 2)));
           }
           for (; j < jb; j++) store<f32>(colAddr(dst, p0, panelBytes, qa + j, rowK), 0);
           rowK += NR * 4;
@@ -203,24 +204,23 @@ function im2colRows(
 }
 
 /**
- * One image: y [O, Ho·Wo] = act(w [O, C·kh·kw] · im2col(x) + bias[o] + res), for the pixel panels [p0, p1);
- * w packed in row tiles.
- * col: scratch for the panels [pBase, …) of this call; bias and res may be 0.
+ * One image: y [O, Ho·Wo] = act(w [O, C·kh·kw] · im2col(x) + b[o] + residual), for the pixel panels [u0, u1); w
+ * packed in row tiles (packRows), b and residual may be 0. col: scratch for the panels [pBase, …) of this call.
  */
-export function conv2dImage(
-  x: usize, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, stride: i32, pad: i32, Ho: i32, Wo: i32,
-  w: usize, bias: usize, res: usize, y: usize, act: i32, col: usize, pBase: i32, p0: i32, p1: i32,
+export function conv2d(
+  x: usize, w: usize, b: usize, y: usize, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, stride: i32,
+  padding: i32, Ho: i32, Wo: i32, act: i32, residual: usize, col: usize, pBase: i32, tid: i32, u0: i32, u1: i32,
 ): void {
   const K = C * kh * kw;
   const P = Ho * Wo;
   const panelBytes = <usize>K * NR * 4;
-  const first = col + <usize>(p0 - pBase) * panelBytes;
+  const first = col + <usize>(u0 - pBase) * panelBytes;
   // a group of panels at a time, in the same place, so that the GEMM reads them from L2 rather than back from memory
   // (measured on RN50's 3×3 layers: +3-8% over packing all the panels first)
-  const group = panelBytes ? max(1, <i32>(GROUP_BYTES / panelBytes)) : p1 - p0;
-  for (let g = p0; g < p1; g += group) {
-    const g1 = min(p1, g + group);
-    im2col(x, C, H, W, kh, kw, stride, pad, Wo, P, first, g, g1);
-    gemmPanels(w, first, bias, bias ? BIAS_PER_ROW : BIAS_NONE, res, y, O, K, P, act, g, g1);
+  const group = panelBytes ? max(1, <i32>(GROUP_BYTES / panelBytes)) : u1 - u0;
+  for (let g = u0; g < u1; g += group) {
+    const g1 = min(u1, g + group);
+    im2col(x, C, H, W, kh, kw, stride, padding, Wo, P, first, g, g1);
+    gemmPanels(w, first, b, b ? BIAS_PER_ROW : BIAS_NONE, residual, y, O, K, P, act, g, g1);
   }
 }
