@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { TsBackend } from "../src/backend/ts.js";
 import { loadModel } from "../src/clip.js";
-import { buildModel } from "../src/model.js";
+import { buildModel, type VisionTransformer } from "../src/model.js";
 import { loadStateDictWithFormat } from "../src/weights/index.js";
 import { agreement, bitsEqual, goldenDir, npy, npyTokens } from "./helpers/golden.js";
 
@@ -83,9 +83,10 @@ describe("loading does not copy the checkpoint twice, nor keep it", () => {
 
   test("the model's own tensors (embeddings, layer norms) are not views of the checkpoint", () => {
     const model = buildModel(stateDict, new TsBackend());
+    const visual = model.visual as VisionTransformer; // the ViT golden
     const kept = [
       model.token_embedding, model.positional_embedding, model.ln_final.weight,
-      model.visual.class_embedding, model.visual.positional_embedding, model.visual.ln_pre.bias,
+      visual.class_embedding, visual.positional_embedding, visual.ln_pre.bias,
     ];
     for (const t of kept) expect(t.data.buffer).not.toBe(bytes.buffer);
     expect(kept[0].data).toEqual(stateDict.get("token_embedding.weight")!.data);
