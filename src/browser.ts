@@ -4,6 +4,7 @@
 //
 // With more than one thread, the wasm backend waits for its workers with Atomics.wait, which a page's main thread
 // may not call: run the model in a dedicated worker (examples/web/ does).
+import { assetUrl } from "./assets.js";
 import type { Backend } from "./backend/backend.js";
 import { browserPlatform, canShareMemory, NOT_ISOLATED_MESSAGE, type BrowserPlatformOptions } from "./backend/browser_wasm.js";
 import { TsBackend } from "./backend/ts.js";
@@ -71,12 +72,12 @@ export interface BrowserLoadOptions extends BrowserBackendOptions, HyperParamOpt
 
 /** The embedded tiny model, relative to the bundle (dist/browser/clip-ts.js → weights/ of the package). */
 export const EMBEDDED_MODEL_URLS = {
-  weights: new URL("../../weights/clip-tiny-rn.safetensors", import.meta.url).href,
-  vocab: new URL("../../weights/vocab.txt.gz", import.meta.url).href,
+  weights: assetUrl("embeddedWeights").href,
+  vocab: assetUrl("embeddedVocab").href,
 };
 
 /** OpenAI's vocab as shipped in the package, relative to the bundle. */
-export const OPENAI_VOCAB_URL = new URL("../../weights/openai/bpe_simple_vocab_16e6.txt.gz", import.meta.url).href;
+export const OPENAI_VOCAB_URL = assetUrl("openaiVocab").href;
 
 /**
  * load() of the Node API for browsers: the model, tokenizer and image transform from a name of clip.load

@@ -1,7 +1,7 @@
 // clip/clip.py of openai/CLIP: loading a checkpoint into a model (and, as the reference, the tokenizer and the
 // image transform that go with it). Weights are read from bytes whatever their format; nothing is downloaded.
 
-import { openaiVocabPath } from "./assets.js";
+import { ASSET_FILES, assetPath, openaiVocabPath } from "./assets.js";
 import type { Backend } from "./backend/backend.js";
 import { TsBackend } from "./backend/ts.js";
 import { preprocess, type RawImage } from "./image/index.js";
@@ -193,22 +193,11 @@ export interface LoadedClip {
   tokenize(texts: string | readonly string[], options?: { truncate?: boolean }): TokenTensor;
 }
 
-/** A file of this package (Node): src/clip.ts in the repository, dist/src/clip.js once built. */
-async function packageFile(rel: string): Promise<string | undefined> {
-  const { existsSync } = await import("node:fs");
-  const { fileURLToPath } = await import("node:url");
-  for (const up of ["../", "../../"]) {
-    const path = fileURLToPath(new URL(`${up}${rel}`, import.meta.url));
-    if (existsSync(path)) return path;
-  }
-  return undefined;
-}
-
 /** The embedded tiny model (Node): the ResNet in weights/ of this package, the more accurate of the two (weights/README.md). */
 export async function embeddedModelPaths(): Promise<{ weights: string; vocab: string }> {
-  const weights = await packageFile("weights/clip-tiny-rn.safetensors");
-  const vocab = await packageFile("weights/vocab.txt.gz");
-  if (!weights || !vocab) throw new Error("the embedded model (weights/clip-tiny-rn.safetensors) is missing from this installation");
+  const weights = await assetPath("embeddedWeights");
+  const vocab = await assetPath("embeddedVocab");
+  if (!weights || !vocab) throw new Error(`the embedded model (${ASSET_FILES.embeddedWeights}) is missing from this installation`);
   return { weights, vocab };
 }
 

@@ -215,6 +215,48 @@ describe("help", () => {
     expect(r.code).toBe(0);
     for (const c of COMMANDS) expect(r.stdout).toContain(`  ${c.name} `);
     expect((await run()).code).toBe(2);
+    expect((await run("help")).stdout).toBe(r.stdout);
+  });
+
+  test("help <command> is that command's --help; an unknown or second name is a usage error", async () => {
+    for (const c of COMMANDS) {
+      const r = await run("help", c.name);
+      expect(r).toEqual({ code: 0, stdout: (await run(c.name, "--help")).stdout, stderr: "" });
+    }
+    expect((await run("help", "zero-shot")).stdout).toMatch(/^Usage:\n  clip-ts zero-shot /);
+    await expectError(2, /^clip-ts: unknown command "frobnicate"/, "help", "frobnicate");
+    await expectError(2, /^clip-ts help: takes one command name, got 2\n$/, "help", "tokenize", "logits");
+  });
+
+  test("--version and -v print the package's version", async () => {
+    const version = `${JSON.parse(readFileSync("package.json", "utf8")).version}\n`;
+    expect(await run("--version")).toEqual({ code: 0, stdout: version, stderr: "" });
+    expect(await run("-v")).toEqual({ code: 0, stdout: version, stderr: "" });
+  });
+});
+
+describe("an option given twice", () => {
+  // One single-value option of every command that has one (models has only --json and the repeatable --download).
+  const repeated: [string, string[]][] = [
+    ["embed-image", ["--pixels", "a.npy", "--pixels", "b.npy"]],
+    ["embed-text", ["--tokens", "a.npy", "--tokens", "b.npy"]],
+    ["logits", ["--pixels", "a.npy", "--tokens", "t.npy", "--pixels", "b.npy"]],
+    ["tokenize", ["hi", "--context-length", "5", "--context-length", "6"]],
+    ["preprocess", ["a.png", "--size", "32", "--out", "x.npy", "--size", "64"]],
+    ["zero-shot", ["a.png", "--labels", "cat,dog", "--labels", "car"]],
+    ["summary", ["--model", "a.pt", "--model", "b.pt"]],
+    ["parity", ["--activations", "a/", "--activations", "b/"]],
+  ];
+  test("covers every command but models", () => {
+    expect(repeated.map(([c]) => c).sort()).toEqual(COMMANDS.map((c) => c.name).filter((c) => c !== "models").sort());
+  });
+  test.each(repeated)("%s: refused, not the last one silently kept", async (command, args) => {
+    const flag = args.find((a, i) => a.startsWith("--") && args.indexOf(a) !== i)!;
+    await expectError(2, new RegExp(`^clip-ts ${command}: ${flag} given more than once; it takes one value \\(see clip-ts ${command} --help\\)\n$`), command, ...args);
+  });
+  test("repeatable options still repeat; -h twice is fine", async () => {
+    await expectError(1, /--model: no such file "nope\.pt"/, "zero-shot", "x.png", "--labels", "a,b", "--template", "a {}", "--template", "the {}", "--model", "nope.pt");
+    expect((await run("tokenize", "-h", "--help")).code).toBe(0);
   });
 });
 
@@ -446,7 +488,7 @@ describe("an --out is replaced whole or not at all", () => {
     expect((await run("tokenize", "a cat", "--context-length", "5", "--out", link)).code).toBe(0);
     expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
     expect(fs.statSync(real).mode & 0o777).toBe(0o640);
-    expect(Array.from(readNpyTokens(fs.readFileSync(real)).data)).toHaveLength(5);
+    expect(readNpyTokens(fs.readFileSync(real)).data).toHaveLength(5);
     expect(fs.readdirSync(dir).sort()).toEqual(["link.npy", "real.npy"]);
   });
 

@@ -214,7 +214,7 @@ describe("compression-amplified images", () => {
   });
 });
 
-describe(".npy headers npyjs trusted", () => {
+describe(".npy headers npyjs trusted, and others only our parser reads", () => {
   const f32 = (n: number) => new Uint8Array(new Float32Array(n).buffer);
   /** The dict padded so that data starts 2 bytes past a multiple of 4 (npyFile adds the newline). */
   const misaligned = (dict: string): string => (dict.length % 4 === 3 ? dict : misaligned(dict + " "));
@@ -237,6 +237,11 @@ describe(".npy headers npyjs trusted", () => {
     ["a header running past the file", npyFile(header("<f4", "(1,)"), f32(1)).subarray(0, 40), /header of \d+ bytes runs past the end of the 40-byte file/],
     ["misaligned data", npyFile(misaligned(header("<f4", "(1,)")), f32(1), 1, 1), /data at offset \d+ is not aligned to its 4-byte items/],
     ["format version 4", (() => { const b = npyFile(header("<f4", "(1,)"), f32(1)); b[6] = 4; return b; })(), /unsupported .npy format version 4/],
+    // The one parser now (npyjs is gone): headers that only its regular expressions would have read.
+    ["a structured dtype", npyFile(`{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }`, f32(1)), /unreadable entry at "'descr': \[/],
+    ["a list for the shape", npyFile(`{'descr': '<f4', 'fortran_order': False, 'shape': [4], }`, f32(4)), /unreadable entry at " 'shape': \[4\]/],
+    ["an extra key", npyFile(`{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': True, }`, f32(1)), /keys are \[descr, fortran_order, shape, x\]/],
+    ["fortran_order spelt false", npyFile(header("<f4", "(1,)", "false"), f32(1)), /unreadable entry at " 'fortran_order': false/],
   ];
   test.each(refused)("%s", (_, bytes, message) => {
     for (const read of [readNpy, readNpyFloat32, readNpyTokens]) {
@@ -248,6 +253,13 @@ describe(".npy headers npyjs trusted", () => {
   test("what numpy and writeNpy write still loads: f2/f8 widen to f32, i8 tokens, (n,), () and (a, b,) shapes", () => {
     const f2 = npyFile(header("<f2", "(2,)"), new Uint8Array(new Uint16Array([0x3c00, 0xc000]).buffer));
     expect(Array.from(readNpyFloat32(f2).data)).toEqual([1, -2]);
+    // The smallest subnormal, the largest finite, −0, −∞ and a NaN, widened exactly.
+    const halves = npyFile(header("<f2", "(5,)"), new Uint8Array(new Uint16Array([0x0001, 0x7bff, 0x8000, 0xfc00, 0x7e00]).buffer));
+    expect(Array.from(readNpyFloat32(halves).data)).toEqual([2 ** -24, 65504, -0, -Infinity, NaN]);
+    expect(readNpy(halves).dtype).toBe("f2");
+    // A Node Buffer inside a larger pool (readFileSync of a small file): the values are the file's own.
+    const pooled = Buffer.concat([Buffer.alloc(3), npyFile(header("<f4", "(2,)"), new Uint8Array(Float32Array.of(7, 8).buffer))]).subarray(3);
+    expect(readNpyFloat32(pooled).data).toEqual(Float32Array.of(7, 8));
     expect(readNpyFloat32(npyFile(header("<f8", "(1, 2,)"), new Uint8Array(new Float64Array([0.5, 2]).buffer))).shape).toEqual([1, 2]);
     expect(readNpy(npyFile(header("<f4", "()"), f32(1))).shape).toEqual([]);
     expect(readNpyTokens(npyFile(header("<i8", "(2,)"), new Uint8Array(16))).data).toBeInstanceOf(BigInt64Array);

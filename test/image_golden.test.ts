@@ -2,7 +2,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import npyjs from "npyjs";
 import { describe, expect, it } from "vitest";
 import {
   centerCrop,
@@ -15,6 +14,7 @@ import {
   type PixelImage,
   type RawImage,
 } from "../src/image/index.js";
+import { readNpy } from "../src/npy.js";
 
 const DIR = join(import.meta.dirname, "golden", "preprocess");
 
@@ -45,7 +45,6 @@ interface Meta {
 }
 
 const meta = JSON.parse(readFileSync(join(DIR, "cases.json"), "utf8")) as Meta;
-const parser = new npyjs();
 
 function file(name: string): Uint8Array {
   const buf = readFileSync(join(DIR, name));
@@ -53,8 +52,7 @@ function file(name: string): Uint8Array {
 }
 
 function npy(name: string): ArrayBufferView {
-  const buf = readFileSync(join(DIR, name));
-  return parser.parse(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer).data;
+  return readNpy(file(name), name).data;
 }
 
 function bytesOf(v: ArrayBufferView): Uint8Array {

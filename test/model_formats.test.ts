@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { TsBackend } from "../src/backend/ts.js";
 import { loadModel } from "../src/clip.js";
-import { buildModel } from "../src/model.js";
+import { buildModel, type VisionTransformer } from "../src/model.js";
 import { loadStateDictWithFormat } from "../src/weights/index.js";
-import { agreement, bitsEqual, goldenDir, npy, npyTokens } from "./helpers/golden.js";
+import { agreement, expectBits, goldenDir, npy, npyTokens } from "./helpers/golden.js";
 
 // The same weights written by the reference in each format must give the same bits through clip-ts.
 describe("every weight format gives the same model", () => {
@@ -34,9 +34,9 @@ describe("every weight format gives the same model", () => {
 
   test("the three formats give bit-identical outputs", () => {
     for (const o of outputs.slice(1)) {
-      expect(bitsEqual(o.image.data, outputs[0].image.data), o.file).toBe(true);
-      expect(bitsEqual(o.text.data, outputs[0].text.data), o.file).toBe(true);
-      expect(bitsEqual(o.logitsPerImage.data, outputs[0].logitsPerImage.data), o.file).toBe(true);
+      expectBits(o.image.data, outputs[0].image.data, o.file);
+      expectBits(o.text.data, outputs[0].text.data, o.file);
+      expectBits(o.logitsPerImage.data, outputs[0].logitsPerImage.data, o.file);
     }
   });
 });
@@ -83,9 +83,10 @@ describe("loading does not copy the checkpoint twice, nor keep it", () => {
 
   test("the model's own tensors (embeddings, layer norms) are not views of the checkpoint", () => {
     const model = buildModel(stateDict, new TsBackend());
+    const visual = model.visual as VisionTransformer; // the ViT golden
     const kept = [
       model.token_embedding, model.positional_embedding, model.ln_final.weight,
-      model.visual.class_embedding, model.visual.positional_embedding, model.visual.ln_pre.bias,
+      visual.class_embedding, visual.positional_embedding, visual.ln_pre.bias,
     ];
     for (const t of kept) expect(t.data.buffer).not.toBe(bytes.buffer);
     expect(kept[0].data).toEqual(stateDict.get("token_embedding.weight")!.data);

@@ -5,7 +5,7 @@ import { buildModel, ModifiedResNet, VisionTransformer } from "../src/model.js";
 import { Params } from "../src/nn.js";
 import type { Tensor } from "../src/tensor.js";
 import { parseSafetensors } from "../src/weights/safetensors.js";
-import { agreement, bitsEqual, goldenDir, lndToNld, npy, npyTokens } from "./helpers/golden.js";
+import { agreement, expectBits, goldenDir, lndToNld, npy, npyTokens } from "./helpers/golden.js";
 
 // Every module's output against the reference's, captured by forward hooks in tools/golden/make_model_goldens.py.
 for (const name of ["vit", "rn"]) {
@@ -30,12 +30,12 @@ for (const name of ["vit", "rn"]) {
     }
 
     test("computing only what reaches the output (no hook) gives the same bits as the full forward", () => {
-      expect(bitsEqual(model.encodeImage(npy(`${dir}/pixels.npy`)).data, image.data)).toBe(true);
-      expect(bitsEqual(model.encodeText(npyTokens(`${dir}/tokens.npy`)).data, text.data)).toBe(true);
+      expectBits(model.encodeImage(npy(`${dir}/pixels.npy`)).data, image.data);
+      expectBits(model.encodeText(npyTokens(`${dir}/tokens.npy`)).data, text.data);
       // the first two rows end early (lengths 9 and 30): only 30 positions are computed
       const short = npyTokens(`${dir}/tokens.npy`);
       const two = { data: short.data.slice(0, 2 * 77), shape: [2, 77] };
-      expect(bitsEqual(model.encodeText(two).data, text.data.slice(0, 2 * text.shape[1]))).toBe(true);
+      expectBits(model.encodeText(two).data, text.data.slice(0, 2 * text.shape[1]));
     });
 
     test("the vision tower built under another prefix reports its outputs under that name, with the same bits", () => {

@@ -15,7 +15,7 @@ const npy = (path: string) => readNpy(readFileSync(path));
 const modelCfg = (c: string) => JSON.parse(readFileSync(`${ROOT}/${c}/model_cfg.json`, "utf8"));
 
 /** max|a − b| / max|b|, the README's measure. */
-function relError(a: Tensor, b: { data: ArrayLike<number> }): number {
+function relError(a: Tensor, b: { data: ArrayLike<number | bigint> }): number {
   let diff = 0, scale = 0;
   for (let i = 0; i < b.data.length; i++) {
     diff = Math.max(diff, Math.abs(a.data[i] - Number(b.data[i])));

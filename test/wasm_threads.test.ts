@@ -1,8 +1,7 @@
 // The worker-pool machinery of the wasm backend: instances that share one memory must not touch it on start-up,
 // an idle pool must not keep the process alive, dispose() ends it, and the split never depends on timing.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
@@ -21,39 +20,16 @@ import { bitsEqual, goldenDir, npy } from "./helpers/golden.js";
 const builds = ["build/clip.wasm", "build/clip-threads.wasm"];
 
 /**
- * Runs TypeScript `source` in a child Node process (no TypeScript runner is installed, so a loader hook transpiles
- * the sources), optionally under a shell prefix such as a ulimit; stderr without Node's experimental warnings.
+ * Runs `source`, an ES module importing the TypeScript sources by file URL, in a child Node process with the
+ * committed loader hooks (test/helpers/ts_register.mjs), optionally under a shell prefix such as a ulimit; stderr
+ * without Node's experimental warnings.
  */
 function runChild(source: string, shellPrefix = ""): { stdout: string; stderr: string; status: number | null } {
-  const dir = mkdtempSync(join(tmpdir(), "clip-wasm-"));
-  try {
-    const ts = join(process.cwd(), "node_modules/typescript/lib/typescript.js");
-    writeFileSync(join(dir, "hooks.mjs"), `
-      import { readFileSync, existsSync } from "node:fs";
-      import { createRequire } from "node:module";
-      const ts = createRequire(import.meta.url)(${JSON.stringify(ts)});
-      export async function resolve(spec, ctx, next) {
-        if (spec.endsWith(".js") && ctx.parentURL && ctx.parentURL.endsWith(".ts")) {
-          const url = new URL(spec.slice(0, -3) + ".ts", ctx.parentURL);
-          if (existsSync(url)) return { url: url.href, shortCircuit: true };
-        }
-        return next(spec, ctx);
-      }
-      export async function load(url, ctx, next) {
-        if (!url.endsWith(".ts")) return next(url, ctx);
-        const out = ts.transpileModule(readFileSync(new URL(url), "utf8"), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
-        return { format: "module", source: out.outputText, shortCircuit: true };
-      }`);
-    writeFileSync(join(dir, "register.mjs"), `import { register } from "node:module"; register(${JSON.stringify(pathToFileURL(join(dir, "hooks.mjs")).href)});`);
-    writeFileSync(join(dir, "main.ts"), source);
-    const args = ["--import", pathToFileURL(join(dir, "register.mjs")).href, join(dir, "main.ts")];
-    const r = shellPrefix
-      ? spawnSync("/bin/sh", ["-c", `${shellPrefix}; exec "$0" "$@"`, process.execPath, ...args], { encoding: "utf8", timeout: 30_000 })
-      : spawnSync(process.execPath, args, { encoding: "utf8", timeout: 30_000 });
-    return { stdout: r.stdout, stderr: r.stderr.replace(/.*ExperimentalWarning.*\n|.*--trace-warnings.*\n/g, ""), status: r.status };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const args = ["--import", pathToFileURL("test/helpers/ts_register.mjs").href, "test/helpers/run_source.mjs", source];
+  const r = shellPrefix
+    ? spawnSync("/bin/sh", ["-c", `${shellPrefix}; exec "$0" "$@"`, process.execPath, ...args], { encoding: "utf8", timeout: 30_000 })
+    : spawnSync(process.execPath, args, { encoding: "utf8", timeout: 30_000 });
+  return { stdout: r.stdout, stderr: r.stderr.replace(/.*ExperimentalWarning.*\n|.*--trace-warnings.*\n/g, ""), status: r.status };
 }
 
 /** Section ids of a wasm binary (1 type, 2 import, 3 function, 7 export, 8 start, 10 code, 11 data, 12 data count). */

@@ -25,7 +25,14 @@ export function parse<O extends OptionSpec>(
   argv: readonly string[], options: O, positionals: boolean,
 ): { values: Values<O> & { help?: boolean }; positionals: string[] } {
   try {
-    const r = parseArgs({ args: [...argv], options: { ...options, ...HELP_OPTION }, strict: true, allowPositionals: positionals });
+    const r = parseArgs({ args: [...argv], options: { ...options, ...HELP_OPTION }, strict: true, allowPositionals: positionals, tokens: true });
+    // parseArgs keeps the last of a repeated option: a second --labels would silently replace the first.
+    const seen = new Set<string>();
+    for (const t of r.tokens) {
+      if (t.kind !== "option" || options[t.name]?.type !== "string" || options[t.name]?.multiple) continue;
+      if (seen.has(t.name)) throw new UsageError(`--${t.name} given more than once; it takes one value`);
+      seen.add(t.name);
+    }
     return { values: r.values as Values<O> & { help?: boolean }, positionals: r.positionals };
   } catch (e) {
     const err = e as Error & { code?: string };

@@ -17,7 +17,8 @@ export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, toke
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
-  return `Usage: clip-ts <command> [options]   (clip-ts <command> --help for its options)
+  return `Usage: clip-ts <command> [options]   (clip-ts help <command> for its options)
+       clip-ts --version
 
 OpenAI's CLIP in TypeScript. Without --model, commands use the embedded tiny model.
 
@@ -29,19 +30,26 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`).join("\n")}
 /** Runs one command line; returns the exit status (0 ok, 1 failure, 2 usage error). */
 export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined || name === "--help" || name === "-h" || (name === "help" && rest.length === 0)) {
     io.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
-  if (name === "--version") {
+  if (name === "--version" || name === "-v") {
     io.stdout.write(`${JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")).version}\n`);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
-    io.stderr.write(`clip-ts: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.name).join(", ")})\n`);
-    return 2;
+  if (name === "help") {
+    if (rest.length > 1) {
+      io.stderr.write(`clip-ts help: takes one command name, got ${rest.length}\n`);
+      return 2;
+    }
+    const command = find(rest[0]!, io);
+    if (!command) return 2;
+    io.stdout.write(`${command.help}\n`);
+    return 0;
   }
+  const command = find(name, io);
+  if (!command) return 2;
   try {
     await command.run(rest, io);
     return 0;
@@ -53,6 +61,13 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     if (!known && process.env.CLIP_TS_DEBUG) io.stderr.write(`${(e as Error)?.stack}\n`);
     return usageError ? 2 : 1;
   }
+}
+
+/** The command of that name, or undefined after saying on stderr that there is none. */
+function find(name: string, io: Io): Command | undefined {
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) io.stderr.write(`clip-ts: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.name).join(", ")})\n`);
+  return command;
 }
 
 /** An Io that keeps what the command writes: for running commands in-process (tests, scripts). */

@@ -1,8 +1,9 @@
 // What the commands share: the I/O they write to, files in and out with one-line errors, the embedded default
 // model, model / tokenizer / image loading from the common options.
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ASSET_FILES, PACKAGE_ROOT } from "../assets.js";
 import type { Backend } from "../backend/backend.js";
 import {
   checkpointFromBytes, createBackend, localModelPath, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, openaiVocabPath, readCheckpoint,
@@ -33,19 +34,13 @@ export interface Command {
   run(argv: string[], io: Io): Promise<void>;
 }
 
-/** The package root: the nearest directory above this module holding package.json (src/cli/ or dist/src/cli/). */
+/** The package root (the directory of package.json and weights/). */
 export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new CliError("cannot find the clip-ts package root (no package.json above the CLI)");
-    dir = up;
-  }
+  return fileURLToPath(PACKAGE_ROOT);
 }
 
-export const DEFAULT_MODEL = "weights/clip-tiny-rn.safetensors";
-export const DEFAULT_VOCAB = "weights/vocab.txt.gz";
+export const DEFAULT_MODEL = ASSET_FILES.embeddedWeights;
+export const DEFAULT_VOCAB = ASSET_FILES.embeddedVocab;
 
 function embedded(rel: string, flag: string): string {
   const path = join(packageRoot(), rel);

@@ -1,5 +1,5 @@
 import { integer, parse } from "./args.js";
-import { openTokenizer, usageIfEmpty, wrap, writeOutput, type Command } from "./common.js";
+import { DEFAULT_VOCAB, openTokenizer, usageIfEmpty, wrap, writeOutput, type Command } from "./common.js";
 import { writeNpy } from "../npy.js";
 
 export const tokenize: Command = {
@@ -13,7 +13,7 @@ the context length. Prints one JSON row per text (a JSON array of rows), or writ
 
 Options:
   --vocab FILE          OpenAI merges (.txt/.txt.gz), tokenizer.json, or a folder with vocab.json + merges.txt
-                        (default: the embedded weights/vocab.txt.gz)
+                        (default: the embedded ${DEFAULT_VOCAB})
   --context-length N    row length (default 77)
   --truncate            cut long texts (ending them with <|endoftext|>) instead of failing
   --out FILE            write int32 .npy token ids`,

@@ -56,8 +56,6 @@ class Fields {
   }
 }
 
-export { crc32 } from "../crc32.js";
-
 export class ZipArchive {
   readonly entries: readonly ZipEntry[];
   private readonly byName = new Map<string, ZipEntry>();

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { expect } from "vitest";
 import { readNpyFloat32, readNpyTokens } from "../../src/npy.js";
 import type { TokenTensor } from "../../src/model.js";
 import type { Tensor } from "../../src/tensor.js";
@@ -38,6 +39,27 @@ export function agreement(actual: Tensor, expected: Tensor, rtol = 1e-5, atol = 
   return { maxAbs, maxRel: maxAbs / scale, ok: maxAbs <= rtol * scale + atol };
 }
 
+/**
+ * Expects the same float32 bit patterns; a failure names how many differ and the first one, index and both
+ * values (bits in hex), where `expect(bitsEqual(…)).toBe(true)` could only say "expected false to be true".
+ */
+export function expectBits(actual: Float32Array, expected: Float32Array, what = "float32 bits"): void {
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  const a = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
+  const e = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+  let first = -1, count = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== e[i]) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (first < 0) return;
+  const show = (x: Float32Array, bits: Uint32Array) => `[${first}] ${x[first]} (0x${bits[first]!.toString(16).padStart(8, "0")})`;
+  expect(show(actual, a), `${what}: ${count} of ${a.length} differ; the first`).toBe(show(expected, e));
+}
+
+/** Whether a and b hold the same bits (expectBits says where they differ). */
 export function bitsEqual(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
   const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
