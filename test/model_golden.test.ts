@@ -51,7 +51,7 @@ for (const name of ["vit", "rn"]) {
       const visual = [...acts].filter(([n]) => n.startsWith("visual."));
       expect(visual.length).toBeGreaterThanOrEqual(5);
       expect([...seen.keys()]).toEqual(visual.map(([n]) => `tower${n.slice("visual".length)}`));
-      for (const [n, t] of visual) expect(bitsEqual(seen.get(`tower${n.slice("visual".length)}`)!.data, t.data), n).toBe(true);
+      for (const [n, t] of visual) expectBits(seen.get(`tower${n.slice("visual".length)}`)!.data, t.data, n);
     });
 
     test("encode_image, encode_text and both logits", () => {

@@ -1,5 +1,5 @@
-// What the wasm backend needs from its host, so that Node (node_wasm.ts: fs, worker_threads) and, later, a
-// browser (fetch, Web Workers) can each provide it; and the layout of the control block both sides share.
+// What the wasm backend needs from its host, so that Node (node_wasm.ts: fs, worker_threads) and a
+// browser (browser_wasm.ts: fetch, Web Workers) each provide it; and the layout of the control block both sides share.
 import type { KernelName } from "./kernels.generated.js";
 
 export interface WorkerInit {

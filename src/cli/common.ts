@@ -197,7 +197,7 @@ export function hyperParamArgs(args: ModelArgs): HyperParamOptions {
 
 export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
   const backendName = choice<BackendName>(args.backend, "--backend", ["ts", "wasm"]);
-  const threads = integer(args.threads, "--threads", 1, 1024);
+  const threads = integer(args.threads, "--threads", 1, 256);
   const hyper = hyperParamArgs(args);
   const path = args.model ?? `${DEFAULT_MODEL} (embedded)`;
   let ck: Checkpoint;
