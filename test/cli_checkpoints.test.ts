@@ -71,6 +71,7 @@ describe("embed-image on peer checkpoints", () => {
       [/--activation must be one of quickgelu, gelu, got "relu"/, ["--activation", "relu"]],
       [/--activation takes a value, or vision=VALUE,text=VALUE/, ["--activation", "audio=gelu"]],
       [/--heads must be an integer/, ["--heads", "x"]],
+      [/--threads must be an integer in \[1, 256\], got "300"/, ["--threads", "300"]],
       [/open_clip convnext_base: vision_cfg.timm_model_name = "convnext_base" is not supported/, ["--arch", "convnext_base"]],
     ];
     for (const [pattern, flags] of cases) {
