@@ -21,7 +21,7 @@ export const ERF_Q = [
   -0.00013621376, -5.7783152e-5, -2.7995096e-5,
 ].map(f);
 
-/** c[0] + v·(c[1] + v·(…)), one rounding per operation. */
+/** c[0] + v·(c[1] + v·(…)), one rounding per operation (the twin unrolls it into mulAdd4 steps). */
 function horner(c: number[], v: number): number {
   let p = c[c.length - 1];
   for (let i = c.length - 2; i >= 0; i--) p = f(f(p * v) + c[i]);

@@ -14,7 +14,7 @@ export const EXP_P = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.16657
 const bits = new Int32Array(1);
 const asFloat = new Float32Array(bits.buffer);
 
-/** 2^e for an integer e in [-126, 127], built from its exponent bits. */
+/** 2^e for an integer e in [-126, 127], built from its exponent bits (the twin shifts the same bits inline). */
 export function pow2(e: number): number {
   bits[0] = (e + 127) << 23;
   return asFloat[0];
