@@ -158,6 +158,7 @@ describe("refusals: one line, naming what is wrong", () => {
     raw.exec("CREATE TABLE t (x)");
     raw.close();
     expect(() => CollectionDb.open(other)).toThrow(/an SQLite database, but not a clip-ts collection/);
+    expect(() => CollectionDb.open(join(tmp, "no such dir", "c.db"), { dim: 4 })).toThrow(/c\.db: cannot create .*c\.db\.pid: ENOENT/);
     const dir = fresh();
     mkdirSync(dir);
     expect(() => CollectionDb.open(dir, { dim: 4 })).toThrow(/cannot open/);

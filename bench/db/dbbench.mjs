@@ -189,7 +189,8 @@ function openWasm(dir, wal) {
       fs.mkdirSync(dir, { recursive: true });
       const { Database } = require("node-sqlite3-wasm");
       const db = new Database(path.join(dir, "db.sqlite"));
-      if (wal) db.exec("PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
+      // 16 KiB pages: 7 rows a page instead of one (a 2.2 KB row is over half a 4 KiB page): half the file
+      if (wal) db.exec("PRAGMA page_size = 16384; PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
       db.exec(SCHEMA);
       const ins = db.prepare(INSERT);
       return {
