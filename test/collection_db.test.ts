@@ -2,7 +2,7 @@
 // transactions, exact search equal to a brute-force reference with ties by path, one-line refusals, and a writer
 // killed with SIGKILL at random points leaving exactly its committed rows.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -49,6 +49,10 @@ describe("rows", () => {
     expect([...again.rows({ embeddings: false })].every((r) => r.embedding.length === 0)).toBe(true);
     again.close();
     expect(existsSync(`${file}.pid`)).toBe(false);
+    // the header: 16 KiB pages, and file format 2 (WAL), which the kill -9 safety rests on (bench/db/README.md)
+    const header = readFileSync(file).subarray(0, 20);
+    expect(header.subarray(0, 16).toString("latin1")).toBe("SQLite format 3\0");
+    expect([header.readUInt16BE(16), header[18], header[19]]).toEqual([16384, 2, 2]);
   });
 
   test("upsert replaces by path; delete and deleteExcept remove rows and count them", () => {
@@ -185,7 +189,7 @@ describe("kill -9 while writing", () => {
     const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
     let prev = 0;
     try {
-      for (let kill = 0; kill < 6; kill++) {
+      for (let kill = 0; kill < 10; kill++) {
         const child = spawn(process.execPath, [writer, file, String(dim), String(batch)], { stdio: ["ignore", "pipe", "pipe"] });
         let out = "", err = "";
         child.stdout.on("data", (d) => (out += d));
@@ -196,7 +200,7 @@ describe("kill -9 while writing", () => {
         expect(err).toBe("");
         expect(out).toMatch(new RegExp(`^open ${prev}\\n`));
         expect(() => CollectionDb.open(file)).toThrow(new RegExp(`is open in process ${child.pid}`));
-        await new Promise((r) => setTimeout(r, 20 + rand() * 400));
+        await new Promise((r) => setTimeout(r, 10 + rand() * 300));
         child.kill("SIGKILL");
         await exited;
         const reported = Math.max(...[...out.matchAll(/committed (\d+)/g)].map((m) => Number(m[1])));
