@@ -2,12 +2,13 @@
 // Web (wasm) and ONNX Runtime Node (CPU EP) at the same thread counts; prints a markdown table. Not a test.
 // Each engine × model × thread count runs in a child process of its own (see engines.ts). Options: --help.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createWasmBackend } from "../src/backend/wasm.js";
 import { ENGINES, runJob, type Cell, type CellResult, type EngineName, type Job, type JobResult } from "./engines.js";
 import { imageFlops, loadSpec, MODEL_IDS, present, textFlops } from "./models.js";
+import { LOAD_FORMATS, loadFiles, loadReport, runLoadJob, type LoadJob, type LoadResult } from "./load.js";
 import { missingPeers, SETUP } from "./peers.js";
 
 const USAGE = `usage: npm run bench -- [options]
@@ -23,6 +24,9 @@ const USAGE = `usage: npm run bench -- [options]
                           a slow spell of the machine falls on every engine and thread count alike (default 5)
   --quick                 fewer runs
   --json FILE             also write every timing as JSON
+  --load                  instead: the load of each model (default ViT-B/32) from fp32 and fp16 safetensors of
+                          seeded random weights, towers both and image, at the first --threads (default 1): time
+                          per phase and peak RSS, each in a fresh process (see bench/load.ts)
 Weights: .cache/onnx/<model>.safetensors (or $CLIP_TS_BENCH_CACHE/…) when tools/onnx/export_onnx.py has made it:
 the weights of the ONNX files; otherwise seeded random weights made here, and the peers, which need the ONNX
 files, are listed as not measured.`;
@@ -37,6 +41,7 @@ interface Options {
   runs?: number;
   rounds: number;
   json?: string;
+  load: boolean;
 }
 
 function list<T extends string>(value: string, allowed: readonly T[], flag: string): T[] {
@@ -56,8 +61,8 @@ function positiveInts(value: string, flag: string): number[] {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { models: Object.keys(MODEL_IDS), threads: [1, 2], backends: ["wasm", "ts"], peers: ["web", "node"], batches: [1, 8], quick: false, rounds: 5 };
-  let peersGiven = false;
+  const o: Options = { models: Object.keys(MODEL_IDS), threads: [1, 2], backends: ["wasm", "ts"], peers: ["web", "node"], batches: [1, 8], quick: false, rounds: 5, load: false };
+  let peersGiven = false, modelsGiven = false, threadsGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -66,8 +71,9 @@ function parseArgs(argv: string[]): Options {
       return v;
     };
     switch (flag) {
-      case "--model": o.models = list(value(), Object.keys(MODEL_IDS), flag); break;
-      case "--threads": o.threads = positiveInts(value(), flag); break;
+      case "--model": o.models = list(value(), Object.keys(MODEL_IDS), flag); modelsGiven = true; break;
+      case "--threads": o.threads = positiveInts(value(), flag); threadsGiven = true; break;
+      case "--load": o.load = true; break;
       case "--backend": {
         const v = value();
         o.backends = v === "all" ? ["wasm", "ts"] : v === "none" ? [] : list(v, ["wasm", "ts"] as const, flag);
@@ -89,6 +95,8 @@ function parseArgs(argv: string[]): Options {
     }
   }
   if (!peersGiven && o.backends.length === 1 && o.backends[0] === "ts") o.peers = [];
+  if (o.load && !modelsGiven) o.models = ["vit-b-32"];
+  if (o.load && !threadsGiven) o.threads = [1];
   return o;
 }
 
@@ -97,9 +105,9 @@ const INPUTS = ["image", "text-short", "text-full"] as const;
 const INPUT_LABEL: Record<Cell["input"], string> = { "image": "image", "text-short": "text, 8-token prompt", "text-full": "text, 77 tokens" };
 
 /** Runs one job (or, with `--peak`, a peak measurement) in a child process; its last stdout line is the JSON result. */
-function runChild<T extends JobResult | PeakResult>(job: Job | { peak: number }): Promise<T> {
+function runChild<T extends JobResult | PeakResult | LoadResult>(job: Job | { peak: number } | { load: LoadJob }): Promise<T> {
   return new Promise((resolve) => {
-    const args = "peak" in job ? ["--peak", String(job.peak)] : ["--job", JSON.stringify(job)];
+    const args = "peak" in job ? ["--peak", String(job.peak)] : "load" in job ? ["--load-job", JSON.stringify(job.load)] : ["--job", JSON.stringify(job)];
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...args], {
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -160,7 +168,36 @@ async function peakJob(threads: number): Promise<PeakResult> {
   return { ok: true, gflops: best };
 }
 
+/** --load: per model, format and towers, one child timing loadModel's phases and one timing loadModel itself. */
+async function mainLoad(o: Options): Promise<void> {
+  const say = (s: string) => process.stderr.write(s + "\n");
+  const threads = o.threads[0];
+  const all: unknown[] = [];
+  for (const model of o.models) {
+    // written by a child: a child process starts with its parent's peak RSS (Linux keeps maxrss across fork and
+    // exec), so this process must stay small
+    const made = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--load-files", model], { stdio: "inherit" });
+    if (made.status !== 0) throw new Error(`${MODEL_IDS[model]}: writing the weights files failed`);
+    const files = loadFiles(model, say);
+    const rows: { job: LoadJob; phases: LoadResult; api: LoadResult }[] = [];
+    for (const format of LOAD_FORMATS) {
+      for (const towers of ["both", "image"] as const) {
+        const job: LoadJob = { file: files[format], format, towers, threads, mode: "phases" };
+        say(`${MODEL_IDS[model]}, ${format}, towers ${towers}…`);
+        const phases = await runChild<LoadResult>({ load: job });
+        const api = await runChild<LoadResult>({ load: { ...job, mode: "api" } });
+        for (const r of [phases, api]) if (!r.ok) throw new Error(`${format}, towers ${towers}: ${r.reason}`);
+        rows.push({ job, phases, api });
+      }
+    }
+    console.log(loadReport(model, threads, rows) + "\n");
+    all.push({ model, rows });
+  }
+  if (o.json) writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), options: o, load: all }, null, 1));
+}
+
 async function main(o: Options): Promise<void> {
+  if (o.load) return mainLoad(o);
   const notes: string[] = [];
   const say = (s: string) => process.stderr.write(s + "\n");
   const absent = missingPeers(o.peers.map((p) => PEER_PACKAGE[p]));
@@ -339,6 +376,17 @@ function fmt(ms: number): string {
 const argv = process.argv.slice(2);
 if (argv[0] === "--peak") {
   process.stdout.write("\n" + JSON.stringify(await peakJob(Number(argv[1]))) + "\n");
+  process.exit(0);
+} else if (argv[0] === "--load-files") {
+  loadFiles(argv[1], (s) => process.stderr.write(s + "\n"));
+} else if (argv[0] === "--load-job") {
+  let result: LoadResult;
+  try {
+    result = await runLoadJob(JSON.parse(argv[1]) as LoadJob);
+  } catch (e) {
+    result = { ok: false, reason: (e as Error).message, ms: {}, peakMiB: {} };
+  }
+  process.stdout.write("\n" + JSON.stringify(result) + "\n");
   process.exit(0);
 } else if (argv[0] === "--job") {
   const result = await runJob(JSON.parse(argv[1]) as Job);

@@ -11,6 +11,7 @@ import { TsBackend } from "./backend/ts.js";
 import { createWasmBackend } from "./backend/wasm.js";
 import { checkpointFromBytes, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, withTokenizer, type BackendName, type LoadedClip } from "./clip.js";
 import type { HyperParamOptions } from "./config.js";
+import type { Towers } from "./model.js";
 import { fetchModelBytes } from "./hub_browser.js";
 import { loadTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
 
@@ -58,6 +59,8 @@ export interface BrowserLoadOptions extends BrowserBackendOptions, HyperParamOpt
   /** Images with more pixels are refused before decoding (decompression bombs). */
   maxPixels?: number;
   maxBatch?: number;
+  /** "image" or "text": load that tower only (see LoadOptions.towers); default "both". */
+  towers?: Towers;
   maxTensorBytes?: number;
   maxTotalBytes?: number;
   /** Download progress of the weights (bytes so far, total if known), from the network or the Cache API. */

@@ -6,7 +6,7 @@ import type { Backend } from "./backend/backend.js";
 import { TsBackend } from "./backend/ts.js";
 import { preprocess, type RawImage } from "./image/index.js";
 import { ConfigError, collectHints, OPENAI_HINTS, VOCAB_NAMES, type Hints, type HyperParamOptions } from "./config.js";
-import { buildModel, type CLIP, type TokenTensor } from "./model.js";
+import { buildModel, type CLIP, type TokenTensor, type Towers } from "./model.js";
 import { OPEN_CLIP_CONFIGS } from "./open_clip_configs.js";
 import { loadTokenizer, type SimpleTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
 import type { StateDict, Tensor } from "./tensor.js";
@@ -21,6 +21,9 @@ export interface LoadOptions extends HyperParamOptions {
   threads?: number;
   /** Larger batches are refused with a clear error (default 1024). */
   maxBatch?: number;
+  /** "image" or "text": load that tower only (encodeImage or encodeText; the other call is refused); default "both".
+   *  The other tower's keys are still checked, but its weights are neither prepared nor kept. */
+  towers?: Towers;
   /** Weights limits, as float32 bytes: one tensor (default 4 GiB), all together (default 16 GiB, counting what is
    *  inflated from a zip); tensors in a file (100 000); a safetensors header (100 MB); a torch pickle (64 MiB). */
   maxTensorBytes?: number;
@@ -36,7 +39,7 @@ export interface LoadOptions extends HyperParamOptions {
 
 /** Every option load() and loadModel() know: any other is refused rather than ignored. */
 export const LOAD_OPTION_NAMES = [
-  "backend", "threads", "maxBatch", "maxTensorBytes", "maxTotalBytes", "maxTensors", "maxHeaderBytes", "maxPickleBytes", "arch", "config", "activation", "heads",
+  "backend", "threads", "maxBatch", "towers", "maxTensorBytes", "maxTotalBytes", "maxTensors", "maxHeaderBytes", "maxPickleBytes", "arch", "config", "activation", "heads",
   "vocab", "maxPixels", "sha256", "onProgress",
 ] as const;
 
@@ -150,7 +153,7 @@ function wrapShard<T>(file: string, fn: () => T): T {
 /** The model of a checkpoint on a backend; the backend is disposed if the weights do not make a model. */
 export function modelFromCheckpoint(ck: Checkpoint, backend: Backend, options: LoadOptions = {}): CLIP {
   try {
-    return buildModel(ck.stateDict, backend, { maxBatch: options.maxBatch, hints: ck.hints });
+    return buildModel(ck.stateDict, backend, { maxBatch: options.maxBatch, towers: options.towers, hints: ck.hints });
   } catch (e) {
     backend.dispose();
     throw e;

@@ -4,7 +4,7 @@ export {
   modelFromCheckpoint, localModelPath, type Checkpoint,
   type LoadOptions, type ClipLoadOptions, type LoadedClip, type BackendName,
 } from "./clip.js";
-export { CLIP, buildModel, inferConfig, normalize, type TokenTensor } from "./model.js";
+export { CLIP, buildModel, inferConfig, normalize, type TokenTensor, type Towers } from "./model.js";
 export { StateDictError, type ForwardHook } from "./nn.js";
 export { ConfigError, assumedSettings, type CLIPConfig, type VisionConfig, type MlpActivation, type HyperParamOptions, type Hints } from "./config.js";
 export { OPEN_CLIP_CONFIGS } from "./open_clip_configs.js";

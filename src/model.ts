@@ -312,38 +312,61 @@ export class VisionTransformer {
   }
 }
 
-export class CLIP {
-  readonly visual: ModifiedResNet | VisionTransformer;
-  readonly transformer: Transformer;
-  readonly token_embedding: Tensor;
-  readonly positional_embedding: Tensor;
-  readonly ln_final: LayerNorm;
-  readonly text_projection: Linear; // x @ text_projection, as a linear with weight text_projectionᵀ
-  readonly logit_scale: number;
+/** Which towers a model loads: "image" serves encodeImage only, "text" encodeText only. */
+export type Towers = "image" | "text" | "both";
+export const TOWERS: readonly Towers[] = ["image", "text", "both"];
 
-  /** Batches larger than maxBatch are refused before anything is allocated (a .npy can declare any N). */
-  constructor(readonly backend: Backend, p: Params, readonly config: CLIPConfig, readonly maxBatch = DEFAULT_MAX_BATCH) {
+export class CLIP {
+  readonly logit_scale: number;
+  private readonly image: { visual: ModifiedResNet | VisionTransformer } | null;
+  private readonly text: {
+    transformer: Transformer; token_embedding: Tensor; positional_embedding: Tensor; ln_final: LayerNorm; text_projection: Linear;
+  } | null;
+
+  /**
+   * Batches larger than maxBatch are refused before anything is allocated (a .npy can declare any N). A tower left
+   * out by `towers` is built over a backend that prepares nothing and from Params that hand out no data: its keys
+   * and shapes are checked (and count as used) exactly as when loading it, and nothing of it is kept.
+   */
+  constructor(readonly backend: Backend, p: Params, readonly config: CLIPConfig, readonly maxBatch = DEFAULT_MAX_BATCH, readonly towers: Towers = "both") {
     if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
+    if (!TOWERS.includes(towers)) throw new TypeError(`towers must be "image", "text" or "both", got ${JSON.stringify(towers)}`);
     const c = config, v = c.vision;
-    if (v.kind === "resnet") {
-      this.visual = new ModifiedResNet(backend, p, "visual", v.layers, c.embedDim, v.heads, c.imageResolution, v.width);
-    } else {
-      this.visual = new VisionTransformer(
-        backend, p, "visual", c.imageResolution, v.patchSize, v.width, v.layers, v.heads, c.embedDim, v.activation, v.eps,
-      );
-    }
-    this.transformer = new Transformer(
-      backend, p, "transformer", c.transformerWidth, c.transformerLayers, c.transformerHeads, c.textActivation, c.textEps,
-    );
-    this.token_embedding = p.own("token_embedding.weight", [c.vocabSize, c.transformerWidth]);
-    this.positional_embedding = p.own("positional_embedding", [c.contextLength, c.transformerWidth]);
-    this.ln_final = new LayerNorm(backend, p, "ln_final", c.transformerWidth, c.textEps);
-    this.text_projection = projection(backend, p.get("text_projection", [c.transformerWidth, c.embedDim]));
+    const [ib, ip] = towers === "text" ? [KEYS_ONLY, new KeysOnly(p)] : [backend, p];
+    const [tb, tp] = towers === "image" ? [KEYS_ONLY, new KeysOnly(p)] : [backend, p];
+    const visual = v.kind === "resnet"
+      ? new ModifiedResNet(ib, ip, "visual", v.layers, c.embedDim, v.heads, c.imageResolution, v.width)
+      : new VisionTransformer(ib, ip, "visual", c.imageResolution, v.patchSize, v.width, v.layers, v.heads, c.embedDim, v.activation, v.eps);
+    this.image = towers === "text" ? null : { visual };
+    const text = {
+      transformer: new Transformer(tb, tp, "transformer", c.transformerWidth, c.transformerLayers, c.transformerHeads, c.textActivation, c.textEps),
+      token_embedding: tp.own("token_embedding.weight", [c.vocabSize, c.transformerWidth]),
+      positional_embedding: tp.own("positional_embedding", [c.contextLength, c.transformerWidth]),
+      ln_final: new LayerNorm(tb, tp, "ln_final", c.transformerWidth, c.textEps),
+      text_projection: projection(tb, tp.get("text_projection", [c.transformerWidth, c.embedDim])),
+    };
+    this.text = towers === "image" ? null : text;
     // a 0-d tensor in OpenAI's checkpoints, [1] in some others
     this.logit_scale = p.get("logit_scale", p.stateDict.get("logit_scale")?.shape.length === 1 ? [1] : []).data[0];
   }
 
+  get visual(): ModifiedResNet | VisionTransformer { return this.need("image", "visual").visual; }
+  get transformer(): Transformer { return this.need("text", "transformer").transformer; }
+  get token_embedding(): Tensor { return this.need("text", "token_embedding").token_embedding; }
+  get positional_embedding(): Tensor { return this.need("text", "positional_embedding").positional_embedding; }
+  get ln_final(): LayerNorm { return this.need("text", "ln_final").ln_final; }
+  get text_projection(): Linear { return this.need("text", "text_projection").text_projection; }
+
+  private need(tower: "image", what: string): NonNullable<CLIP["image"]>;
+  private need(tower: "text", what: string): NonNullable<CLIP["text"]>;
+  private need(tower: "image" | "text", what: string): NonNullable<CLIP["image"] | CLIP["text"]> {
+    const t = this[tower];
+    if (!t) throw new Error(`this model was loaded with towers: "${this.towers}"; ${what} needs the ${tower} tower`);
+    return t;
+  }
+
   encodeImage(image: Tensor, hook?: ForwardHook): Tensor {
+    const { visual } = this.need("image", "encodeImage");
     const r = this.config.imageResolution;
     const [, c, h, w] = image.shape;
     checkShape("encodeImage: pixels", image.shape);
@@ -351,10 +374,11 @@ export class CLIP {
       throw new RangeError(`encodeImage: expected pixels of shape [N, 3, ${r}, ${r}], got ${shapeString(image.shape)}`);
     }
     checkBatch("encodeImage", "images", image.shape[0], this.maxBatch);
-    return this.visual.forward(image, hook);
+    return visual.forward(image, hook);
   }
 
   encodeText(text: TokenTensor, hook?: ForwardHook): Tensor {
+    const { transformer, token_embedding, positional_embedding, ln_final, text_projection } = this.need("text", "encodeText");
     const { contextLength: L, vocabSize, transformerWidth: D } = this.config;
     const [N] = text.shape;
     checkShape("encodeText: token ids", text.shape);
@@ -379,7 +403,7 @@ export class CLIP {
 
     // token_embedding(text) + positional_embedding: [batch_size, n_ctx, d_model]
     let x = tensor([N, Lt, D]);
-    const emb = this.token_embedding.data, pos = this.positional_embedding.data;
+    const emb = token_embedding.data, pos = positional_embedding.data;
     for (let n = 0; n < N; n++) {
       for (let t = 0; t < Lt; t++) {
         const id = ids[n * L + t], o = (n * Lt + t) * D;
@@ -388,14 +412,14 @@ export class CLIP {
     }
     const causal = causalKeyCounts(N, Lt);
     if (hook) {
-      x = this.transformer.forward(x, causal, hook);
-      x = this.ln_final.forward(x);
-      hook(this.ln_final.prefix, x);
+      x = transformer.forward(x, causal, hook);
+      x = ln_final.forward(x);
+      hook(ln_final.prefix, x);
       x = rows(x, eot);
     } else {
-      x = this.ln_final.forward(this.transformer.forwardPooled(x, eot, causal, Int32Array.from(eot, (e) => e + 1)));
+      x = ln_final.forward(transformer.forwardPooled(x, eot, causal, Int32Array.from(eot, (e) => e + 1)));
     }
-    return this.text_projection.forward(x);
+    return text_projection.forward(x);
   }
 
   /** Releases the backend's memory and threads. */
@@ -405,6 +429,8 @@ export class CLIP {
 
   /** Both logits, as the reference forward(): cosine similarities scaled by exp(logit_scale). */
   forward(image: Tensor, text: TokenTensor): { logitsPerImage: Tensor; logitsPerText: Tensor } {
+    this.need("image", "forward");
+    this.need("text", "forward");
     return this.logits(this.encodeImage(image), this.encodeText(text));
   }
 
@@ -423,6 +449,8 @@ export class CLIP {
 export interface BuildOptions {
   /** Larger batches are refused (default 1024). */
   maxBatch?: number;
+  /** The towers to load (default "both"); the other's keys are still checked, its weights neither prepared nor kept. */
+  towers?: Towers;
   /** What the state dict cannot tell, in priority order (options, the file's config, the architecture's name…). */
   hints?: readonly Hints[];
 }
@@ -430,13 +458,42 @@ export interface BuildOptions {
 /** Builds the model from a state dict; every key must be used and have the expected shape. */
 export function buildModel(sd: StateDict, backend: Backend, options: BuildOptions = {}): CLIP {
   const p = new Params(sd);
-  const model = new CLIP(backend, p, inferConfig(sd, options.hints), options.maxBatch);
+  const model = new CLIP(backend, p, inferConfig(sd, options.hints), options.maxBatch, options.towers);
   const extra = p.unexpected();
   if (extra.length) throw new StateDictError(`unexpected key${extra.length > 1 ? "s" : ""} ${extra.slice(0, 5).map((k) => `"${k}"`).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
   return model;
 }
 
 // ---- not in clip/model.py
+
+/** Params of a tower that is not loaded: each key is checked and marked used in `loaded`, and no data is handed out. */
+class KeysOnly extends Params {
+  constructor(private readonly loaded: Params) {
+    super(loaded.stateDict);
+  }
+  override get(key: string, shape: number[]): Tensor {
+    this.loaded.get(key, shape);
+    return { data: NO_DATA, shape: shape.slice() };
+  }
+  override own(key: string, shape: number[]): Tensor {
+    return this.get(key, shape);
+  }
+}
+
+const NO_DATA = new Float32Array(0);
+
+function notLoaded(): never {
+  throw new Error("this tower was not loaded");
+}
+
+/** The backend of a tower that is not loaded: prepares nothing, runs nothing. */
+const KEYS_ONLY: Backend = {
+  name: "keys only",
+  prepareLinear: (w) => ({ N: w.shape[0], K: w.shape[1] }),
+  prepareConv2d: (w, _b, stride, padding) => ({ O: w.shape[0], C: w.shape[1], kh: w.shape[2], kw: w.shape[3], stride, padding }),
+  linear: notLoaded, conv2d: notLoaded, layerNorm: notLoaded, attention: notLoaded, avgPool2d: notLoaded,
+  dispose: () => {},
+};
 
 /**
  * build_model's first half: the hyper-parameters the state dict shows, from key names and shapes. The ones it

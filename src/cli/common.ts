@@ -10,7 +10,7 @@ import {
   VOCAB_NAMES, vocabNextTo, type BackendName, type Checkpoint,
 } from "../clip.js";
 import { assumedSettings, ConfigError, MLP_ACTIVATIONS, type CLIPConfig, type HyperParamOptions } from "../config.js";
-import type { CLIP, TokenTensor } from "../model.js";
+import type { CLIP, TokenTensor, Towers } from "../model.js";
 import { readNpyFloat32, readNpyTokens, writeNpy } from "../npy.js";
 import type { StateDict, Tensor } from "../tensor.js";
 import type { SimpleTokenizer } from "../simple_tokenizer.js";
@@ -195,7 +195,8 @@ export function hyperParamArgs(args: ModelArgs): HyperParamOptions {
   };
 }
 
-export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
+/** The model of the command line's flags; `towers`: the command's need (embed-image loads the image tower only). */
+export async function openModel(io: Io, args: ModelArgs, towers: Towers = "both"): Promise<OpenedModel> {
   const backendName = choice<BackendName>(args.backend, "--backend", ["ts", "wasm"]);
   const threads = integer(args.threads, "--threads", 1, 256);
   const hyper = hyperParamArgs(args);
@@ -229,7 +230,7 @@ export async function openModel(io: Io, args: ModelArgs): Promise<OpenedModel> {
   }
   let model: CLIP;
   try {
-    model = modelFromCheckpoint(ck, backend);
+    model = modelFromCheckpoint(ck, backend, { towers });
   } catch (e) {
     throw new CliError(`--model "${path}": ${(e as Error).message}`);
   }

@@ -34,7 +34,7 @@ ${MODEL_HELP}`,
     const batch = integer(values["batch-size"], "--batch-size", 1, DEFAULT_MAX_BATCH) ?? 16;
 
     const pixels = values.pixels !== undefined ? readPixels(io, values.pixels) : undefined;
-    const { model } = await openModel(io, values);
+    const { model } = await openModel(io, values, "image");
     try {
       let features: Tensor;
       if (pixels) {

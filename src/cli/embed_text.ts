@@ -36,7 +36,7 @@ ${MODEL_HELP}`,
     const batch = integer(values["batch-size"], "--batch-size", 1, DEFAULT_MAX_BATCH) ?? 32;
 
     const fromFile = values.tokens !== undefined ? readTokens(io, values.tokens) : undefined;
-    const opened = await openModel(io, values);
+    const opened = await openModel(io, values, "text");
     const { model } = opened;
     try {
       const tokenizer = fromFile ? undefined : await openTokenizer(io, values.vocab, { file: opened.file, config: model.config });
