@@ -80,8 +80,8 @@ export interface Checkpoint {
 
 /** A checkpoint from bytes (any format), with the options' hints; no file is looked at. */
 export function checkpointFromBytes(bytes: Uint8Array, options: LoadOptions = {}, fileConfig?: { json: unknown; source: string }): Checkpoint {
-  const { format, stateDict } = loadStateDictWithFormat(bytes, weightsLimits(options));
-  const hints = collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, format === "torchscript" ? OPENAI_HINTS : undefined);
+  const { format, stateDict, scriptClass } = loadStateDictWithFormat(bytes, weightsLimits(options));
+  const hints = collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, formatHints(scriptClass));
   return { stateDict, format, hints };
 }
 
@@ -100,12 +100,13 @@ export async function readCheckpoint(path: string, options: LoadOptions = {}): P
   } else {
     // shards: each holds exactly the keys the index gives it; names are normalised once, over the whole
     const merged: StateDict = new Map();
-    let total = 0, format: WeightsFormat = "safetensors";
+    let total = 0, format: WeightsFormat = "safetensors", scriptClass: string | undefined;
     const maxTotal = options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
     for (const [file, keys] of files.index.keysByFile) {
       const bytes = await readBytes(files.weights.find((w) => basename(w) === file)!);
       const shard = wrapShard(file, () => loadStateDictWithFormat(bytes, { ...weightsLimits(options), rawKeys: true }));
       format = shard.format;
+      scriptClass ??= shard.scriptClass;
       const expected = new Set(keys);
       for (const [k, t] of shard.stateDict) {
         if (!expected.has(k)) throw new WeightsError(`shard "${file}" holds "${k}", which the index does not list for it`);
@@ -115,7 +116,7 @@ export async function readCheckpoint(path: string, options: LoadOptions = {}): P
       }
       for (const k of keys) if (!shard.stateDict.has(k)) throw new WeightsError(`shard "${file}" lacks "${k}", which the index lists`);
     }
-    const hints = collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, format === "torchscript" ? OPENAI_HINTS : undefined);
+    const hints = collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, formatHints(scriptClass));
     ck = { stateDict: normaliseKeys(merged), format, hints };
   }
   ck.vocab = files.vocab;
@@ -133,6 +134,12 @@ export async function localModelPath(source: string, options: Pick<LoadOptions, 
   const hub = await import("./hub.js");
   if (!isUrl && !(source in hub.MODELS)) throw new ConfigError(hub.unknownModelMessage(source));
   return (await hub.resolveModel(source, { sha256: options.sha256, onProgress: options.onProgress, offlineHint: options.offlineHint })).path;
+}
+
+/** What a TorchScript archive's own module class says: OpenAI's clip/model.py (clip.load's files) means OpenAI's
+ *  settings; a script of any other model (open_clip's jit export is GELU) says nothing, so its defaults are marked. */
+function formatHints(scriptClass: string | undefined): Hints | undefined {
+  return scriptClass === "__torch__.clip.model.CLIP" ? OPENAI_HINTS : undefined;
 }
 
 function weightsLimits(options: LoadOptions): WeightsLimits {

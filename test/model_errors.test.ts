@@ -2,6 +2,7 @@
 // refused at load or at the call, on both backends alike, with a message that names the real problem.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
+import { readZip, writeZip } from "../fuzz/formats/zip.js";
 import { loadModel } from "../src/clip.js";
 import type { StateDict } from "../src/tensor.js";
 import { loadStateDict, writeSafetensors } from "../src/weights/index.js";
@@ -72,5 +73,20 @@ describe.each(["ts", "wasm"] as const)("NaN and Inf pixels give NaN features, as
     } finally {
       model.dispose();
     }
+  });
+});
+
+describe("a TorchScript archive is taken for OpenAI's only when its module is clip/model.py's", () => {
+  test("the same weights scripted from another model's module: nothing said, so the defaults are marked assumed", async () => {
+    const file = new Uint8Array(readFileSync("test/golden/models/vit/weights_torchscript.pt"));
+    const openai = await loadModel(file, { backend: "ts" });
+    expect(openai.config.sources.textActivation).toBe("OpenAI's model (TorchScript archive)");
+    openai.dispose();
+    // open_clip's jit export is scripted from open_clip.model (GELU): rename the module in every class reference
+    const rename = (b: Uint8Array) => Buffer.from(Buffer.from(b).toString("latin1").replaceAll("__torch__.clip.model", "__torch__.open.model"), "latin1");
+    const other = writeZip(readZip(file).map((e) => (e.name.endsWith(".pkl") ? { ...e, data: new Uint8Array(rename(e.data)) } : e))).bytes;
+    const model = await loadModel(other, { backend: "ts" });
+    expect(Object.values(model.config.sources)).toEqual(Array(6).fill("assumed"));
+    model.dispose();
   });
 });

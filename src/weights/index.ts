@@ -43,14 +43,18 @@ function isLegacyTorch(bytes: Uint8Array): boolean {
 }
 
 /** Load a checkpoint from its bytes: safetensors, torch.save zip, or TorchScript (OpenAI's .pt files). */
-export function loadStateDictWithFormat(bytes: Uint8Array, opts: LoadStateDictOptions = {}): { format: WeightsFormat; stateDict: StateDict } {
+export function loadStateDictWithFormat(
+  bytes: Uint8Array, opts: LoadStateDictOptions = {},
+): { format: WeightsFormat; stateDict: StateDict; scriptClass?: string } {
   validateLimits(opts, LIMIT_NAMES);
   let format: WeightsFormat;
   let sd: StateDict;
+  let scriptClass: string | undefined;
   if (isZip(bytes)) {
     const r = loadTorchZip(new ZipArchive(bytes), opts);
     format = r.kind;
     sd = r.stateDict;
+    scriptClass = r.scriptClass;
   } else if (isSafetensors(bytes)) {
     format = "safetensors";
     sd = parseSafetensors(bytes, opts);
@@ -59,7 +63,7 @@ export function loadStateDictWithFormat(bytes: Uint8Array, opts: LoadStateDictOp
   } else {
     throw new WeightsError("unrecognised weights format (expected safetensors, a torch .pt/.pth zip, or a TorchScript archive)");
   }
-  return { format, stateDict: opts.rawKeys ? sd : normaliseKeys(sd) };
+  return { format, stateDict: opts.rawKeys ? sd : normaliseKeys(sd), scriptClass };
 }
 
 export function loadStateDict(bytes: Uint8Array, opts: LoadStateDictOptions = {}): StateDict {

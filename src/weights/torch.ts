@@ -149,7 +149,8 @@ function checkInflated(e: ZipEntry, limits: ByteBudget): ZipEntry {
  * Load the tensors of a torch zip checkpoint (torch.save or torch.jit.save), widened to f32, under
  * their original names. Non-tensor entries are skipped.
  */
-export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { kind: TorchArchiveKind; stateDict: StateDict } {
+/** scriptClass: a TorchScript archive's root module class, e.g. "__torch__.clip.model.CLIP" (OpenAI's jit files). */
+export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { kind: TorchArchiveKind; stateDict: StateDict; scriptClass?: string } {
   const { prefix, pkl } = findPickle(zip);
   const limits = new ByteBudget(opts);
   const pklEntry = zip.get(pkl)!;
@@ -162,8 +163,10 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
 
   let kind: TorchArchiveKind;
   let named: [string, TensorRef][];
+  let scriptClass: string | undefined;
   if (root instanceof PyObject && root.cls.module.startsWith("__torch__")) {
     kind = "torchscript";
+    scriptClass = `${root.cls.module}.${root.cls.name}`;
     named = walkModule(root, pickleBytes.length);
   } else if (root instanceof PyDict) {
     kind = "torch-zip";
@@ -200,5 +203,5 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
     limits.take(name, count);
     sd.set(name, { data: materialise(name, t, bytes, dtype), shape: t.shape.slice(), dtype });
   }
-  return { kind, stateDict: sd };
+  return { kind, stateDict: sd, scriptClass };
 }
