@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { memoryIo, runCli } from "../src/cli/cli.js";
-import { readNpy } from "../src/npy.js";
+import { agreement, npy } from "./helpers/golden.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "clip-ts-cli-ck-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -17,15 +17,8 @@ async function run(...argv: string[]) {
   return { code, stdout: io.out(), stderr: io.err() };
 }
 
-function maxRel(path: string, golden: string): number {
-  const a = readNpy(require("node:fs").readFileSync(path)), b = readNpy(require("node:fs").readFileSync(golden));
-  let d = 0, s = 0;
-  for (let i = 0; i < b.data.length; i++) {
-    d = Math.max(d, Math.abs(Number(a.data[i]) - Number(b.data[i])));
-    s = Math.max(s, Math.abs(Number(b.data[i])));
-  }
-  return d / s;
-}
+/** max|a − b| / max|b| between a written .npy and a golden one. */
+const maxRel = (path: string, expected: string) => agreement(npy(path), npy(expected)).maxRel;
 
 describe("embed-image on peer checkpoints", () => {
   test("a Hugging Face folder (GELU, 32-wide heads): no note, the peer's features", async () => {

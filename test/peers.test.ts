@@ -7,29 +7,20 @@ import { loadModel, type LoadOptions } from "../src/clip.js";
 import { assumedSettings } from "../src/config.js";
 import type { CLIP } from "../src/model.js";
 import { readNpy } from "../src/npy.js";
-import type { Tensor } from "../src/tensor.js";
+import { agreement, npy as golden } from "./helpers/golden.js";
 
 const ROOT = "test/golden/peers";
 const manifest = (c: string) => JSON.parse(readFileSync(`${ROOT}/${c}/manifest.json`, "utf8"));
 const npy = (path: string) => readNpy(readFileSync(path));
 const modelCfg = (c: string) => JSON.parse(readFileSync(`${ROOT}/${c}/model_cfg.json`, "utf8"));
 
-/** max|a − b| / max|b|, the README's measure. */
-function relError(a: Tensor, b: { data: ArrayLike<number | bigint> }): number {
-  let diff = 0, scale = 0;
-  for (let i = 0; i < b.data.length; i++) {
-    diff = Math.max(diff, Math.abs(a.data[i] - Number(b.data[i])));
-    scale = Math.max(scale, Math.abs(Number(b.data[i])));
-  }
-  return diff / scale;
-}
-
 function features(model: CLIP, c: string): { image: number; text: number } {
   const pixels = npy(`${ROOT}/${c}/pixels.npy`);
   const tokens = npy(`${ROOT}/${c}/tokens.npy`);
   const image = model.encodeImage({ data: pixels.data as Float32Array, shape: pixels.shape });
   const text = model.encodeText({ data: tokens.data as BigInt64Array, shape: tokens.shape });
-  return { image: relError(image, npy(`${ROOT}/${c}/image_features.npy`)), text: relError(text, npy(`${ROOT}/${c}/text_features.npy`)) };
+  // max|a − b| / max|b|, the README's measure
+  return { image: agreement(image, golden(`${ROOT}/${c}/image_features.npy`)).maxRel, text: agreement(text, golden(`${ROOT}/${c}/text_features.npy`)).maxRel };
 }
 
 const act = (a: string) => (a === "quick_gelu" ? "quickgelu" : a);
