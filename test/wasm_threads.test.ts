@@ -32,6 +32,20 @@ function runChild(source: string, shellPrefix = ""): { stdout: string; stderr: s
   return { stdout: r.stdout, stderr: r.stderr.replace(/.*ExperimentalWarning.*\n|.*--trace-warnings.*\n/g, ""), status: r.status };
 }
 
+/**
+ * Blocks this thread (no event can run) until `dead()`, sleeping 1 ms between probes rather than spinning: a spin
+ * here would hold a core the dying thread may need on a 2-core machine, and, unbounded, would hang the whole file
+ * (vitest's timeouts cannot fire during synchronous code). 10 s without a death fails the test.
+ */
+function untilDead(dead: () => boolean, ms = 10_000): void {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const t0 = Date.now();
+  while (!dead()) {
+    if (Date.now() - t0 > ms) throw new Error(`test: a terminated worker still looked alive after ${ms} ms`);
+    Atomics.wait(nap, 0, 0, 1);
+  }
+}
+
 /** Section ids of a wasm binary (1 type, 2 import, 3 function, 7 export, 8 start, 10 code, 11 data, 12 data count). */
 function sections(bytes: Uint8Array): number[] {
   const ids: number[] = [];
@@ -253,7 +267,7 @@ describe("a worker thread that dies", () => {
       simdPeak: (...a: number[]) => {
         if (!killedAt) {
           void victim.worker.terminate();
-          while (victim.isAlive()) { /* synchronous: the 'exit' event cannot run */ }
+          untilDead(() => !victim.isAlive()); // synchronous: the 'exit' event cannot run
           killedAt = Date.now();
         }
         return ex.simdPeak(...a);
@@ -300,7 +314,7 @@ describe("a worker thread that dies", () => {
       simdPeak: (...a: number[]) => {
         if (!killed) {
           void victim.worker.terminate();
-          while (victim.worker.performance.eventLoopUtilization().idle !== -1) { /* a few ms */ }
+          untilDead(() => victim.worker.performance.eventLoopUtilization().idle === -1); // a few ms
           killed = true;
         }
         return ex.simdPeak(...a);
