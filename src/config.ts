@@ -78,8 +78,12 @@ export interface CLIPConfig {
   textPoolTokenId: number | null;
   textActivation: MlpActivation;
   textEps: number;
-  /** The source that gave each setting the state dict cannot tell, or "assumed" (OpenAI's build_model). */
-  sources: Record<"visionHeads" | "visionActivation" | "visionEps" | "transformerHeads" | "textActivation" | "textEps", string>;
+  /**
+   * The source that gave each setting the state dict cannot tell, or "assumed" (OpenAI's build_model). A ResNet
+   * has no vision activation or eps to tell (its convolutions use ReLU and batch norm), so those two are absent.
+   */
+  sources: Record<"visionHeads" | "transformerHeads" | "textActivation" | "textEps", string> &
+    Partial<Record<"visionActivation" | "visionEps", string>>;
 }
 
 /** The settings nothing said and that the model uses, as "name value" phrases; empty when every one was given. */
@@ -96,7 +100,7 @@ export function assumedSettings(c: CLIPConfig): string[] {
     ...(c.sources.transformerHeads === ASSUMED ? [`${c.transformerHeads} (text)`] : []),
   ];
   if (heads.length) out.push(`64-wide attention heads: ${heads.join(", ")}`);
-  const eps = [...(v.kind === "vit" && c.sources.visionEps === ASSUMED ? ["vision"] : []), ...(c.sources.textEps === ASSUMED ? ["text"] : [])];
+  const eps = [...(c.sources.visionEps === ASSUMED ? ["vision"] : []), ...(c.sources.textEps === ASSUMED ? ["text"] : [])];
   if (eps.length) out.push(`layer-norm eps 1e-5 (${eps.join(", ")})`);
   return out;
 }

@@ -579,7 +579,8 @@ export function inferConfig(sd: StateDict, hints: readonly Hints[] = []): CLIPCo
     textEps: text.eps,
     textPoolTokenId: text.eosTokenId,
     sources: {
-      visionHeads: v.sources.heads, visionActivation: v.sources.activation, visionEps: v.sources.eps,
+      visionHeads: v.sources.heads,
+      ...(vision.kind === "vit" ? { visionActivation: v.sources.activation, visionEps: v.sources.eps } : {}),
       transformerHeads: text.sources.heads, textActivation: text.sources.activation, textEps: text.sources.eps,
     },
   };
