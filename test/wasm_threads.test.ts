@@ -180,7 +180,6 @@ describe("the pool", () => {
 
   test("a process with an idle pool exits without dispose(), and with it", () => {
     for (const dispose of [false, true]) {
-      const started = Date.now();
       const r = runChild(`
         import { createWasmBackend } from ${JSON.stringify(pathToFileURL(join(process.cwd(), "src/backend/wasm.ts")).href)};
         const b = await createWasmBackend({ threads: 3, minParallelWork: 0 });
@@ -189,8 +188,9 @@ describe("the pool", () => {
         ${dispose ? "b.dispose();" : ""}`);
       expect(r.stderr).toBe("");
       expect(r.stdout.trim()).toBe("ok 2,2,2,2");
+      // a pool that held the process open would be killed by runChild's 30 s timeout: status null, not 0 (no
+      // wall-clock bound here: on a loaded 2-core machine starting the child alone took 11 s)
       expect(r.status).toBe(0);
-      expect(Date.now() - started).toBeLessThan(20_000);
     }
   });
 });
