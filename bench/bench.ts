@@ -16,8 +16,8 @@ const USAGE = `usage: npm run bench -- [options]
   --threads 1,2           thread counts for clip-ts wasm and both peers (default: 1,2)
   --backend all|wasm|ts|none  clip-ts backends (default: all; wasm is skipped with a note when it cannot start)
                           --backend ts alone: the TS path only, batch 1, image + text, no peers
-  --peers web,node|none   ONNX Runtime peers, installed by npm run bench:setup (default: web,node; none with
-                          --backend ts)
+  --peers web,web-q8,node|none  ONNX Runtime peers, installed by npm run bench:setup (default: web,web-q8,node;
+                          none with --backend ts); web-q8 is ORT-web on tools/onnx/quantize_q8.py's q8 exports
   --batch 1,8             batch sizes (default: 1,8; the TS backend always runs batch 1 only)
   --runs N                timed runs per cell after warm-up (default 10, --quick 3; TS backend: 2, --quick 1)
   --rounds N              runs are split into N rounds over all jobs, each job a fresh process per round, so that
@@ -35,7 +35,7 @@ interface Options {
   models: string[];
   threads: number[];
   backends: ("wasm" | "ts")[];
-  peers: ("web" | "node")[];
+  peers: ("web" | "web-q8" | "node")[];
   batches: number[];
   quick: boolean;
   runs?: number;
@@ -61,7 +61,7 @@ function positiveInts(value: string, flag: string): number[] {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { models: Object.keys(MODEL_IDS), threads: [1, 2], backends: ["wasm", "ts"], peers: ["web", "node"], batches: [1, 8], quick: false, rounds: 5, load: false };
+  const o: Options = { models: Object.keys(MODEL_IDS), threads: [1, 2], backends: ["wasm", "ts"], peers: ["web", "web-q8", "node"], batches: [1, 8], quick: false, rounds: 5, load: false };
   let peersGiven = false, modelsGiven = false, threadsGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -81,7 +81,7 @@ function parseArgs(argv: string[]): Options {
       }
       case "--peers": {
         const v = value();
-        o.peers = v === "none" ? [] : list(v, ["web", "node"] as const, flag);
+        o.peers = v === "none" ? [] : list(v, ["web", "web-q8", "node"] as const, flag);
         peersGiven = true;
         break;
       }
@@ -100,7 +100,7 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const PEER_PACKAGE = { web: "onnxruntime-web", node: "onnxruntime-node" } as const;
+const PEER_PACKAGE = { web: "onnxruntime-web", "web-q8": "onnxruntime-web", node: "onnxruntime-node" } as const;
 const INPUTS = ["image", "text-short", "text-full"] as const;
 const INPUT_LABEL: Record<Cell["input"], string> = { "image": "image", "text-short": "text, 8-token prompt", "text-full": "text, 77 tokens" };
 
@@ -200,14 +200,15 @@ async function main(o: Options): Promise<void> {
   if (o.load) return mainLoad(o);
   const notes: string[] = [];
   const say = (s: string) => process.stderr.write(s + "\n");
-  const absent = missingPeers(o.peers.map((p) => PEER_PACKAGE[p]));
+  const absent = missingPeers([...new Set(o.peers.map((p) => PEER_PACKAGE[p]))]);
   if (absent.length) {
     const note = `${absent.join(" and ")} not installed, measuring without ${absent.length > 1 ? "them" : "it"}: ${SETUP}`;
     say(note);
     notes.push(note);
   }
   const peers = o.peers.filter((p) => !absent.includes(PEER_PACKAGE[p]));
-  const peerEngines: EngineName[] = [...(peers.includes("web") ? ["ORT-web" as const] : []), ...(peers.includes("node") ? ["ORT-node" as const] : [])];
+  const peerEngines = ([["web", "ORT-web"], ["web-q8", "ORT-web q8"], ["node", "ORT-node"]] as const)
+    .filter(([p]) => peers.includes(p)).map(([, e]): EngineName => e);
   const cellsFor = (batches: number[]): Cell[] => INPUTS.flatMap((input) => batches.map((batch) => ({ input, batch })));
   const fastRuns = o.runs ?? (o.quick ? 3 : 10), fastWarmup = o.quick ? 1 : 2;
   const tsRuns = o.runs ?? (o.quick ? 1 : 2), tsWarmup = o.quick ? 0 : 1;
@@ -346,8 +347,9 @@ function report(o: Options, measured: Measured[], notes: string[], peaks: Map<nu
     }
   }
 
-  // same weights and inputs: the features must agree (to float rounding) across engines; worst over thread counts
-  const worst = new Map<string, number>();
+  // same weights and inputs: the features must agree (to float rounding, or, for a quantized engine, in direction:
+  // cosine) across engines; worst over thread counts
+  const worst = new Map<string, { rel: number; cos: number }>();
   const ownWeights = new Set(measured.filter((m) => m.job.weights === "random").map((m) => m.job.model));
   for (const r of rowKeys.filter((r) => r.batch === 1 && !ownWeights.has(r.model))) {
     const m = cells.get(key(r.model, r.input, r.batch, r.threads))!;
@@ -356,14 +358,18 @@ function report(o: Options, measured: Measured[], notes: string[], peaks: Map<nu
     if (!ref) continue;
     const scale = Math.max(...ref.firstRow.map(Math.abs));
     for (const e of engines.filter((e) => e !== refName && m.has(e))) {
-      const diff = Math.max(...m.get(e)!.firstRow.map((x, i) => Math.abs(x - ref.firstRow[i])));
+      const a = m.get(e)!.firstRow, b = ref.firstRow;
+      const diff = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+      let ab = 0, aa = 0, bb = 0;
+      for (let i = 0; i < a.length; i++) (ab += a[i] * b[i]), (aa += a[i] * a[i]), (bb += b[i] * b[i]);
       const label = `${MODEL_IDS[r.model]}, ${INPUT_LABEL[r.input]}: ${e} vs ${refName}`;
-      worst.set(label, Math.max(worst.get(label) ?? 0, diff / scale));
+      const w = worst.get(label) ?? { rel: 0, cos: 1 };
+      worst.set(label, { rel: Math.max(w.rel, diff / scale), cos: Math.min(w.cos, ab / Math.sqrt(aa * bb)) });
     }
   }
   if (worst.size) {
-    out.push("", "Same function (batch-1 features, max |Δ| / max |x|, worst over thread counts):");
-    for (const [label, rel] of worst) out.push(`- ${label}: ${rel.toExponential(1)}`);
+    out.push("", "Same function (batch-1 features, max |Δ| / max |x| and cosine, worst over thread counts):");
+    for (const [label, { rel, cos }] of worst) out.push(`- ${label}: ${rel.toExponential(1)}, cosine ${cos.toFixed(5)}`);
   }
   if (notes.length) out.push("", "Not measured:", ...notes.map((s) => `- ${s}`));
   return out.join("\n");

@@ -11,7 +11,7 @@ import { randomImages, randomStateDict, tokenRows, type TextKind } from "./input
 import { loadSpec, present, type ModelSpec } from "./models.js";
 import { loadPeer, type Ort } from "./peers.js";
 
-export const ENGINES = ["clip-ts wasm", "clip-ts ts", "ORT-web", "ORT-node"] as const;
+export const ENGINES = ["clip-ts wasm", "clip-ts ts", "ORT-web", "ORT-web q8", "ORT-node"] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 export type InputKind = "image" | `text-${TextKind}`;
@@ -88,11 +88,14 @@ function importPeer(name: string): Ort {
   }
 }
 
-async function ortRunner(spec: ModelSpec, engine: "ORT-web" | "ORT-node", threads: number): Promise<Runner> {
-  const missing = [spec.files.image, spec.files.text].filter((f) => !present(f));
-  if (missing.length) throw new Unavailable(`${missing.join(", ")} missing: run /usr/bin/python3 tools/onnx/export_onnx.py`);
+async function ortRunner(spec: ModelSpec, engine: "ORT-web" | "ORT-web q8" | "ORT-node", threads: number): Promise<Runner> {
+  const q8 = engine === "ORT-web q8";
+  const files = q8 ? { image: spec.files.imageQ8, text: spec.files.textQ8 } : spec.files;
+  const missing = [files.image, files.text].filter((f) => !present(f));
+  const make = q8 ? "tools/onnx/quantize_q8.py (after export_onnx.py)" : "tools/onnx/export_onnx.py";
+  if (missing.length) throw new Unavailable(`${missing.join(", ")} missing: run /usr/bin/python3 ${make}`);
   let ort: Ort, options: Record<string, unknown>;
-  if (engine === "ORT-web") {
+  if (engine !== "ORT-node") {
     ort = importPeer("onnxruntime-web");
     ort.env.wasm.numThreads = threads; // read once, when the first session starts the runtime
     ort.env.wasm.simd = true;
@@ -105,8 +108,8 @@ async function ortRunner(spec: ModelSpec, engine: "ORT-web" | "ORT-node", thread
     };
   }
   // ORT-web cannot read files in Node: both get the bytes
-  const imageSession = await ort.InferenceSession.create(new Uint8Array(await readFile(spec.files.image)), options);
-  const textSession = await ort.InferenceSession.create(new Uint8Array(await readFile(spec.files.text)), options);
+  const imageSession = await ort.InferenceSession.create(new Uint8Array(await readFile(files.image)), options);
+  const textSession = await ort.InferenceSession.create(new Uint8Array(await readFile(files.text)), options);
   const features = (out: Record<string, { data: unknown }>) => out.features.data as Float32Array;
   return {
     image: async (x) => features(await imageSession.run({ image: new ort.Tensor("float32", x.data, x.shape) })),

@@ -34,7 +34,7 @@ export interface ModelSpec {
   name: string;
   config: RefConfig;
   stateDict: StateDictSpec;
-  files: { weights: string; image: string; text: string };
+  files: { weights: string; image: string; text: string; imageQ8: string; textQ8: string };
 }
 
 export const MODEL_IDS: Record<string, string> = { "rn50": "RN50", "vit-b-32": "ViT-B/32" };
@@ -50,7 +50,10 @@ export function loadSpec(id: string): ModelSpec {
   const file = (ext: string) => join(CACHE_DIR, stem + ext);
   return {
     id, name, config: json.config, stateDict: json.state_dict,
-    files: { weights: file(".safetensors"), image: file(".image.onnx"), text: file(".text.onnx") },
+    files: {
+      weights: file(".safetensors"), image: file(".image.onnx"), text: file(".text.onnx"),
+      imageQ8: file(".image.q8.onnx"), textQ8: file(".text.q8.onnx"), // tools/onnx/quantize_q8.py
+    },
   };
 }
 
