@@ -39,7 +39,7 @@ describe("search your photos (demo page, Chromium)", () => {
   const node = {
     modelSha256: "",
     embeddings: new Map<string, Float32Array>(), // photos/<name> → normalised image embedding
-    text: new Float32Array(0),
+    text: new Float32Array(0) as Float32Array<ArrayBufferLike>,
     db: undefined as CollectionDb | undefined,
   };
 
@@ -70,7 +70,7 @@ describe("search your photos (demo page, Chromium)", () => {
 
     server = await serve({ port: 0 });
     profile = join(work, "profile");
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 900, height: 900 } });
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 800, height: 900 } });
     page = await context.newPage();
     page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
     page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
@@ -120,7 +120,7 @@ describe("search your photos (demo page, Chromium)", () => {
     expect(await page.locator("#photos-search-status").getAttribute("data-state"), status).toBe("done");
     const hits = await page.$$eval("#photos-results figure", (fs) => fs.map((f) => ({ path: f.dataset.path!, score: Number(f.dataset.score) })));
     // every thumbnail shown has loaded (a broken object URL or blob has naturalWidth 0)
-    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>("#photos-results img")].every((i) => i.complete));
+    await page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>("#photos-results img")).every((i) => i.complete));
     const images = await page.$$eval("#photos-results img", (is) => (is as HTMLImageElement[]).filter((i) => i.naturalWidth > 0).length);
     const missing = await page.locator("#photos-results .missing").count();
     return { hits, status, images, missing };
@@ -235,12 +235,15 @@ describe("search your photos (demo page, Chromium)", () => {
     expect(r.missing).toBe(0);
     expect(await page.$$eval("#photos-results img", (is) => is.every((i) => (i as HTMLImageElement).src.startsWith("blob:")))).toBe(true);
     if (process.env.UPDATE_SCREENSHOT) {
+      await page.click("#photos-failed-title"); // open the list of failed files
+      await page.evaluate(() => window.scrollTo(0, 0)); // boxes in page coordinates, as fullPage's clip
       const top = await page.locator("#photos").boundingBox();
       const bottom = await page.locator("#photos-results").boundingBox();
       const out = join(root, "docs/search-photos.png");
       mkdirSync(join(root, "docs"), { recursive: true });
-      await page.screenshot({ path: out, clip: { x: 0, y: top!.y - 12, width: 900, height: bottom!.y + bottom!.height - top!.y + 24 } });
+      await page.screenshot({ path: out, fullPage: true, clip: { x: 0, y: top!.y - 12, width: 800, height: bottom!.y + bottom!.height - top!.y + 24 } });
       console.log(`wrote ${out} (${statSync(out).size} bytes)`);
+      expect(statSync(out).size).toBeLessThan(150_000); // kept small in the repository
     }
     expect(logs.filter((l) => /^(pageerror|console\.error)/.test(l))).toEqual([]);
   });
