@@ -142,7 +142,18 @@ const oneLine = (e: unknown) => String((e as Error)?.message ?? e).split("\n")[0
  */
 export class BrowserCollection {
   private rows: Map<string, PhotoEntry> | null = null;
-  private constructor(private readonly db: IDBDatabase) {}
+  /** Tells the collection's other instances (other tabs' workers) to read the rows again after a write here. */
+  private readonly channel: BroadcastChannel | undefined;
+  private constructor(private readonly db: IDBDatabase, name: string) {
+    if (typeof BroadcastChannel === "function") {
+      this.channel = new BroadcastChannel(`${name}:changed`);
+      this.channel.onmessage = () => (this.rows = null);
+    }
+  }
+
+  private changed(): void {
+    this.channel?.postMessage(1);
+  }
 
   /** Opens (creating) the database; `factory` defaults to the context's indexedDB (a page's or a worker's). */
   static async open(name = PHOTOS_DB_NAME, factory: IDBFactory | undefined = globalThis.indexedDB): Promise<BrowserCollection> {
@@ -158,7 +169,7 @@ export class BrowserCollection {
     } catch (e) {
       throw new Error(`cannot open the IndexedDB database "${name}": ${oneLine(e)}`);
     }
-    return new BrowserCollection(db);
+    return new BrowserCollection(db, name);
   }
 
   private async all(): Promise<Map<string, PhotoEntry>> {
@@ -206,6 +217,7 @@ export class BrowserCollection {
       else t.objectStore(THUMBS).delete(meta.path);
     }
     await done(t);
+    this.changed();
     for (const e of entries) rows.set(e.path, { path: e.path, size: e.size, lastModified: e.lastModified, modelSha256: e.modelSha256, embedding: e.embedding.slice() });
   }
 
@@ -219,6 +231,7 @@ export class BrowserCollection {
       t.objectStore(THUMBS).delete(f.path);
     }
     await done(t);
+    this.changed();
     for (const f of entries) rows.delete(f.path);
   }
 
@@ -227,6 +240,7 @@ export class BrowserCollection {
     const t = this.db.transaction([PHOTOS, FAILED, THUMBS], "readwrite");
     for (const p of paths) for (const s of [PHOTOS, FAILED, THUMBS]) t.objectStore(s).delete(p);
     await done(t);
+    this.changed();
     for (const p of paths) rows.delete(p);
   }
 
@@ -253,10 +267,12 @@ export class BrowserCollection {
     const t = this.db.transaction([PHOTOS, FAILED, THUMBS], "readwrite");
     for (const s of [PHOTOS, FAILED, THUMBS]) t.objectStore(s).clear();
     await done(t);
+    this.changed();
     this.rows = new Map();
   }
 
   close(): void {
+    this.channel?.close();
     this.db.close();
   }
 }

@@ -98,8 +98,11 @@ describe("search your photos (demo page, Chromium)", () => {
 
   /** Picks the folder on the page and waits for the end of that indexing; its status line. */
   async function pick(): Promise<string> {
+    return pickFolder(folder);
+  }
+  async function pickFolder(dir: string): Promise<string> {
     const before = await page.locator("#photos-status").getAttribute("data-run");
-    await page.setInputFiles("#photos-dir", folder);
+    await page.setInputFiles("#photos-dir", dir);
     await page.waitForFunction((before) => {
       const s = document.getElementById("photos-status")!;
       return s.dataset.run !== before && ["done", "error"].includes(s.dataset.state!);
@@ -268,5 +271,56 @@ describe("search your photos (demo page, Chromium)", () => {
     const s = await stored();
     const vitSha = createHash("sha256").update(readFileSync(join(root, "weights/clip-tiny-vit.safetensors"))).digest("hex");
     expect(new Set(s.photos.map((p) => p.modelSha256))).toEqual(new Set([vitSha]));
+  });
+
+  test("Stop ends an indexing between two files; picking the folder again embeds the rest, each file once", async () => {
+    const many = join(work, "many");
+    mkdirSync(many);
+    const N = 60;
+    for (let i = 0; i < N; i++) copyFileSync(join(root, "examples", EXAMPLES[i % EXAMPLES.length]), join(many, `${String(i).padStart(2, "0")}.png`));
+    const before = await page.locator("#photos-status").getAttribute("data-run");
+    await page.setInputFiles("#photos-dir", many);
+    await page.waitForFunction(() => /^embedding ([4-9]|\d\d) \//.test(document.getElementById("photos-status")!.textContent!), undefined, { timeout: 120_000 }).catch(withLog);
+    await page.click("#photos-cancel");
+    await page.waitForFunction((b) => {
+      const s = document.getElementById("photos-status")!;
+      return s.dataset.run !== b && s.dataset.state === "done";
+    }, before, { timeout: 120_000 }).catch(withLog);
+    const stopped = (await page.locator("#photos-status").textContent())!;
+    const first = Number(/^stopped: (\d+) files? embedded/.exec(stopped)?.[1]);
+    expect(first, stopped).toBeGreaterThanOrEqual(4);
+    expect(first, stopped).toBeLessThan(N);
+    expect(await page.locator("#photos-cancel").isVisible()).toBe(false);
+    const rest = Number(/^(\d+) files? embedded/.exec(await pickFolder(many))?.[1]);
+    expect(first + rest).toBe(N);
+    const s = await stored();
+    expect(s.photos.filter((p) => p.path.startsWith("many/")).map((p) => p.path).sort()).toEqual(
+      Array.from({ length: N }, (_, i) => `many/${String(i).padStart(2, "0")}.png`),
+    );
+    expect(logs.filter((l) => /^(pageerror|console\.error)/.test(l))).toEqual([]);
+  });
+
+  test("a second tab sees what the first one indexes, without a reload", async () => {
+    const other = await context.newPage();
+    try {
+      await other.goto(`${server.url}examples/web/`);
+      await other.waitForFunction(() => document.getElementById("photos-summary")!.dataset.state === "ready", undefined, { timeout: 120_000 });
+      expect(await other.locator("#photos-summary").textContent()).toMatch(/^0 photos indexed with the built-in tiny model \(\d+ more/);
+      // the first tab goes back to the built-in model and indexes the folder with it
+      await page.bringToFront();
+      await page.click("#model-embedded");
+      await page.waitForFunction(() => /^0 photos indexed with the built-in tiny model/.test(document.getElementById("photos-summary")!.textContent!));
+      expect(await pick()).toMatch(/^7 files embedded/);
+      await other.bringToFront();
+      await other.fill("#photos-query", QUERY);
+      await other.click("#photos-search");
+      await other.waitForFunction(() => document.getElementById("photos-search-status")!.dataset.state === "done", undefined, { timeout: 60_000 });
+      expect(await other.locator("#photos-search-status").textContent()).toMatch(/^“a red diamond”: best 7 of 7 photos/);
+      expect(await other.$$eval("#photos-results figure", (fs) => fs.map((f) => ({ path: f.dataset.path!, score: Number(f.dataset.score) }))))
+        .toEqual(nodeSearch(node.text));
+    } finally {
+      await other.close();
+      await page.bringToFront();
+    }
   });
 });
