@@ -323,4 +323,31 @@ describe("search your photos (demo page, Chromium)", () => {
       await page.bringToFront();
     }
   });
+
+  test("JPEGs (baseline, progressive with restarts, CMYK, grey; any case of extension) in subfolders: Node's bits", async () => {
+    const jpegs = join(work, "jpegs");
+    const files = {
+      "jpegs/a/baseline.jpg": "jpeg_420_640x480.jpg",
+      "jpegs/a/b/progressive.JPEG": "cjpeg_420_restart_3mcu_prog_90x70_n64.jpg",
+      "jpegs/cmyk.Jpg": "jpeg_cmyk_100x80_n64.jpg",
+      "jpegs/grey.jpeg": "jpeg_grey_prog_77x130_n32.jpg",
+    };
+    for (const [path, golden] of Object.entries(files)) {
+      mkdirSync(join(work, path, ".."), { recursive: true });
+      copyFileSync(join(root, "test/golden/preprocess", golden), join(work, path));
+    }
+    await page.click("#model-embedded");
+    await page.waitForFunction(() => document.getElementById("photos-summary")!.textContent!.includes("with the built-in tiny model"));
+    expect(await pickFolder(jpegs)).toMatch(/^4 files embedded/);
+    const rows = new Map((await stored()).photos.map((p) => [p.path, p]));
+    const clip = await load(undefined, { backend: "wasm", threads: 1 });
+    try {
+      for (const path of Object.keys(files)) {
+        const e = normalize(clip.model.encodeImage(clip.preprocess(new Uint8Array(readFileSync(join(work, path))))));
+        expect(rows.get(path)?.bytes, path).toEqual(bytesOf(e.data));
+      }
+    } finally {
+      clip.model.dispose();
+    }
+  });
 });
