@@ -350,4 +350,19 @@ describe("search your photos (demo page, Chromium)", () => {
       clip.model.dispose();
     }
   });
+
+  test("Forget the collection empties IndexedDB; a search then says to pick a folder", async () => {
+    await page.click("#photos-clear");
+    await page.waitForFunction(() => document.getElementById("photos-status")!.textContent === "the collection is forgotten");
+    expect(await page.locator("#photos-summary").textContent()).toBe("0 photos indexed with the built-in tiny model.");
+    expect(await page.locator("#photos-failed-box").isVisible()).toBe(false);
+    const s = await stored();
+    expect([s.photos.length, s.failed.length, s.thumbs]).toEqual([0, 0, 0]);
+    await page.fill("#photos-query", QUERY);
+    const before = await page.locator("#photos-search-status").getAttribute("data-run");
+    await page.click("#photos-search");
+    await page.waitForFunction((b) => document.getElementById("photos-search-status")!.dataset.run !== b && document.getElementById("photos-search-status")!.dataset.state === "done", before);
+    expect(await page.locator("#photos-search-status").textContent()).toBe("nothing indexed with this model yet: pick a folder");
+    expect(await page.locator("#photos-results figure").count()).toBe(0);
+  });
 });
