@@ -18,6 +18,9 @@ import { loadTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
 export * from "./index.js";
 export { fetchModelBytes, clearModelCache, MODEL_CACHE_NAME } from "./hub_browser.js";
 export { browserPlatform, canShareMemory, NOT_ISOLATED_MESSAGE, type BrowserPlatformOptions } from "./backend/browser_wasm.js";
+export {
+  BrowserCollection, PHOTOS_DB_NAME, planIndex, topK, type FailedEntry, type IndexPlan, type PhotoEntry, type PickedFile,
+} from "./collection/browser_store.js";
 
 export interface BrowserBackendOptions extends BrowserPlatformOptions {
   /** "wasm" (default) or "ts"; both give the same bits. */

@@ -1,4 +1,6 @@
 // The page: picks a model, an image and labels, hands them to worker.js (the model runs there), shows what comes back.
+import { setupPhotos } from "./photos.js";
+
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 const pending = new Map(); // message id → reply handler (progress replies keep it)
@@ -104,7 +106,8 @@ async function loadModel() {
     setStatus("idle", "no model loaded: choose another");
     $("probs").replaceChildren(); // the last model's results are not this one's
     $("details").hidden = true;
-    return done(false);
+    done(false);
+    return photos.refresh();
   }
   const r = reply.result;
   setModelStatus("ready", `${r.model}: ${r.summary} — loaded in ${(r.loadMs / 1000).toFixed(2)} s (${r.backend}, ${r.threads} thread${r.threads > 1 ? "s" : ""})`);
@@ -115,6 +118,7 @@ async function loadModel() {
   }
   $("run").disabled = !image;
   done(true);
+  photos.refresh();
   if (image) await classify();
 }
 
@@ -202,6 +206,15 @@ $("run").addEventListener("click", () => classify());
 // a model runs on the threads it was loaded with: other threads, another load (a named model comes from the cache)
 $("threads").addEventListener("change", () => loadModel());
 
+/** Whether the latest load (if others came while waiting) succeeded. */
+async function latestModel() {
+  let ready, awaited;
+  do ready = await (awaited = modelReady); while (awaited !== modelReady);
+  return ready;
+}
+
+const photos = setupPhotos({ ask, ready: latestModel });
+
 async function classify() {
   const labels = $("labels").value.split(",").map((s) => s.trim()).filter(Boolean);
   if (!image) return setStatus("idle", "choose an image");
@@ -210,8 +223,7 @@ async function classify() {
   $("status").dataset.run = String(id);
   setStatus("running", "waiting for the model…");
   $("run").disabled = true;
-  let ready, awaited;
-  do ready = await (awaited = modelReady); while (awaited !== modelReady); // the latest load, if others came
+  const ready = await latestModel();
   if (id !== runs) return;
   if (!ready) return setStatus("idle", "no model loaded: choose another");
   const threads = Number($("threads").value);
