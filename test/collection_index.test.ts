@@ -340,3 +340,17 @@ test("the index's files are resolved from the cwd given", async () => {
   expect(r.db).toBe(resolve(dir, "rel.db"));
   expect(rowsOf(join(dir, "rel.db")).map((x) => x.path)).toEqual(JPEGS.map((f) => join(dir, "sub", f)).sort(comparePaths));
 });
+
+test("the indexing bar: files done/total, files/s and the time left", async () => {
+  const { Progress } = await import("../src/cli/progress.js");
+  const out: string[] = [];
+  let t = 0;
+  const bar = new Progress({ write: (s) => void out.push(s), isTTY: true, columns: 100 }, "indexing", 200, "files", () => t);
+  bar.update(0);
+  t = 2000;
+  bar.update(50);
+  expect(out.at(-1)).toMatch(/^\rindexing \[#+\.+\]  25% 50\/200  25 files\/s  ETA 0:06\x1b\[K$/);
+  const quiet: string[] = [];
+  new Progress({ write: (s) => void quiet.push(s), isTTY: false }, "indexing", 200, "files").update(100);
+  expect(quiet).toEqual([]);
+});
