@@ -188,6 +188,13 @@ describe("inputs", () => {
     const report = await index([tar], db);
     expect(report).toMatchObject({ added: 2 + JPEGS.length, failed: 2, skipped: 1 });
     const rows = rowsOf(db);
+    const good = readFileSync(tar);
+    writeFileSync(tar, good.subarray(0, 1000)); // now cut short: listed as a problem, its rows left as they were
+    const cut = await index([tar], db);
+    expect(cut).toMatchObject({ files: 0, removed: 0, failed: 1 });
+    expect(cut.problems).toEqual([{ path: tar, message: expect.stringMatching(/truncated tar/) }]);
+    expect(rowsOf(db)).toEqual(rows);
+    writeFileSync(tar, good);
     const direct = freshDb();
     await index([join(dir, PNGS[0]!), join(dir, "sub", JPEGS[1]!)], direct);
     for (const d of rowsOf(direct)) {
@@ -336,8 +343,9 @@ describe("index command", () => {
 
 test("the index's files are resolved from the cwd given", async () => {
   const dir = photoFolder("cwd");
-  const r = await index(["sub"], "rel.db", { cwd: dir });
+  const r = await indexFiles(["sub"], { db: "rel.db", cwd: dir }); // the embedded model by default
   expect(r.db).toBe(resolve(dir, "rel.db"));
+  expect(r.modelSha256).toBe(model.sha256);
   expect(rowsOf(join(dir, "rel.db")).map((x) => x.path)).toEqual(JPEGS.map((f) => join(dir, "sub", f)).sort(comparePaths));
 });
 

@@ -292,6 +292,11 @@ async function update(
     if (batch.length >= options.batch) flush();
   }
   flush();
+  // What is under a folder or tar that could not be listed this time is not known to be gone: its rows stay.
+  const unlisted = listProblems.map((p) => p.path);
+  for (const path of stored.keys()) {
+    if (unlisted.some((u) => path.startsWith(`${u}/`) || path.startsWith(`${u}#`))) keep.add(path);
+  }
   report.removed = db.deleteExcept(keep);
   report.problems.sort((a, b) => comparePaths(a.path, b.path));
   report.seconds = (performance.now() - start) / 1000;
