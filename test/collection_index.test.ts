@@ -324,7 +324,7 @@ describe("index command", () => {
     expect(tty.err()).toMatch(/failed: .*cut\.jpg: /);
 
     for (const [args, status, message] of [
-      [[".", "--db", join(tmp, "no/such/dir/x.db")], 1, /^clip-ts index: .*x\.db: cannot create .*x\.db\.pid/],
+      [[".", "--db", join(tmp, "no/such/dir/x.db")], 1, /^clip-ts index: .*x\.db: cannot create the collection: no such directory .*no\/such\/dir\n$/],
       [[".", "--db", join(dir, PNGS[1]!)], 1, /^clip-ts index: .*: an SQLite database, but|not a clip-ts collection/],
       [["missing-folder", "--db", db], 1, /^clip-ts index: no such file or directory ".*missing-folder"\n$/],
       [[".", "--db", db, "--shard", "2/2"], 2, /^clip-ts index: --shard: shard 2\/2: needs 0 ≤ I < N/],
@@ -361,4 +361,25 @@ test("the indexing bar: files done/total, files/s and the time left", async () =
   const quiet: string[] = [];
   new Progress({ write: (s) => void quiet.push(s), isTTY: false }, "indexing", 200, "files").update(100);
   expect(quiet).toEqual([]);
+});
+
+test("a --db that cannot be a collection, or is open elsewhere, fails before the model loads", async () => {
+  const dir = photoFolder("early");
+  let loads = 0;
+  const lazy = async () => {
+    loads++;
+    return model;
+  };
+  await expect(indexFiles([dir], { db: join(dir, PNGS[0]!), model: lazy })).rejects.toThrow(/not a clip-ts collection/);
+  await expect(indexFiles([dir], { db: dir, model: lazy })).rejects.toThrow(/: not a file$/);
+  await expect(indexFiles([dir], { db: join(dir, "none", "x.db"), model: lazy })).rejects.toThrow(/no such directory/);
+  const db = freshDb();
+  await index([join(dir, PNGS[0]!)], db);
+  const open = CollectionDb.open(db);
+  try {
+    await expect(indexFiles([dir], { db, model: lazy })).rejects.toThrow(/is open in process \d+ \(this one\); close it first/);
+  } finally {
+    open.close();
+  }
+  expect(loads).toBe(0);
 });

@@ -2,8 +2,8 @@
 // embeddings is one transaction, and a row depends only on its file (a batch gives the bits of one image alone),
 // so a run killed at any moment and run again ends with exactly the rows of an uninterrupted run.
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { resolve } from "node:path";
+import { createReadStream, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { embeddedModelPaths, loadModel, localModelPath, type BackendName } from "../clip.js";
 import { findCheckpoint } from "../checkpoint.js";
 import { preprocess } from "../image/index.js";
@@ -159,6 +159,8 @@ export async function indexFiles(inputs: readonly string[], options: IndexOption
   const listed = enumerateInputs(inputs, { cwd, exclude: own });
   const items = shard ? listed.items.filter((it) => inShard(it.rel, shard)) : listed.items;
 
+  checkDb(dbFile);
+
   let loaded: IndexModel;
   let dispose = false;
   if (typeof options.model === "function") loaded = await options.model();
@@ -187,6 +189,18 @@ export async function indexFiles(inputs: readonly string[], options: IndexOption
   } finally {
     if (dispose) model.dispose();
   }
+}
+
+/** A --db that cannot be a collection fails now, before a model is loaded for it. */
+function checkDb(file: string): void {
+  const st = statSync(file, { throwIfNoEntry: false });
+  if (st) {
+    if (!st.isFile()) throw new Error(`${file}: not a file`);
+    CollectionDb.open(file, { create: false }).close(); // a collection, and not open in another process
+    return;
+  }
+  const dir = statSync(dirname(file), { throwIfNoEntry: false });
+  if (!dir?.isDirectory()) throw new Error(`${file}: cannot create the collection: no such directory ${dirname(file)}`);
 }
 
 async function update(
