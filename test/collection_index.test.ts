@@ -292,6 +292,11 @@ describe("search", () => {
     const foreign = memoryIo(dir);
     expect(await runCli(["search", "--db", join(dir, PNGS[0]!), "--text", "a"], foreign)).toBe(1);
     expect(foreign.err()).toMatch(/^clip-ts search: .* not a clip-ts collection.*\n$/);
+    const emptyDb = freshDb();
+    CollectionDb.open(emptyDb, { dim: 64 }).close();
+    const empty = memoryIo(dir);
+    expect(await runCli(["search", "--db", emptyDb, "--text", "a", "--json"], empty)).toBe(0);
+    expect(empty.out()).toBe("[]\n");
     const usage = memoryIo(dir);
     expect(await runCli(["search", "--db", db], usage)).toBe(2);
     expect(usage.err()).toMatch(/give one of --text or --image/);
