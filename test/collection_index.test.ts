@@ -368,7 +368,7 @@ test("the indexing bar: files done/total, files/s and the time left", async () =
   expect(quiet).toEqual([]);
 });
 
-test("a --db that cannot be a collection, or is open elsewhere, fails before the model loads", async () => {
+test("a --db that cannot be a collection, is open elsewhere or holds another model's rows fails before the model loads", async () => {
   const dir = photoFolder("early");
   let loads = 0;
   const lazy = async () => {
@@ -380,6 +380,8 @@ test("a --db that cannot be a collection, or is open elsewhere, fails before the
   await expect(indexFiles([dir], { db: join(dir, "none", "x.db"), model: lazy })).rejects.toThrow(/no such directory/);
   const db = freshDb();
   await index([join(dir, PNGS[0]!)], db);
+  const other = { sha256: "0".repeat(64), load: async () => (loads++, model.model) };
+  await expect(indexFiles([dir], { db, model: other })).rejects.toThrow(/was indexed with another model \(weights SHA-256 [0-9a-f]{12}…, this one is 000000000000…\)/);
   const open = CollectionDb.open(db);
   try {
     await expect(indexFiles([dir], { db, model: lazy })).rejects.toThrow(/is open in process \d+ \(this one\); close it first/);

@@ -92,9 +92,10 @@ export interface IndexProgress {
 export interface IndexOptions {
   /** The collection file; created if missing. */
   db: string;
-  /** A model path, clip.load name or URL; a loaded model with its SHA-256; or a function giving one (called once
-   *  the inputs are listed, so a mistyped folder fails before a model loads). Default: the embedded tiny model. */
-  model?: string | IndexModel | (() => Promise<IndexModel>);
+  /** A model path, clip.load name or URL; a loaded model with its SHA-256; its SHA-256 and a function loading it
+   *  (called once the inputs and the collection are checked, so neither a mistyped folder nor another model's
+   *  collection waits for a model to load); or a function giving both. Default: the embedded tiny model. */
+  model?: string | IndexModel | { sha256: string; load(): Promise<CLIP> } | (() => Promise<IndexModel>);
   /** Relative inputs resolve against this (default process.cwd()). */
   cwd?: string;
   /** Images per encodeImage call (default 16); never changes a bit. */
@@ -159,15 +160,23 @@ export async function indexFiles(inputs: readonly string[], options: IndexOption
   const listed = enumerateInputs(inputs, { cwd, exclude: own });
   const items = shard ? listed.items.filter((it) => inShard(it.rel, shard)) : listed.items;
 
-  checkDb(dbFile);
-
+  const indexedWith = checkDb(dbFile);
+  // The weights' SHA-256 first when it can be had without loading them: another model's collection fails at once.
+  const early = (sha256: string) => {
+    if (indexedWith !== undefined && sha256 !== indexedWith) throw otherModel(dbFile, indexedWith, sha256);
+  };
   let loaded: IndexModel;
   let dispose = false;
-  if (typeof options.model === "function") loaded = await options.model();
-  else if (typeof options.model === "object") loaded = options.model;
+  const m = options.model;
+  if (typeof m === "function") loaded = await m();
+  else if (typeof m === "object" && "load" in m) {
+    early(m.sha256);
+    loaded = { model: await m.load(), sha256: m.sha256 };
+  } else if (typeof m === "object") loaded = m;
   else {
-    const sha256 = await modelSha256(options.model);
-    const source = options.model ?? (await embeddedModelPaths()).weights;
+    const sha256 = await modelSha256(m);
+    early(sha256);
+    const source = m ?? (await embeddedModelPaths()).weights;
     loaded = { model: await loadModel(source, { towers: "image", backend: options.backend, threads: options.threads }), sha256 };
     dispose = true;
   }
@@ -191,16 +200,29 @@ export async function indexFiles(inputs: readonly string[], options: IndexOption
   }
 }
 
-/** A --db that cannot be a collection fails now, before a model is loaded for it. */
-function checkDb(file: string): void {
+/**
+ * A --db that cannot be a collection fails now, before a model is loaded for it; for an existing one, the SHA-256
+ * of the model that made its rows (undefined when it has none).
+ */
+function checkDb(file: string): string | undefined {
   const st = statSync(file, { throwIfNoEntry: false });
   if (st) {
     if (!st.isFile()) throw new Error(`${file}: not a file`);
-    CollectionDb.open(file, { create: false }).close(); // a collection, and not open in another process
-    return;
+    const db = CollectionDb.open(file, { create: false }); // a collection, and not open in another process
+    try {
+      for (const r of db.rows({ embeddings: false })) return r.modelSha256;
+      return undefined;
+    } finally {
+      db.close();
+    }
   }
   const dir = statSync(dirname(file), { throwIfNoEntry: false });
   if (!dir?.isDirectory()) throw new Error(`${file}: cannot create the collection: no such directory ${dirname(file)}`);
+  return undefined;
+}
+
+function otherModel(file: string, stored: string, ours: string): Error {
+  return new Error(`${file} was indexed with another model (weights SHA-256 ${stored.slice(0, 12)}…, this one is ${ours.slice(0, 12)}…): ${OTHER_MODEL_HINT}`);
 }
 
 async function update(
@@ -211,8 +233,7 @@ async function update(
   const stored = new Map<string, { size: number; mtimeMs: number }>();
   for (const r of db.rows({ embeddings: false })) {
     if (r.modelSha256 !== modelSha) {
-      throw new Error(`${db.file} was indexed with another model (weights SHA-256 ${r.modelSha256.slice(0, 12)}…, this one is ${modelSha.slice(0, 12)}…): ` +
-        OTHER_MODEL_HINT);
+      throw otherModel(db.file, r.modelSha256, modelSha);
     }
     stored.set(r.path, { size: r.size, mtimeMs: r.mtimeMs });
   }
