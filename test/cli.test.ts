@@ -246,6 +246,8 @@ describe("an option given twice", () => {
     ["zero-shot", ["a.png", "--labels", "cat,dog", "--labels", "car"]],
     ["summary", ["--model", "a.pt", "--model", "b.pt"]],
     ["parity", ["--activations", "a/", "--activations", "b/"]],
+    ["index", ["photos", "--db", "a.db", "--db", "b.db"]],
+    ["search", ["--db", "a.db", "--text", "x", "--db", "b.db"]],
   ];
   test("covers every command but models", () => {
     expect(repeated.map(([c]) => c).sort()).toEqual(COMMANDS.map((c) => c.name).filter((c) => c !== "models").sort());
