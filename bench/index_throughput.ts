@@ -25,6 +25,7 @@ const USAGE = `usage: npm run bench:index -- [options]   (or npm run bench -- --
   --model rn50,vit-b-32   models (default: both)
   --threads 1,2           encoder (wasm backend) thread counts (default: 1,2)
   --decode-threads N      decode pool threads (default: defaultDecodeThreads(encoder threads): 1 on 2 cores)
+  --nice N                niceness of the decode threads (default: the pool's, 0; e.g. 10 to let them yield)
   --batch N               images per encodeImage call, as the indexer batches (default 8)
   --photos DIR            the PNG/JPEG files to index (default /tmp/photos/set when it exists, else 12 generated
                           1024x768 images, 9 JPEG and 3 PNG, written once to the bench cache)
@@ -38,6 +39,7 @@ interface Options {
   models: string[];
   threads: number[];
   decodeThreads?: number;
+  nice?: number;
   batch: number;
   photos?: string;
   images?: number;
@@ -68,6 +70,7 @@ function parseArgs(argv: string[]): Options {
         break;
       case "--threads": o.threads = ints(value(), flag, 1, 64); break;
       case "--decode-threads": [o.decodeThreads] = ints(value(), flag, 1, 64); break;
+      case "--nice": [o.nice] = ints(value(), flag, 0, 19); break;
       case "--batch": [o.batch] = ints(value(), flag, 1, 1024); break;
       case "--photos": o.photos = resolve(value()); break;
       case "--images": [o.images] = ints(value(), flag, 1, 1_000_000); break;
@@ -178,7 +181,7 @@ export async function indexBench(argv: string[]): Promise<void> {
           }
           return performance.now() - t;
         };
-        const pool = createDecodePool({ threads: decodeThreads, resolution: R });
+        const pool = createDecodePool({ threads: decodeThreads, resolution: R, nice: o.nice });
         const items: InputItem[] = seq.map((f) => ({ key: f, rel: f, size: 0, mtimeMs: 0, read: () => readFile(f) }));
         for await (const d of pool.decode(items.slice(0, o.batch))) void d; // the workers started and warm
         const pipelined = async () => {
@@ -244,7 +247,7 @@ export async function indexBench(argv: string[]): Promise<void> {
   }
   const f = (x: number) => x.toFixed(x < 1 ? 3 : 2);
   const lines = [
-    `Inputs: ${source}; batch ${o.batch}; ${o.rounds} round(s) of (a) and (b) alternating; decode alone (one thread, in process): ${decodeMs.toFixed(1)} ms per image.`,
+    `Inputs: ${source}; batch ${o.batch}; decode threads at nice ${o.nice ?? 0}; ${o.rounds} round(s) of (a) and (b) alternating; decode alone (one thread, in process): ${decodeMs.toFixed(1)} ms per image.`,
     "",
     "| model | threads | decode threads | (a) encode only, img/s | (b) decode pool + encode, img/s | (b)/(a) | encoder waited on decode | (c) embed-image per file, img/s |",
     "|---|---|---|---|---|---|---|---|",

@@ -53,7 +53,8 @@ export interface DecodePoolOptions {
   /** Items read, decoding or decoded but not yet taken, per decode() call (default max(32, 4 × threads)): what
    *  bounds the memory, whatever the number of inputs. Keep it at two batches of the consumer or more. */
   window?: number;
-  /** Niceness of the decode threads on Linux (default 10): they take the cores the encoder leaves idle first. */
+  /** Niceness of the decode threads (Linux, per thread; default 0). Niced, they yield to the encoder, but on a busy
+   *  machine they then get so little CPU that the encoder waits for them (bench/README.md#index-throughput). */
   nice?: number;
   /** Tests only: let crafted inputs crash a worker (see decode_worker.ts). */
   testCrash?: boolean;
@@ -70,8 +71,9 @@ export const DEFAULT_MAX_FILE_BYTES = 256 * 2 ** 20;
 /**
  * Decode threads for an encoder on `encodeThreads` threads (default: every core, as the wasm backend's default):
  * one per three encoder threads, at least one, at most the cores. One thread decodes a photo in ~50 ms where
- * ViT-B/32 takes ~200 ms per image and thread, so one keeps up with three encoder threads with margin; on a
- * 2-core machine that is one, which runs at lower priority and takes what the encoder leaves idle.
+ * ViT-B/32 takes ~200 ms per image and thread, so one keeps up with three encoder threads with margin. On a
+ * 2-core machine that is one: with the encoder on one thread it has the other core; on two, it takes the ~20% of
+ * the CPU that decoding costs, at the same priority (see `nice`).
  */
 export function defaultDecodeThreads(encodeThreads: number = availableParallelism()): number {
   return Math.max(1, Math.min(availableParallelism(), Math.ceil(encodeThreads / 3)));
@@ -115,7 +117,7 @@ export function createDecodePool(options: DecodePoolOptions): DecodePool {
   const threads = intOption(options.threads ?? defaultDecodeThreads(), "threads", 1, 64);
   const resolution = intOption(options.resolution, "resolution", 1, 4096);
   const window = intOption(options.window ?? Math.max(32, 4 * threads), "window", 1, 1 << 20);
-  const nice = intOption(options.nice ?? 10, "nice", 0, 19);
+  const nice = intOption(options.nice ?? 0, "nice", 0, 19);
   const limits = options.limits ?? {};
   if (typeof limits !== "object" || limits === null) throw new TypeError(`createDecodePool: limits must be an object, got ${describeValue(limits)}`);
   const maxFileBytes = limitOption(limits.maxFileBytes, "maxFileBytes", DEFAULT_MAX_FILE_BYTES);

@@ -10,7 +10,7 @@ export interface WorkerConfig {
   resolution: number;
   maxPixels: number;
   maxJpegScanWork: number;
-  /** Niceness of this thread (Linux: nice is per thread), so that it yields to the encoder's threads. */
+  /** Niceness of this thread (Linux: nice is per thread); > 0 makes it yield to the encoder's threads. */
   nice: number;
   /** Tests only: bytes starting with TEST_CRASH + "exit" | "oom" | "throw" end this thread that way. */
   testCrash: boolean;
