@@ -3,7 +3,7 @@
 // Its workers run the compiled dist/src/collection/decode_worker.js (rebuilt here when a source is newer).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -21,6 +21,8 @@ beforeAll(() => {
   const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
   if (!existsSync(worker) || statSync(worker).mtimeMs < newest) {
     spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, stdio: "ignore" }); // emits despite others' type errors
+    const bin = resolve(root, "dist/src/cli/main.js");
+    if (existsSync(bin)) chmodSync(bin, 0o755); // as npm run build:ts leaves it (test/package.test.ts checks)
   }
   expect(existsSync(worker), "dist/src/collection/decode_worker.js was not built").toBe(true);
 });
@@ -104,7 +106,7 @@ describe("results", () => {
   });
 
   test("one-line errors for unreadable items, files over maxFileBytes and limits of the decoders", async () => {
-    const pool = createDecodePool({ threads: 1, resolution: R, limits: { maxFileBytes: 50_000, maxPixels: 1000 } });
+    const pool = createDecodePool({ threads: 1, resolution: R, nice: 19, limits: { maxFileBytes: 50_000, maxPixels: 1000 } });
     try {
       const big = { ...fileItem(png), key: "big", size: 60_000 };
       const liar = bytesItem("liar", new Uint8Array(50_001)); // says size 0, reads more
@@ -124,6 +126,7 @@ describe("results", () => {
     expect(() => createDecodePool({ threads: 1, resolution: 2.5 })).toThrow(/resolution must be an integer/);
     expect(() => createDecodePool({ threads: 1, resolution: R, window: 0 })).toThrow(/window must be an integer/);
     expect(() => createDecodePool({ threads: 1, resolution: R, limits: { maxPixels: NaN } })).toThrow(/invalid option maxPixels/);
+    expect(() => createDecodePool({ threads: 1, resolution: R, nice: 20 })).toThrow(/nice must be an integer in \[0, 19\]/);
     expect(defaultDecodeThreads(1)).toBe(1);
     expect(defaultDecodeThreads(2)).toBe(1);
     expect(defaultDecodeThreads(6)).toBe(Math.min(2, defaultDecodeThreads(64)));
