@@ -29,6 +29,7 @@ const USAGE = `usage: npm run bench:index -- [options]   (or npm run bench -- --
   --batch N               images per encodeImage call, as the indexer batches (default 8)
   --photos DIR            the PNG/JPEG files to index (default /tmp/photos/set when it exists, else 12 generated
                           1024x768 images, 9 JPEG and 3 PNG, written once to the bench cache)
+  --generated             the generated images even when /tmp/photos/set exists
   --images N              images per row, cycling through the files (default: every file once, at least 2 batches)
   --rounds N              rows (a) and (b) alternate N times, in turn first, over the same images (default 2)
   --cli-files N           files for row (c), one embed-image process each (default 3; 0: no row c)
@@ -42,6 +43,7 @@ interface Options {
   nice?: number;
   batch: number;
   photos?: string;
+  generated?: boolean;
   images?: number;
   rounds: number;
   cliFiles: number;
@@ -73,6 +75,7 @@ function parseArgs(argv: string[]): Options {
       case "--nice": [o.nice] = ints(value(), flag, 0, 19); break;
       case "--batch": [o.batch] = ints(value(), flag, 1, 1024); break;
       case "--photos": o.photos = resolve(value()); break;
+      case "--generated": o.generated = true; break;
       case "--images": [o.images] = ints(value(), flag, 1, 1_000_000); break;
       case "--rounds": [o.rounds] = ints(value(), flag, 1, 100); break;
       case "--cli-files": [o.cliFiles] = ints(value(), flag, 0, 1000); break;
@@ -88,8 +91,8 @@ function parseArgs(argv: string[]): Options {
 const say = (s: string) => process.stderr.write(s + "\n");
 
 /** The files to index and where they came from. */
-function inputFiles(o: Options): { files: string[]; source: string } {
-  const dir = o.photos ?? (existsSync("/tmp/photos/set") ? "/tmp/photos/set" : undefined);
+export function inputFiles(o: Pick<Options, "photos" | "generated">): { files: string[]; source: string } {
+  const dir = o.photos ?? (!o.generated && existsSync("/tmp/photos/set") ? "/tmp/photos/set" : undefined);
   if (dir) {
     const files = readdirSync(dir).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(dir, f));
     if (!files.length) throw new Error(`--photos: no PNG or JPEG files in ${dir}`);
