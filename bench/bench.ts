@@ -27,6 +27,7 @@ const USAGE = `usage: npm run bench -- [options]
   --load                  instead: the load of each model (default ViT-B/32) from fp32 and fp16 safetensors of
                           seeded random weights, towers both and image, at the first --threads (default 1): time
                           per phase and peak RSS, each in a fresh process (see bench/load.ts)
+  --index ...             instead: indexing throughput, decode pool + encode (bench/index_throughput.ts; --index --help)
 Weights: .cache/onnx/<model>.safetensors (or $CLIP_TS_BENCH_CACHE/…) when tools/onnx/export_onnx.py has made it:
 the weights of the ONNX files; otherwise seeded random weights made here, and the peers, which need the ONNX
 files, are listed as not measured.`;
@@ -380,7 +381,12 @@ function fmt(ms: number): string {
 }
 
 const argv = process.argv.slice(2);
-if (argv[0] === "--peak") {
+if (argv[0] === "--index") {
+  await (await import("./index_throughput.js")).indexBench(argv.slice(1)).catch((e: Error) => {
+    console.error(e.message);
+    process.exitCode = 1;
+  });
+} else if (argv[0] === "--peak") {
   process.stdout.write("\n" + JSON.stringify(await peakJob(Number(argv[1]))) + "\n");
   process.exit(0);
 } else if (argv[0] === "--load-files") {
