@@ -25,16 +25,20 @@ Options:
   --errors FILE      write one line per failed or skipped file: path TAB reason
   --shard I/N        index only part I of N (0 ≤ I < N) of the inputs, chosen from their relative paths
   --batch B          images per forward pass (default 16; never changes a bit)
+  --decode-threads N threads decoding while the model encodes (default: 1 per 3 cores, at least 1; 0: decode
+                     in turn with encoding, on the main thread); never changes a bit
 ${MODEL_HELP}`,
 
   async run(argv, io) {
     const { values, positionals } = parse(argv, {
       ...MODEL_OPTIONS, db: { type: "string" }, errors: { type: "string" }, shard: { type: "string" }, batch: { type: "string" },
+      "decode-threads": { type: "string" },
     }, true);
     if (values.help) return io.stdout.write(`${this.help}\n`);
     if (!positionals.length) throw new UsageError("missing the folders, files or globs to index");
     const db = required(values.db, "--db");
     const batch = integer(values.batch, "--batch", 1, DEFAULT_MAX_BATCH) ?? 16;
+    const decodeThreads = integer(values["decode-threads"], "--decode-threads", 0, 64);
     let shard;
     try {
       shard = values.shard === undefined ? undefined : parseShard(values.shard);
@@ -48,7 +52,7 @@ ${MODEL_HELP}`,
     let opened: Awaited<ReturnType<typeof openModel>> | undefined;
     try {
       report = await indexFiles(positionals, {
-        db, cwd: io.cwd, batch, shard,
+        db, cwd: io.cwd, batch, shard, decodeThreads,
         model: local === undefined
           ? async () => {
             opened = await openModel(io, values, "image");

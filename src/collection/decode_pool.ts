@@ -8,15 +8,9 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { DEFAULT_MAX_JPEG_SCAN_WORK, DEFAULT_MAX_PIXELS, describeValue, limitOption } from "../image/types.js";
 import type { WorkerConfig, WorkerJob, WorkerReply } from "./decode_worker.js";
+import type { InputItem } from "./inputs.js";
 
-/** One input of the index command; the shape of src/collection/inputs.ts's InputItem (unified at merge). */
-export interface InputItem {
-  key: string;
-  rel: string;
-  size: number;
-  mtimeMs: number;
-  read(): Promise<Uint8Array>;
-}
+export type { InputItem };
 
 export interface Decoded {
   key: string;

@@ -9,27 +9,14 @@ import { findCheckpoint } from "../checkpoint.js";
 import { preprocess } from "../image/index.js";
 import { normalize, type CLIP } from "../model.js";
 import { CollectionDb, comparePaths, type PhotoRow } from "./db.js";
+import { createDecodePool, defaultDecodeThreads, type DecodeLimits as PoolLimits, type Decoded, type Decoder } from "./decode_pool.js";
 import { enumerateInputs, type InputItem } from "./inputs.js";
 import { inShard, parseShard, type Shard } from "./shard.js";
 
-export interface Decoded {
-  key: string;
-  /** SHA-256 of the bytes, hex ("" when they could not be read). */
-  sha256: string;
-  /** [3, R, R] as the model's transform gives (preprocess). */
-  pixels?: Float32Array;
-  /** False when the decoder's pixels may differ from Pillow's. */
-  exact?: boolean;
-  /** Why there are no pixels, one line. */
-  error?: string;
-}
-/** Bytes → pixels, one result per item, in input order. */
-export type Decoder = (items: AsyncIterable<InputItem> | Iterable<InputItem>) => AsyncIterable<Decoded>;
+export type { Decoded, Decoder };
 
-export interface DecodeLimits {
-  maxPixels?: number;
-  maxJpegScanWork?: number;
-}
+/** The decode limits the in-process decoder applies (the pool's limits add its own). */
+export type DecodeLimits = Pick<PoolLimits, "maxPixels" | "maxJpegScanWork">;
 
 const oneLine = (e: unknown) => String((e as Error)?.message ?? e).split("\n")[0]!;
 
@@ -105,8 +92,10 @@ export interface IndexOptions {
   threads?: number;
   /** "I/N" or { index, count }: only the items of that shard (inShard of their relative path). */
   shard?: string | Shard;
-  /** Another decoder (a worker pool); default createDecoder on this thread. */
+  /** Another decoder; default a pool of `decodeThreads` worker threads (decode_pool.ts), made and closed here. */
   decoder?: Decoder;
+  /** Threads of that pool (default defaultDecodeThreads(threads)); 0: decode on this thread (createDecoder). */
+  decodeThreads?: number;
   /** Files larger than this fail without being read (default 256 MiB). */
   maxFileBytes?: number;
   limits?: DecodeLimits;
@@ -313,18 +302,26 @@ async function update(
     for (const r of rows) if (!good.includes(r)) fail(r.path, "the model gave NaN or infinite features");
     batch = [];
   };
-  const decoder = options.decoder ?? createDecoder({ resolution: R, limits: options.limits });
-  for await (const d of decoder(images())) {
-    const item = byKey.get(d.key);
-    if (!item) throw new Error(`the decoder returned an item that was not asked for: ${JSON.stringify(d.key)}`);
-    if (d.error !== undefined || !d.pixels) {
-      fail(d.key, d.error ?? "no pixels");
-      continue;
+  // decoding overlaps encoding: the pool's threads decode the next batch while encodeImage blocks this one
+  const pool = options.decoder || options.decodeThreads === 0 ? undefined : createDecodePool({
+    resolution: R, threads: options.decodeThreads ?? defaultDecodeThreads(options.threads), limits: { ...options.limits, maxFileBytes: options.maxFileBytes },
+  });
+  const decoder = options.decoder ?? pool?.decode ?? createDecoder({ resolution: R, limits: options.limits });
+  try {
+    for await (const d of decoder(images())) {
+      const item = byKey.get(d.key);
+      if (!item) throw new Error(`the decoder returned an item that was not asked for: ${JSON.stringify(d.key)}`);
+      if (d.error !== undefined || !d.pixels) {
+        fail(d.key, d.error ?? "no pixels");
+        continue;
+      }
+      if (d.pixels.length !== per) throw new Error(`the decoder gave ${d.pixels.length} values for ${d.key}, expected 3×${R}×${R}`);
+      if (d.exact === false) report.inexact++;
+      batch.push({ item, sha256: d.sha256, pixels: d.pixels });
+      if (batch.length >= options.batch) flush();
     }
-    if (d.pixels.length !== per) throw new Error(`the decoder gave ${d.pixels.length} values for ${d.key}, expected 3×${R}×${R}`);
-    if (d.exact === false) report.inexact++;
-    batch.push({ item, sha256: d.sha256, pixels: d.pixels });
-    if (batch.length >= options.batch) flush();
+  } finally {
+    await pool?.close();
   }
   flush();
   // What is under a folder or tar that could not be listed this time is not known to be gone: its rows stay.
