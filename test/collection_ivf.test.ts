@@ -137,6 +137,8 @@ describe("the index in a collection", () => {
     expect(hit / (10 * Q)).toBeGreaterThanOrEqual(0.95);
     expect(hitOne / (10 * Q)).toBeLessThan(hit / (10 * Q)); // it is approximate: one list misses some
     expect(() => db.search(data.query(0), 10, { nprobe: 0 })).toThrow("nprobe must be a positive integer");
+    // k more than the probed lists hold: the exact answer, not a short list
+    expect(db.search(data.query(1), 3000, { nprobe: 1 })).toEqual(bruteForce(all, data.query(1), 3000));
     db.close();
   });
 

@@ -1,7 +1,7 @@
 // The approximate index (src/collection/ivf.ts) against exact search: recall@10 and latency at 10k / 100k / 1M rows
 // of synthetic CLIP-like embeddings (test/helpers/clustered_rows.ts: a mixture of 2000 clusters in a cone, made
 // deterministically), and the index's build time. A program, not a test: CI never runs it.
-//   npm run build:ts && nice -n 10 node dist/bench/db/ivf_bench.js [--sizes 10000,100000,1000000] [--dir /tmp]
+//   npm run build:ts && nice -n 10 node dist/bench/db/ivf_bench.js [--sizes 10000,100000,1000000] [--dir /tmp] [--flat]
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,9 @@ const sizes = arg("--sizes", "10000,100000,1000000").split(",").map(Number);
 const dir = mkdtempSync(join(arg("--dir", tmpdir()), "ivf-bench-"));
 const PROBES = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64];
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
-const data = new ClusteredData(512, 2000);
+// --flat: every cluster its own topic, all centres equally far apart: harder for any index than photos are
+const flat = process.argv.includes("--flat");
+const data = new ClusteredData(512, 2000, 1, flat ? 2000 : undefined);
 
 try {
   for (const n of sizes) {
@@ -51,7 +53,7 @@ try {
     }
     db.close();
     const mb = statSync(file).size / 2 ** 20;
-    console.log(JSON.stringify({ n, insertS, lists: built.lists, groups: built.groups, buildS: built.ms / 1000, fileMB: Math.round(mb), exactMs: median(exactMs), defaultNprobe: IVF_NPROBE, probes: rows }));
+    console.log(JSON.stringify({ n, flat, insertS, lists: built.lists, groups: built.groups, buildS: built.ms / 1000, fileMB: Math.round(mb), exactMs: median(exactMs), defaultNprobe: IVF_NPROBE, probes: rows }));
     rmSync(file, { force: true });
     rmSync(`${file}-wal`, { force: true });
   }

@@ -310,7 +310,11 @@ export class CollectionDb {
     if (model !== undefined && !HEX64.test(model)) throw new Error(`search modelSha256 must be 64 lowercase hex digits, got ${JSON.stringify(model)}`);
     const { exact = false, nprobe = IVF_NPROBE } = options;
     if (!(Number.isSafeInteger(nprobe) && nprobe >= 1)) throw new Error(`search nprobe must be a positive integer, got ${nprobe}`);
-    if (!exact && this.ivf.active) return this.rank(this.ivf.candidates(query, nprobe, model), query, k);
+    if (!exact && this.ivf.active) {
+      const hits = this.rank(this.ivf.candidates(query, nprobe, model), query, k);
+      if (hits.length === k || nprobe >= this.ivf.info!.lists) return hits;
+      // the probed lists held fewer than k rows: the exact scan has them all
+    }
     const s = this.handle.prepare(`SELECT path, embedding FROM photos${model ? " WHERE model_sha256 = ?" : ""}`);
     try {
       return this.rank(s.iterate(model ? [model] : []) as Iterable<ScanRow>, query, k);

@@ -323,7 +323,12 @@ export class Ivf {
       const bound = s ? Math.ceil(s.builtRows * this.growth) : this.minRows;
       const maxId = Number(this.db.get("SELECT coalesce(max(rowid), 0) AS m FROM photos")!.m);
       if (maxId < bound) return;
-      if (this.rows() >= bound) this.build();
+      if (this.rows() < bound) return;
+      try {
+        this.build();
+      } catch (e) {
+        throw new Error(`${this.file}: the rows are written, but building the approximate index failed: ${String((e as Error)?.message ?? e).split("\n")[0]}`);
+      }
       return;
     }
     this.countedAt = -1;

@@ -34,7 +34,7 @@ export class ClusteredData {
   readonly spread: Float64Array;
   /** Cumulative cluster weights (sizes vary ~10× between clusters). */
   private readonly cdf: Float64Array;
-  constructor(readonly dim: number, readonly clusters: number, readonly seed = 1) {
+  constructor(readonly dim: number, readonly clusters: number, readonly seed = 1, topics = Math.max(1, Math.round(Math.sqrt(clusters)))) {
     const u = rng(seed * 7919 + 17);
     const mean = new Float64Array(dim).map(() => gauss(u));
     let mn = 0;
@@ -45,7 +45,7 @@ export class ClusteredData {
     this.cdf = new Float64Array(clusters);
     const v = new Float64Array(dim);
     // topics (as "beach", "dogs", "documents"), each with its own clusters (one trip, one dog, one burst)
-    const topics = Math.max(1, Math.round(Math.sqrt(clusters))), topic = new Float64Array(topics * dim);
+    const topic = new Float64Array(topics * dim);
     const unit = (w: Float64Array, o: number) => {
       let vn = 0;
       for (let i = 0; i < dim; i++) { w[o + i] = gauss(u); vn += w[o + i] * w[o + i]; }
@@ -56,7 +56,7 @@ export class ClusteredData {
     let total = 0;
     for (let c = 0; c < clusters; c++) {
       unit(v, 0);
-      const t = Math.floor(u() * topics) * dim;
+      const t = (topics === clusters ? c : Math.floor(u() * topics)) * dim; // topics = clusters: every centre as far from every other
       for (let i = 0; i < dim; i++) v[i] = mean[i] * ms + 0.7 * topic[t + i] + 0.8 * v[i];
       normalise(v, this.centres.subarray(c * dim, c * dim + dim));
       this.spread[c] = 0.4 + 0.4 * u(); // a member's cosine with its centre: 0.78–0.93
