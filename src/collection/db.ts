@@ -4,7 +4,7 @@
 import { linkSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Database as SqliteDb, Statement } from "node-sqlite3-wasm";
-import { Ivf, IVF_NPROBE, type IvfOptions, type ScanRow } from "./ivf.js";
+import { defaultNprobe, Ivf, type IvfOptions, type ScanRow } from "./ivf.js";
 
 export interface PhotoRow {
   /** The key: one row per path, compared as UTF-8 bytes (SQLite's BINARY order). */
@@ -39,7 +39,7 @@ export interface SearchOptions {
   modelSha256?: string;
   /** Scan every row, even when the collection has an approximate index. */
   exact?: boolean;
-  /** Lists the approximate index probes (default IVF_NPROBE); more is slower and closer to exact. */
+  /** Lists the approximate index probes (default: defaultNprobe in ivf.ts); more is slower and closer to exact. */
   nprobe?: number;
 }
 
@@ -308,7 +308,7 @@ export class CollectionDb {
     if (!(Number.isSafeInteger(k) && k >= 1 && k <= MAX_K)) throw new Error(`search k must be an integer in 1..${MAX_K}, got ${k}`);
     const model = options.modelSha256;
     if (model !== undefined && !HEX64.test(model)) throw new Error(`search modelSha256 must be 64 lowercase hex digits, got ${JSON.stringify(model)}`);
-    const { exact = false, nprobe = IVF_NPROBE } = options;
+    const { exact = false, nprobe = defaultNprobe(this.ivf.info?.lists ?? 1) } = options;
     if (!(Number.isSafeInteger(nprobe) && nprobe >= 1)) throw new Error(`search nprobe must be a positive integer, got ${nprobe}`);
     if (!exact && this.ivf.active) {
       const hits = this.rank(this.ivf.candidates(query, nprobe, model), query, k);
