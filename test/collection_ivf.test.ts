@@ -179,6 +179,24 @@ describe("the index in a collection", () => {
     db.close();
   });
 
+  test("rows written behind its back (not through upsert) leave it inactive until the next write rebuilds it", () => {
+    const file = fresh();
+    const db = CollectionDb.open(file, { dim: DIM, ivf: { minRows: 300 } });
+    db.upsert(rows(0, 300));
+    const extra = { ...data.row(9000), embedding: data.query(4) };
+    const e = extra.embedding;
+    (db as unknown as { handle: { run(sql: string, v: unknown[]): void } }).handle.run("INSERT INTO photos VALUES (?, ?, ?, ?, ?, ?)",
+      [extra.path, extra.size, extra.mtimeMs, extra.sha256, extra.modelSha256, new Uint8Array(e.buffer, e.byteOffset, e.byteLength)]);
+    db.close();
+    const again = CollectionDb.open(file, { ivf: { minRows: 300 } });
+    expect(again.ivf.active).toBe(false);
+    expect(again.search(extra.embedding, 1)[0].path).toBe(extra.path);
+    again.upsert(rows(300, 301));
+    expect(again.ivf.info).toEqual({ lists: listCount(302), builtRows: 302 });
+    expect(again.search(extra.embedding, 1, { nprobe: 1 })[0].path).toBe(extra.path);
+    again.close();
+  });
+
   test("a damaged index is refused in one line", () => {
     const file = fresh();
     const db = CollectionDb.open(file, { dim: DIM, ivf: { minRows: 200 } });

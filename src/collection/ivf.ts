@@ -286,6 +286,10 @@ export class Ivf {
     });
     if (g !== groupRows.length - 1) throw damaged("a group without lists");
     first[groupRows.length] = lists;
+    // rows written other than through upsert/delete (another tool, an older clip-ts) are not in ivf_rows: until the
+    // next write rebuilds it, search is exact
+    const count = (t: string) => Number(this.db.get(`SELECT count(*) AS n FROM ${t}`)!.n);
+    if (count("photos") !== count("ivf_rows")) return;
     this.state = withNorms({ lists, builtRows, centroids, groups, first });
     this.statements();
   }
