@@ -248,6 +248,7 @@ describe("an option given twice", () => {
     ["parity", ["--activations", "a/", "--activations", "b/"]],
     ["index", ["photos", "--db", "a.db", "--db", "b.db"]],
     ["search", ["--db", "a.db", "--text", "x", "--db", "b.db"]],
+    ["export", ["--db", "a.db", "--format", "npy", "--db", "b.db"]],
   ];
   test("covers every command but models", () => {
     expect(repeated.map(([c]) => c).sort()).toEqual(COMMANDS.map((c) => c.name).filter((c) => c !== "models").sort());

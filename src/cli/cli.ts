@@ -5,6 +5,7 @@ import { CliError, UsageError } from "./args.js";
 import { packageRoot, type Command, type Io } from "./common.js";
 import { embedImage } from "./embed_image.js";
 import { embedText } from "./embed_text.js";
+import { exportCommand } from "./export.js";
 import { indexCommand } from "./index_cmd.js";
 import { logits } from "./logits.js";
 import { models } from "./models.js";
@@ -15,7 +16,7 @@ import { summary } from "./summary.js";
 import { tokenize } from "./tokenize.js";
 import { zeroShotCommand } from "./zero_shot.js";
 
-export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, indexCommand, searchCommand, summary, parity, models];
+export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, indexCommand, searchCommand, exportCommand, summary, parity, models];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -4,6 +4,7 @@
 import { linkSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Database as SqliteDb, Statement } from "node-sqlite3-wasm";
+import { defaultNprobe, Ivf, type IvfOptions, type ScanRow } from "./ivf.js";
 
 export interface PhotoRow {
   /** The key: one row per path, compared as UTF-8 bytes (SQLite's BINARY order). */
@@ -30,6 +31,16 @@ export interface OpenOptions {
   dim?: number;
   /** Create the file when it does not exist (default true). */
   create?: boolean;
+  /** When the approximate index is built (src/collection/ivf.ts); tests lower minRows. */
+  ivf?: IvfOptions;
+}
+export interface SearchOptions {
+  /** Only rows of this model. */
+  modelSha256?: string;
+  /** Scan every row, even when the collection has an approximate index. */
+  exact?: boolean;
+  /** Lists the approximate index probes (default: defaultNprobe in ivf.ts); more is slower and closer to exact. */
+  nprobe?: number;
 }
 
 const FORMAT = "clip-ts collection";
@@ -117,12 +128,15 @@ export class CollectionDb {
   private readonly stmts: Statement[] = [];
   private readonly upsertStmt: Statement;
   private readonly deleteStmt: Statement;
+  /** The approximate index (inactive below its threshold). */
+  readonly ivf: Ivf;
 
-  private constructor(file: string, db: SqliteDb, pidFile: string, dim: number) {
+  private constructor(file: string, db: SqliteDb, pidFile: string, dim: number, ivf: IvfOptions | undefined) {
     this.file = file;
     this.db = db;
     this.pidFile = pidFile;
     this.dim = dim;
+    this.ivf = new Ivf(db, dim, file, ivf);
     this.upsertStmt = this.prepare(
       `INSERT INTO photos (path, size, mtime_ms, sha256, model_sha256, embedding) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, sha256 = excluded.sha256,
@@ -148,7 +162,7 @@ export class CollectionDb {
       // Without shared memory in the VFS a WAL file can only be read with exclusive locking (one owner anyway).
       db.exec("PRAGMA locking_mode = EXCLUSIVE");
       const stored = CollectionDb.schema(db, file, dim);
-      return new CollectionDb(file, db, pidFile, stored);
+      return new CollectionDb(file, db, pidFile, stored, options.ivf);
     } catch (e) {
       try {
         db?.close();
@@ -246,14 +260,21 @@ export class CollectionDb {
       for (const r of rows) {
         const e = r.embedding;
         this.upsertStmt.run([r.path, r.size, r.mtimeMs, r.sha256, r.modelSha256, new Uint8Array(e.buffer, e.byteOffset, e.byteLength)]);
+        this.ivf.assign(r.path, e);
       }
     });
+    this.ivf.afterWrite();
   }
 
   /** Deletes the rows of these paths in one transaction; returns how many there were. */
   delete(paths: Iterable<string>): number {
     const list = [...paths];
-    return this.transaction(() => list.reduce((n, p) => n + this.deleteStmt.run([p]).changes, 0));
+    const n = this.transaction(() => list.reduce((n, p) => {
+      this.ivf.remove(p);
+      return n + this.deleteStmt.run([p]).changes;
+    }, 0));
+    if (n > 0) this.ivf.afterWrite(true);
+    return n;
   }
 
   /** Deletes every row whose path is not in `keep` (files gone from disk); returns how many. */
@@ -275,10 +296,11 @@ export class CollectionDb {
   }
 
   /**
-   * Exact top-k by dot product with `query`, over every row (or those of one model): score descending, ties by path
-   * (UTF-8 bytes), so the same collection and query always give the same list.
+   * Top-k by dot product with `query`, over every row (or those of one model): score descending, ties by path (UTF-8
+   * bytes), so the same collection and query always give the same list. Exact below the approximate index's
+   * threshold or with `exact: true`; above it, the rows of the `nprobe` lists nearest to the query, ranked exactly.
    */
-  search(query: Float32Array, k: number, options: { modelSha256?: string } = {}): SearchHit[] {
+  search(query: Float32Array, k: number, options: SearchOptions = {}): SearchHit[] {
     if (!(query instanceof Float32Array) || query.length !== this.dim) {
       throw new Error(`search query must be a Float32Array of ${this.dim} values, got ${query instanceof Float32Array ? query.length : typeof query}`);
     }
@@ -286,26 +308,38 @@ export class CollectionDb {
     if (!(Number.isSafeInteger(k) && k >= 1 && k <= MAX_K)) throw new Error(`search k must be an integer in 1..${MAX_K}, got ${k}`);
     const model = options.modelSha256;
     if (model !== undefined && !HEX64.test(model)) throw new Error(`search modelSha256 must be 64 lowercase hex digits, got ${JSON.stringify(model)}`);
+    const { exact = false, nprobe = defaultNprobe(this.ivf.info?.lists ?? 1) } = options;
+    if (!(Number.isSafeInteger(nprobe) && nprobe >= 1)) throw new Error(`search nprobe must be a positive integer, got ${nprobe}`);
+    if (!exact && this.ivf.active) {
+      const hits = this.rank(this.ivf.candidates(query, nprobe, model), query, k);
+      if (hits.length === k || nprobe >= this.ivf.info!.lists) return hits;
+      // the probed lists held fewer than k rows: the exact scan has them all
+    }
     const s = this.handle.prepare(`SELECT path, embedding FROM photos${model ? " WHERE model_sha256 = ?" : ""}`);
-    const top: SearchHit[] = [];
-    const dim = this.dim;
     try {
-      for (const r of s.iterate(model ? [model] : [])) {
-        const e = this.embedding(r.embedding as Uint8Array, r.path as string);
-        let sum = 0;
-        for (let i = 0; i < dim; i++) sum += e[i] * query[i];
-        const score = Math.fround(sum);
-        if (top.length === k) {
-          const last = top[k - 1];
-          if (score < last.score || (score === last.score && comparePaths(r.path as string, last.path) > 0)) continue;
-        }
-        let j = top.length;
-        while (j > 0 && (top[j - 1].score < score || (top[j - 1].score === score && comparePaths(top[j - 1].path, r.path as string) > 0))) j--;
-        top.splice(j, 0, { path: r.path as string, score });
-        if (top.length > k) top.pop();
-      }
+      return this.rank(s.iterate(model ? [model] : []) as Iterable<ScanRow>, query, k);
     } finally {
       s.finalize();
+    }
+  }
+
+  /** The k best of `rows` by dot product with `query`: score descending, ties by path. */
+  private rank(rows: Iterable<ScanRow>, query: Float32Array, k: number): SearchHit[] {
+    const top: SearchHit[] = [];
+    const dim = this.dim;
+    for (const r of rows) {
+      const e = this.embedding(r.embedding as Uint8Array, r.path as string);
+      let sum = 0;
+      for (let i = 0; i < dim; i++) sum += e[i] * query[i];
+      const score = Math.fround(sum);
+      if (top.length === k) {
+        const last = top[k - 1];
+        if (score < last.score || (score === last.score && comparePaths(r.path as string, last.path) > 0)) continue;
+      }
+      let j = top.length;
+      while (j > 0 && (top[j - 1].score < score || (top[j - 1].score === score && comparePaths(top[j - 1].path, r.path as string) > 0))) j--;
+      top.splice(j, 0, { path: r.path as string, score });
+      if (top.length > k) top.pop();
     }
     return top;
   }
@@ -320,6 +354,7 @@ export class CollectionDb {
     if (!this.db) return;
     try {
       for (const s of this.stmts) if (!s.isFinalized) s.finalize();
+      this.ivf.finalize();
       this.db.close();
     } finally {
       this.db = null;
