@@ -276,6 +276,13 @@ describe("search", () => {
     const text = memoryIo(dir);
     expect(await runCli(["search", "--db", db, "--text", "a red diamond", "--json"], text)).toBe(0);
     expect(JSON.parse(text.out())).toHaveLength(10);
+    // below the approximate index's threshold --exact and --nprobe change nothing; a bad --nprobe is a usage error
+    const exact = memoryIo(dir);
+    expect(await runCli(["search", "--db", db, "--image", PNGS[2]!, "--top", "3", "--json", "--exact", "--nprobe", "4"], exact)).toBe(0);
+    expect(JSON.parse(exact.out())).toEqual(json);
+    const bad = memoryIo(dir);
+    expect(await runCli(["search", "--db", db, "--text", "x", "--nprobe", "0"], bad)).toBe(2);
+    expect(bad.err()).toMatch(/--nprobe/);
   });
 
   test("a query by another model, a missing or foreign database: one-line errors", async () => {

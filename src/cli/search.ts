@@ -19,19 +19,22 @@ Options:
   --text TEXT        a text query
   --image FILE       an image query (PNG or JPEG)
   --top K            how many images (default 10)
+  --exact            rank every row, even when the collection has an approximate index (built at 50k rows)
+  --nprobe N         lists the approximate index searches (default 3% of them, at least 8): more, closer to exact
   --json             JSON output
   --vocab FILE       the tokenizer for --text (default: a vocab next to --model, else the embedded one)
 ${MODEL_HELP}`,
 
   async run(argv, io) {
     const { values } = parse(argv, {
-      ...MODEL_OPTIONS, db: { type: "string" }, text: { type: "string" }, image: { type: "string" }, top: { type: "string" },
+      ...MODEL_OPTIONS, db: { type: "string" }, text: { type: "string" }, image: { type: "string" }, top: { type: "string" }, exact: { type: "boolean" }, nprobe: { type: "string" },
       json: { type: "boolean" }, vocab: { type: "string" },
     }, false);
     if (values.help) return io.stdout.write(`${this.help}\n`);
     const db = required(values.db, "--db");
     if ((values.text === undefined) === (values.image === undefined)) throw new UsageError("give one of --text or --image");
     const top = integer(values.top, "--top", 1, 100_000) ?? 10;
+    const nprobe = integer(values.nprobe, "--nprobe", 1, 1 << 20);
     const image = values.image === undefined ? undefined : resolve(io.cwd, values.image);
     if (image !== undefined && !existsSync(image)) throw new CliError(`--image: no such file "${values.image}"`);
     let opened: OpenedModel | undefined;
@@ -50,7 +53,7 @@ ${MODEL_HELP}`,
     try {
       let hits;
       try {
-        hits = await index.search(values.text !== undefined ? { text: values.text } : { image: image! }, { top });
+        hits = await index.search(values.text !== undefined ? { text: values.text } : { image: image! }, { top, exact: values.exact, nprobe });
       } catch (e) {
         if (e instanceof CliError || e instanceof UsageError) throw e;
         const m = (e as Error).message;

@@ -38,8 +38,9 @@ export interface PhotoIndex {
   /** The SHA-256 of the weights that made the rows (undefined while the collection is empty). */
   readonly modelSha256: string | undefined;
   count(): number;
-  /** The `top` (default 10) closest images, best first; ties by path. */
-  search(query: IndexQuery, options?: { top?: number }): Promise<SearchHit[]>;
+  /** The `top` (default 10) closest images, best first; ties by path. Above 50k rows the approximate index answers
+   *  unless `exact`; `nprobe` trades its speed for recall (bench/db/README.md). */
+  search(query: IndexQuery, options?: { top?: number; exact?: boolean; nprobe?: number }): Promise<SearchHit[]>;
   /** Closes the collection (and disposes a model it loaded). */
   close(): void;
 }
@@ -103,7 +104,7 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): PhotoIn
       if (indexModel === undefined) return []; // empty: nothing to rank, no model to load
       const e = await embed(q);
       if (e.length !== db.dim) throw new Error(`the query model gives ${e.length}-wide embeddings, the collection holds ${db.dim}-wide ones`);
-      return db.search(e, top);
+      return db.search(e, top, { exact: o.exact, nprobe: o.nprobe });
     },
     close() {
       try {
