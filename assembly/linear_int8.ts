@@ -41,28 +41,71 @@ export const QMR = 2; // rows per tile
 }
 
 /**
+ * max |x[k]| over a row of K floats: exact, so in any order; NaN if the row holds one, as Math.max. pmax (one
+ * instruction, where f32x4.max is a sequence on x64) drops NaN, so NaN is tracked aside.
+ */
+// @ts-ignore: decorator
+@inline function rowMaxAbs(row: usize, K: i32): f32 {
+  let mv = f32x4.splat(0), nan = mv;
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const a = f32x4.abs(v128.load(row + (<usize>k << 2)));
+    mv = f32x4.pmax(mv, a);
+    nan = v128.or(nan, f32x4.ne(a, a));
+  }
+  let amax = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+  for (; k < K; k++) amax = max(amax, abs(load<f32>(row + (<usize>k << 2))));
+  return v128.any_true(nan) ? NaN : amax;
+}
+
+/**
+ * Four quantized values: roundHalfEven(x·inv) clamped to ±127, NaN → 0, as int32 lanes. Clamped first (the same,
+ * as rounding is monotone and ±127 are integers), then rounded by adding 1.5·2²³, where the float spacing is 1: that
+ * one add rounds to nearest, ties to even, and leaves the integer in the low bits (cheaper than nearest + trunc_sat).
+ */
+// @ts-ignore: decorator
+@inline function quantize4(x: v128, inv: v128): v128 {
+  let v = f32x4.mul(x, inv);
+  v = v128.and(v, f32x4.eq(v, v)); // NaN → +0
+  v = f32x4.pmin(f32x4.pmax(v, f32x4.splat(-127)), f32x4.splat(127)); // single instructions, NaN gone
+  return i32x4.sub(f32x4.add(v, f32x4.splat(MAGIC)), i32x4.splat(MAGIC_BITS));
+}
+// @ts-ignore: decorator
+@inline const MAGIC: f32 = 12582912; // 1.5·2²³
+// @ts-ignore: decorator
+@inline const MAGIC_BITS: i32 = 0x4b400000;
+
+/**
  * Quantizes the rows of x [M, K] (row-major f32) for the row tiles [u0, u1): their int16 k-pairs into dst (the
  * tile layout above) and each row's scale max|x_row| / 127 into scales[t·QMR + i].
  */
 export function quantizeRowsInt8(x: usize, M: i32, K: i32, dst: usize, scales: usize, tid: i32, u0: i32, u1: i32): void {
   const pairs = (K + 1) >> 1, tileBytes = <usize>pairs * QMR * 4;
   for (let t = u0; t < u1; t++) {
-    for (let i = 0; i < QMR; i++) {
-      const row = x + <usize>min(t * QMR + i, M - 1) * K * 4;
-      let mv = f32x4.splat(0);
-      let k = 0;
-      for (; k + 4 <= K; k += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(row + (<usize>k << 2))));
-      let amax = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
-      for (; k < K; k++) amax = max(amax, abs(load<f32>(row + (<usize>k << 2))));
-      const inv: f32 = amax > 0 ? <f32>127 / amax : 0;
-      store<f32>(scales + (<usize>(t * QMR + i) << 2), amax / <f32>127); // NaN in the row: NaN out
-      const d = dst + <usize>t * tileBytes + (<usize>i << 2);
-      for (k = 0; k < K; k++) {
-        const v = nearest(load<f32>(row + (<usize>k << 2)) * inv); // ties to even
-        const q = v != v ? 0 : <i32>min(max(v, <f32>-127), <f32>127);
-        store<i16>(d + (<usize>(k >> 1) << 3) + (<usize>(k & 1) << 1), <i16>q);
-      }
-      if (K & 1) store<i16>(d + (<usize>(K >> 1) << 3) + 2, 0);
+    const r0 = x + <usize>min(t * QMR, M - 1) * K * 4, r1 = x + <usize>min(t * QMR + 1, M - 1) * K * 4;
+    const a0 = rowMaxAbs(r0, K), a1 = rowMaxAbs(r1, K);
+    store<f32>(scales + (<usize>(t * QMR) << 2), a0 / <f32>127); // a NaN in the row: NaN out
+    store<f32>(scales + (<usize>(t * QMR + 1) << 2), a1 / <f32>127);
+    const i0 = f32x4.splat(a0 > 0 ? <f32>127 / a0 : 0), i1 = f32x4.splat(a1 > 0 ? <f32>127 / a1 : 0);
+    let d = dst + <usize>t * tileBytes;
+    let k = 0;
+    // eight k of both rows: four pairs each, interleaved by pair (row 0's, row 1's) as the GEMM splats them
+    for (; k + 8 <= K; k += 8) {
+      const o = <usize>k << 2;
+      const q0 = i16x8.narrow_i32x4_s(quantize4(v128.load(r0 + o), i0), quantize4(v128.load(r0 + o, 16), i0));
+      const q1 = i16x8.narrow_i32x4_s(quantize4(v128.load(r1 + o), i1), quantize4(v128.load(r1 + o, 16), i1));
+      v128.store(d, i8x16.shuffle(q0, q1, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23));
+      v128.store(d, i8x16.shuffle(q0, q1, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31), 16);
+      d += 32;
+    }
+    for (; k < K; k += 2) {
+      const o = <usize>k << 2, two = k + 1 < K;
+      const v0 = f32x4.replace_lane(f32x4.splat(load<f32>(r0 + o)), 1, two ? load<f32>(r0 + o, 4) : 0);
+      const v1 = f32x4.replace_lane(f32x4.splat(load<f32>(r1 + o)), 1, two ? load<f32>(r1 + o, 4) : 0);
+      const q = i16x8.narrow_i32x4_s(quantize4(v0, i0), quantize4(v1, i1)); // lanes 0, 1: row 0; 4, 5: row 1
+      store<u32>(d, i32x4.extract_lane(q, 0));
+      store<u32>(d, i32x4.extract_lane(q, 2), 4);
+      d += 8;
     }
   }
 }

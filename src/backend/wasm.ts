@@ -346,6 +346,7 @@ export class WasmBackend implements Backend {
     const w = weights as WasmLinear;
     const x = checkTensor("linearKernels: input", input);
     if (x.shape.length !== 2 || x.shape[1] !== w.K) throw new Error(`linearKernels: input ${shapeString(x.shape)} is not [M, ${w.K}]`);
+    if ("int8" in w) return this.linearKernelsInt8(x, w as LinearWeights as WasmLinearInt8);
     const [M, K] = x.shape, { N } = w, { NR, MR } = this, tiles = Math.ceil(M / MR);
     const xp = this.alloc(M * K * 4), packed = this.alloc(tiles * MR * K * 4), yp = this.alloc(M * N * 4);
     this.write(xp, x.data);
@@ -353,6 +354,22 @@ export class WasmBackend implements Backend {
     return () => {
       this.run("packRows", { x: xp, M, K, dst: packed }, 0, tiles, M * K * ELEMENT_WORK);
       this.run("linear", args, 0, M > 0 ? Math.ceil(N / NR) : 0, M * K * N);
+    };
+  }
+
+  /** linearKernels for int8 weights: the row quantization, then the int8 GEMM. */
+  private linearKernelsInt8(x: Tensor, w: WasmLinearInt8): () => void {
+    const [M, K] = x.shape, { N } = w;
+    const QNR = this.exports.QNR.value as number, QMR = this.exports.QMR.value as number;
+    const tiles = Math.ceil(M / QMR), pairs = (K + 1) >> 1;
+    const xp = this.alloc(M * K * 4), packed = this.alloc(tiles * QMR * pairs * 4), sx = this.alloc(tiles * QMR * 4);
+    const yp = this.alloc(M * N * 4);
+    this.write(xp, x.data);
+    return () => {
+      this.run("quantizeRowsInt8", { x: xp, M, K, dst: packed, scales: sx }, 0, tiles, M * K * ELEMENT_WORK);
+      this.run("linearInt8", {
+        x: packed, sx, w: w.ptr, sw: w.scales, b: w.bias, y: yp, M, K, N, act: this.act.none, residual: 0,
+      }, 0, M > 0 ? Math.ceil(N / QNR) : 0, M * K * N);
     };
   }
 
