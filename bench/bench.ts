@@ -27,6 +27,7 @@ const USAGE = `usage: npm run bench -- [options]
   --load                  instead: the load of each model (default ViT-B/32) from fp32 and fp16 safetensors of
                           seeded random weights, towers both and image, at the first --threads (default 1): time
                           per phase and peak RSS, each in a fresh process (see bench/load.ts)
+--int8 [--model M] [--threads 1,2] [--runs N]: instead, precision int8 against f32 and ORT-web q8 (bench/int8.ts)
 Weights: .cache/onnx/<model>.safetensors (or $CLIP_TS_BENCH_CACHE/…) when tools/onnx/export_onnx.py has made it:
 the weights of the ONNX files; otherwise seeded random weights made here, and the peers, which need the ONNX
 files, are listed as not measured.`;
@@ -388,6 +389,8 @@ if (argv[0] === "--peak") {
   }
   process.stdout.write("\n" + JSON.stringify(result) + "\n");
   process.exit(0);
+} else if (argv[0] === "--int8") {
+  await (await import("./int8.js")).int8Bench(argv.slice(1)); // precision int8 vs f32 and ORT-web q8: bench/int8.ts
 } else if (argv[0] === "--job") {
   const result = await runJob(JSON.parse(argv[1]) as Job);
   process.stdout.write("\n" + JSON.stringify(result) + "\n");
