@@ -28,6 +28,7 @@ const USAGE = `usage: npm run bench -- [options]
                           seeded random weights, towers both and image, at the first --threads (default 1): time
                           per phase and peak RSS, each in a fresh process (see bench/load.ts)
   --index ...             instead: indexing throughput, decode pool + encode (bench/index_throughput.ts; --index --help)
+  --int8 ...              instead: precision int8 against f32 and ORT-web q8 (bench/int8.ts; --model, --threads, --runs)
 Weights: .cache/onnx/<model>.safetensors (or $CLIP_TS_BENCH_CACHE/…) when tools/onnx/export_onnx.py has made it:
 the weights of the ONNX files; otherwise seeded random weights made here, and the peers, which need the ONNX
 files, are listed as not measured.`;
@@ -400,6 +401,8 @@ if (argv[0] === "--index") {
   }
   process.stdout.write("\n" + JSON.stringify(result) + "\n");
   process.exit(0);
+} else if (argv[0] === "--int8") {
+  await (await import("./int8.js")).int8Bench(argv.slice(1)); // precision int8 vs f32 and ORT-web q8: bench/int8.ts
 } else if (argv[0] === "--job") {
   const result = await runJob(JSON.parse(argv[1]) as Job);
   process.stdout.write("\n" + JSON.stringify(result) + "\n");

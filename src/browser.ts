@@ -5,7 +5,7 @@
 // With more than one thread, the wasm backend waits for its workers with Atomics.wait, which a page's main thread
 // may not call: run the model in a dedicated worker (examples/web/ does).
 import { assetUrl } from "./assets.js";
-import type { Backend } from "./backend/backend.js";
+import type { Backend, Precision } from "./backend/backend.js";
 import { browserPlatform, canShareMemory, NOT_ISOLATED_MESSAGE, type BrowserPlatformOptions } from "./backend/browser_wasm.js";
 import { TsBackend } from "./backend/ts.js";
 import { createWasmBackend } from "./backend/wasm.js";
@@ -64,6 +64,8 @@ export interface BrowserLoadOptions extends BrowserBackendOptions, HyperParamOpt
   maxBatch?: number;
   /** "image" or "text": load that tower only (see LoadOptions.towers); default "both". */
   towers?: Towers;
+  /** "int8": the transformers' linear layers in int8 (see LoadOptions.precision); default "f32". */
+  precision?: Precision;
   maxTensorBytes?: number;
   maxTotalBytes?: number;
   /** Download progress of the weights (bytes so far, total if known), from the network or the Cache API. */

@@ -2,7 +2,7 @@
 // image transform that go with it). Weights are read from bytes whatever their format; nothing is downloaded.
 
 import { ASSET_FILES, assetPath, openaiVocabPath } from "./assets.js";
-import type { Backend } from "./backend/backend.js";
+import type { Backend, Precision } from "./backend/backend.js";
 import { TsBackend } from "./backend/ts.js";
 import { preprocess, type RawImage } from "./image/index.js";
 import { ConfigError, collectHints, OPENAI_HINTS, VOCAB_NAMES, type Hints, type HyperParamOptions } from "./config.js";
@@ -24,6 +24,9 @@ export interface LoadOptions extends HyperParamOptions {
   /** "image" or "text": load that tower only (encodeImage or encodeText; the other call is refused); default "both".
    *  The other tower's keys are still checked, but its weights are neither prepared nor kept. */
   towers?: Towers;
+  /** "int8": the transformers' linear layers run with int8 weights and activations and int32 sums, the same bits on
+   *  every backend and thread count (src/kernels/linear_int8.ts); "f32" (default): every layer in float32. */
+  precision?: Precision;
   /** Weights limits, as float32 bytes: one tensor (default 4 GiB), all together (default 16 GiB, counting what is
    *  inflated from a zip); tensors in a file (100 000); a safetensors header (100 MB); a torch pickle (64 MiB). */
   maxTensorBytes?: number;
@@ -39,7 +42,7 @@ export interface LoadOptions extends HyperParamOptions {
 
 /** Every option load() and loadModel() know: any other is refused rather than ignored. */
 export const LOAD_OPTION_NAMES = [
-  "backend", "threads", "maxBatch", "towers", "maxTensorBytes", "maxTotalBytes", "maxTensors", "maxHeaderBytes", "maxPickleBytes", "arch", "config", "activation", "heads",
+  "backend", "threads", "maxBatch", "towers", "precision", "maxTensorBytes", "maxTotalBytes", "maxTensors", "maxHeaderBytes", "maxPickleBytes", "arch", "config", "activation", "heads",
   "vocab", "maxPixels", "sha256", "onProgress",
 ] as const;
 
@@ -160,7 +163,7 @@ function wrapShard<T>(file: string, fn: () => T): T {
 /** The model of a checkpoint on a backend; the backend is disposed if the weights do not make a model. */
 export function modelFromCheckpoint(ck: Checkpoint, backend: Backend, options: LoadOptions = {}): CLIP {
   try {
-    return buildModel(ck.stateDict, backend, { maxBatch: options.maxBatch, towers: options.towers, hints: ck.hints });
+    return buildModel(ck.stateDict, backend, { maxBatch: options.maxBatch, towers: options.towers, hints: ck.hints, precision: options.precision });
   } catch (e) {
     backend.dispose();
     throw e;

@@ -10,7 +10,7 @@
 // - a residual add (x + …) is done inside the kernel of the layer it follows: the same bits, one pass fewer.
 // Each module keeps the prefix it was built with: its name in the state dict and in forward hooks.
 
-import type { Backend } from "./backend/backend.js";
+import { PRECISIONS, type Backend, type Precision } from "./backend/backend.js";
 import { resolveTower, type CLIPConfig, type Hints, type MlpActivation, type VisionConfig } from "./config.js";
 import { expf } from "./kernels/exp.js";
 import { f } from "./kernels/f32.js";
@@ -179,7 +179,7 @@ export class ResidualAttentionBlock {
 
   constructor(
     readonly backend: Backend, p: Params, readonly prefix: string, readonly dModel: number, readonly nHead: number,
-    readonly act: MlpActivation = "quickgelu", eps = 1e-5,
+    readonly act: MlpActivation = "quickgelu", eps = 1e-5, precision: Precision = "f32",
   ) {
     const d = dModel;
     const inW = p.get(`${prefix}.attn.in_proj_weight`, [3 * d, d]);
@@ -188,15 +188,16 @@ export class ResidualAttentionBlock {
       backend,
       { data: inW.data.subarray(i * d * d, (i + 1) * d * d), shape: [d, d] },
       { data: inB.data.subarray(i * d, (i + 1) * d), shape: [d] },
+      precision,
     );
     this.q_proj = proj(0);
     this.k_proj = proj(1);
     this.v_proj = proj(2);
-    this.out_proj = Linear.load(backend, p, `${prefix}.attn.out_proj`, d, d);
+    this.out_proj = Linear.load(backend, p, `${prefix}.attn.out_proj`, d, d, precision);
     this.ln_1 = new LayerNorm(backend, p, `${prefix}.ln_1`, d, eps);
     const hidden = p.shapeOf(`${prefix}.mlp.c_fc.weight`, 2)[0]; // d·mlp_ratio: 4 in OpenAI's models, not in all of open_clip's
-    this.c_fc = Linear.load(backend, p, `${prefix}.mlp.c_fc`, d, hidden);
-    this.c_proj = Linear.load(backend, p, `${prefix}.mlp.c_proj`, hidden, d);
+    this.c_fc = Linear.load(backend, p, `${prefix}.mlp.c_fc`, d, hidden, precision);
+    this.c_proj = Linear.load(backend, p, `${prefix}.mlp.c_proj`, hidden, d, precision);
     this.ln_2 = new LayerNorm(backend, p, `${prefix}.ln_2`, d, eps);
   }
 
@@ -238,10 +239,10 @@ export class Transformer {
   readonly resblocks: ResidualAttentionBlock[];
   constructor(
     backend: Backend, p: Params, readonly prefix: string, readonly width: number, readonly layers: number, readonly heads: number,
-    act: MlpActivation = "quickgelu", eps = 1e-5,
+    act: MlpActivation = "quickgelu", eps = 1e-5, precision: Precision = "f32",
   ) {
     this.resblocks = [];
-    for (let i = 0; i < layers; i++) this.resblocks.push(new ResidualAttentionBlock(backend, p, `${prefix}.resblocks.${i}`, width, heads, act, eps));
+    for (let i = 0; i < layers; i++) this.resblocks.push(new ResidualAttentionBlock(backend, p, `${prefix}.resblocks.${i}`, width, heads, act, eps, precision));
   }
 
   forward(x: Tensor, keyCount: Int32Array | null = null, hook?: ForwardHook): Tensor {
@@ -274,13 +275,14 @@ export class VisionTransformer {
     readonly backend: Backend, p: Params, readonly prefix: string,
     readonly inputResolution: number, readonly patchSize: number, readonly width: number,
     layers: number, heads: number, readonly outputDim: number, act: MlpActivation = "quickgelu", eps = 1e-5,
+    precision: Precision = "f32",
   ) {
     this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, { inChannels: 3, outChannels: width, kernelSize: patchSize, stride: patchSize, bias: false });
     const grid = inputResolution / patchSize;
     this.class_embedding = p.own(`${prefix}.class_embedding`, [width]);
     this.positional_embedding = p.own(`${prefix}.positional_embedding`, [grid * grid + 1, width]);
     this.ln_pre = new LayerNorm(backend, p, `${prefix}.ln_pre`, width, eps);
-    this.transformer = new Transformer(backend, p, `${prefix}.transformer`, width, layers, heads, act, eps);
+    this.transformer = new Transformer(backend, p, `${prefix}.transformer`, width, layers, heads, act, eps, precision);
     this.ln_post = new LayerNorm(backend, p, `${prefix}.ln_post`, width, eps);
     this.proj = projection(backend, p.get(`${prefix}.proj`, [width, outputDim]));
   }
@@ -328,18 +330,24 @@ export class CLIP {
    * out by `towers` is built over a backend that prepares nothing and from Params that hand out no data: its keys
    * and shapes are checked (and count as used) exactly as when loading it, and nothing of it is kept.
    */
-  constructor(readonly backend: Backend, p: Params, readonly config: CLIPConfig, readonly maxBatch = DEFAULT_MAX_BATCH, readonly towers: Towers = "both") {
+  /** precision "int8": the transformers' linear layers (attention in/out, MLP) run in int8 (src/kernels/linear_int8.ts);
+   *  the convolutions, layer norms, attention itself, the ResNet's attention pool and the projections stay f32. */
+  constructor(
+    readonly backend: Backend, p: Params, readonly config: CLIPConfig, readonly maxBatch = DEFAULT_MAX_BATCH, readonly towers: Towers = "both",
+    readonly precision: Precision = "f32",
+  ) {
     if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     if (!TOWERS.includes(towers)) throw new TypeError(`towers must be "image", "text" or "both", got ${JSON.stringify(towers)}`);
+    if (!PRECISIONS.includes(precision)) throw new TypeError(`precision must be "f32" or "int8", got ${JSON.stringify(precision)}`);
     const c = config, v = c.vision;
     const [ib, ip] = towers === "text" ? [KEYS_ONLY, new KeysOnly(p)] : [backend, p];
     const [tb, tp] = towers === "image" ? [KEYS_ONLY, new KeysOnly(p)] : [backend, p];
     const visual = v.kind === "resnet"
       ? new ModifiedResNet(ib, ip, "visual", v.layers, c.embedDim, v.heads, c.imageResolution, v.width)
-      : new VisionTransformer(ib, ip, "visual", c.imageResolution, v.patchSize, v.width, v.layers, v.heads, c.embedDim, v.activation, v.eps);
+      : new VisionTransformer(ib, ip, "visual", c.imageResolution, v.patchSize, v.width, v.layers, v.heads, c.embedDim, v.activation, v.eps, precision);
     this.image = towers === "text" ? null : { visual };
     const text = {
-      transformer: new Transformer(tb, tp, "transformer", c.transformerWidth, c.transformerLayers, c.transformerHeads, c.textActivation, c.textEps),
+      transformer: new Transformer(tb, tp, "transformer", c.transformerWidth, c.transformerLayers, c.transformerHeads, c.textActivation, c.textEps, precision),
       token_embedding: tp.own("token_embedding.weight", [c.vocabSize, c.transformerWidth]),
       positional_embedding: tp.own("positional_embedding", [c.contextLength, c.transformerWidth]),
       ln_final: new LayerNorm(tb, tp, "ln_final", c.transformerWidth, c.textEps),
@@ -453,12 +461,14 @@ export interface BuildOptions {
   towers?: Towers;
   /** What the state dict cannot tell, in priority order (options, the file's config, the architecture's name…). */
   hints?: readonly Hints[];
+  /** "int8": the transformers' linear layers in int8 (see CLIP); default "f32". */
+  precision?: Precision;
 }
 
 /** Builds the model from a state dict; every key must be used and have the expected shape. */
 export function buildModel(sd: StateDict, backend: Backend, options: BuildOptions = {}): CLIP {
   const p = new Params(sd);
-  const model = new CLIP(backend, p, inferConfig(sd, options.hints), options.maxBatch, options.towers);
+  const model = new CLIP(backend, p, inferConfig(sd, options.hints), options.maxBatch, options.towers, options.precision);
   const extra = p.unexpected();
   if (extra.length) throw new StateDictError(`unexpected key${extra.length > 1 ? "s" : ""} ${extra.slice(0, 5).map((k) => `"${k}"`).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
   return model;

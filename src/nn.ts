@@ -1,7 +1,7 @@
 // The torch.nn plumbing under src/model.ts: weights taken from a state dict by name, and the layers that hand them
 // to the backend (nn.Linear, nn.Conv2d with its BatchNorm2d folded in).
 
-import type { Backend, Conv2dWeights, LinearWeights } from "./backend/backend.js";
+import type { Backend, Conv2dWeights, LinearWeights, Precision } from "./backend/backend.js";
 import type { Activation } from "./kernels/activations.js";
 import { foldBatchNorm } from "./kernels/batch_norm.js";
 import { shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
@@ -55,11 +55,11 @@ export type ForwardHook = (name: string, output: Tensor) => void;
 /** nn.Linear, prepared for the backend. */
 export class Linear {
   readonly weights: LinearWeights;
-  constructor(readonly backend: Backend, weight: Tensor, bias: Tensor | null) {
-    this.weights = backend.prepareLinear(weight, bias);
+  constructor(readonly backend: Backend, weight: Tensor, bias: Tensor | null, precision: Precision = "f32") {
+    this.weights = precision === "f32" ? backend.prepareLinear(weight, bias) : backend.prepareLinear(weight, bias, precision);
   }
-  static load(backend: Backend, p: Params, prefix: string, inFeatures: number, outFeatures: number): Linear {
-    return new Linear(backend, p.get(`${prefix}.weight`, [outFeatures, inFeatures]), p.get(`${prefix}.bias`, [outFeatures]));
+  static load(backend: Backend, p: Params, prefix: string, inFeatures: number, outFeatures: number, precision: Precision = "f32"): Linear {
+    return new Linear(backend, p.get(`${prefix}.weight`, [outFeatures, inFeatures]), p.get(`${prefix}.bias`, [outFeatures]), precision);
   }
   /** act(x·Wᵀ + b + residual): a residual add is done in the same kernel. */
   forward(x: Tensor, act: Activation = "none", residual: Tensor | null = null): Tensor {

@@ -142,6 +142,6 @@ describe("never silently wrong", () => {
   });
 
   test("an unknown option is refused, not ignored", async () => {
-    await expect(loadModel(`${ROOT}/hf_gelu_h32`, { precision: "int8" } as LoadOptions)).rejects.toThrow(/unknown option "precision"/);
+    await expect(loadModel(`${ROOT}/hf_gelu_h32`, { quantization: "int8" } as LoadOptions)).rejects.toThrow(/unknown option "quantization"/);
   });
 });

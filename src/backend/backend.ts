@@ -10,8 +10,8 @@ import type { Tensor } from "../tensor.js";
  */
 export interface Backend {
   readonly name: string;
-  /** w: [N, K] as nn.Linear stores it; b: [N]. */
-  prepareLinear(w: Tensor, b: Tensor | null): LinearWeights;
+  /** w: [N, K] as nn.Linear stores it; b: [N]. "int8": quantized per output channel (src/kernels/linear_int8.ts). */
+  prepareLinear(w: Tensor, b: Tensor | null, precision?: Precision): LinearWeights;
   /** w: [O, C, kh, kw]; b: [O] (a folded batch norm). */
   prepareConv2d(w: Tensor, b: Tensor | null, stride: number, padding: number): Conv2dWeights;
 
@@ -28,6 +28,10 @@ export interface Backend {
   /** Frees what the backend holds (wasm memory, worker threads). */
   dispose(): void;
 }
+
+/** How a linear layer computes: float32 sums, or int8 weights and activations with int32 sums. */
+export type Precision = "f32" | "int8";
+export const PRECISIONS: readonly Precision[] = ["f32", "int8"];
 
 export interface LinearWeights {
   readonly N: number;

@@ -33,6 +33,12 @@ export interface KernelArgs {
   erfArray: { x: Ptr; y: Ptr };
   /** assembly/activations.ts */
   activateArray: { x: Ptr; y: Ptr; act: number };
+  /** assembly/linear_int8.ts */
+  linearInt8: {
+    x: Ptr; sx: Ptr; w: Ptr; sw: Ptr; b: Ptr; y: Ptr; M: number; K: number; N: number; act: number; residual: Ptr;
+  };
+  /** assembly/linear_int8.ts */
+  quantizeRowsInt8: { x: Ptr; M: number; K: number; dst: Ptr; scales: Ptr };
   /** assembly/peak.ts */
   simdPeak: { iters: number; operands: Ptr };
 }
@@ -56,13 +62,15 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
   expfArray: (a) => [a.x, a.y],
   erfArray: (a) => [a.x, a.y],
   activateArray: (a) => [a.x, a.y, a.act],
+  linearInt8: (a) => [a.x, a.sx, a.w, a.sw, a.b, a.y, a.M, a.K, a.N, a.act, a.residual],
+  quantizeRowsInt8: (a) => [a.x, a.M, a.K, a.dst, a.scales],
   simdPeak: (a) => [a.iters, a.operands],
 };
 
 /** Parameters of each wasm function, its work range included: a module built from other sources is refused. */
 export const ARITY: { readonly [K in KernelName]: number } = {
   linear: 12, packLinearWeights: 7, packRows: 7, conv2d: 21, attention: 16, layerNorm: 9, avgPool2d: 8, expfArray: 5,
-  erfArray: 5, activateArray: 6, simdPeak: 5
+  erfArray: 5, activateArray: 6, linearInt8: 14, quantizeRowsInt8: 8, simdPeak: 5
 };
 
 /** Dispatch order: a job names its kernel by its index here (see wasm_platform.ts). */
@@ -90,6 +98,11 @@ export interface KernelExports {
   expfArray(x: Ptr, y: Ptr, tid: number, u0: number, u1: number): void;
   erfArray(x: Ptr, y: Ptr, tid: number, u0: number, u1: number): void;
   activateArray(x: Ptr, y: Ptr, act: number, tid: number, u0: number, u1: number): void;
+  linearInt8(
+    x: Ptr, sx: Ptr, w: Ptr, sw: Ptr, b: Ptr, y: Ptr, M: number, K: number, N: number, act: number, residual: Ptr,
+    tid: number, u0: number, u1: number
+  ): void;
+  quantizeRowsInt8(x: Ptr, M: number, K: number, dst: Ptr, scales: Ptr, tid: number, u0: number, u1: number): void;
   simdPeak(iters: number, operands: Ptr, tid: number, u0: number, u1: number): void;
   NR: WebAssembly.Global;
   MR: WebAssembly.Global;
@@ -97,8 +110,10 @@ export interface KernelExports {
   ACT_RELU: WebAssembly.Global;
   ACT_QUICKGELU: WebAssembly.Global;
   ACT_GELU: WebAssembly.Global;
+  QNR: WebAssembly.Global;
+  QMR: WebAssembly.Global;
 }
 
-export const CONSTANT_NAMES = ["NR", "MR", "ACT_NONE", "ACT_RELU", "ACT_QUICKGELU", "ACT_GELU"] as const;
+export const CONSTANT_NAMES = ["NR", "MR", "ACT_NONE", "ACT_RELU", "ACT_QUICKGELU", "ACT_GELU", "QNR", "QMR"] as const;
 
 export type ConstantName = (typeof CONSTANT_NAMES)[number];

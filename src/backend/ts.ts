@@ -3,23 +3,26 @@ import type { Activation } from "../kernels/activations.js";
 import { conv2d } from "../kernels/conv2d.js";
 import { layerNorm } from "../kernels/layer_norm.js";
 import { linear } from "../kernels/linear.js";
+import { linearInt8, quantizeLinearWeights } from "../kernels/linear_int8.js";
 import { avgPool2d } from "../kernels/pool.js";
 import { tensor, type Tensor } from "../tensor.js";
-import type { Backend, Conv2dWeights, LinearWeights } from "./backend.js";
+import type { Backend, Conv2dWeights, LinearWeights, Precision } from "./backend.js";
 import {
   checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear,
 } from "./validate.js";
 
 interface TsLinear extends LinearWeights { w: Float32Array; b: Float32Array | null }
+interface TsLinearInt8 extends LinearWeights { int8: { q: Int8Array; scale: Float32Array }; b: Float32Array | null }
 interface TsConv extends Conv2dWeights { w: Float32Array; b: Float32Array | null }
 
 /** The readable backend: each op allocates its output and runs the plain loop of src/kernels/. */
 export class TsBackend implements Backend {
   readonly name = "ts";
 
-  prepareLinear(weight: Tensor, bias: Tensor | null): TsLinear {
-    const { w, b } = checkPrepareLinear(weight, bias);
+  prepareLinear(weight: Tensor, bias: Tensor | null, precision: Precision = "f32"): TsLinear | TsLinearInt8 {
+    const { w, b } = checkPrepareLinear(weight, bias, precision);
     const [N, K] = w.shape;
+    if (precision === "int8") return { N, K, int8: quantizeLinearWeights(w.data, N, K), b: b ? b.data.slice() : null };
     return { N, K, w: w.data, b: b ? b.data : null };
   }
 
@@ -33,6 +36,11 @@ export class TsBackend implements Backend {
     const p = w as TsLinear;
     const { x, residual, shape, M } = checkLinear(input, p, act, res);
     const y = tensor(shape);
+    if ("int8" in p) {
+      const { int8: { q, scale }, b } = p as TsLinearInt8;
+      linearInt8(x.data, q, scale, b, y.data, M, p.K, p.N, act, residual ? residual.data : null);
+      return y;
+    }
     linear(x.data, p.w, p.b, y.data, M, p.K, p.N, act, residual ? residual.data : null);
     return y;
   }

@@ -5,7 +5,7 @@
 import type { Activation } from "../kernels/activations.js";
 import { conv2dOutputSize } from "../kernels/conv2d.js";
 import { numel, shapeString, type Tensor } from "../tensor.js";
-import type { Conv2dWeights, LinearWeights } from "./backend.js";
+import { PRECISIONS, type Conv2dWeights, type LinearWeights, type Precision } from "./backend.js";
 
 export type F32Tensor = Tensor;
 
@@ -36,7 +36,8 @@ function checkResidual(op: string, r: Tensor | null | undefined, shape: number[]
   return t;
 }
 
-export function checkPrepareLinear(w: Tensor, b: Tensor | null): { w: Tensor; b: Tensor | null } {
+export function checkPrepareLinear(w: Tensor, b: Tensor | null, precision: Precision = "f32"): { w: Tensor; b: Tensor | null } {
+  if (!PRECISIONS.includes(precision)) throw new RangeError(`prepareLinear: unknown precision ${JSON.stringify(precision)} (expected "f32" or "int8")`);
   w = checkTensor("prepareLinear: weight", w);
   if (w.shape.length !== 2) throw new RangeError(`prepareLinear: weight must be [N, K], got ${shapeString(w.shape)}`);
   const bb = b == null ? null : checkTensor("prepareLinear: bias", b);

@@ -1,6 +1,7 @@
 import type { Activation } from "../kernels/activations.js";
 import { numel, shapeString, tensor, type Tensor } from "../tensor.js";
-import type { Backend, Conv2dWeights, LinearWeights } from "./backend.js";
+import type { Backend, Conv2dWeights, LinearWeights, Precision } from "./backend.js";
+import { quantizeLinearWeights } from "../kernels/linear_int8.js";
 import {
   checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear, checkTensor,
 } from "./validate.js";
@@ -40,6 +41,8 @@ const ACT_CODE = {
 } as const satisfies Record<Activation, ConstantName>;
 
 interface WasmLinear extends LinearWeights { ptr: number; bias: number }
+/** int8 weights: int16 k-pairs in panels (assembly/linear_int8.ts), a scale per column, padded to whole panels. */
+interface WasmLinearInt8 extends LinearWeights { int8: true; ptr: number; scales: number; bias: number }
 interface WasmConv extends Conv2dWeights { ptr: number; bias: number }
 
 /** What the backend needs of an instance: its kernels, and the constants it exports, read once. */
@@ -145,10 +148,11 @@ export class WasmBackend implements Backend {
     ({ exports: this.exports, NR: this.NR, MR: this.MR, act: this.act } = wasm);
   }
 
-  prepareLinear(weight: Tensor, biasIn: Tensor | null): LinearWeights {
+  prepareLinear(weight: Tensor, biasIn: Tensor | null, precision: Precision = "f32"): LinearWeights {
     this.live();
-    const { w, b } = checkPrepareLinear(weight, biasIn);
+    const { w, b } = checkPrepareLinear(weight, biasIn, precision);
     const [N, K] = w.shape;
+    if (precision === "int8") return this.prepareLinearInt8(w, b);
     const { NR } = this, panels = Math.ceil(N / NR);
     const ptr = this.alloc(panels * NR * K * 4);
     let bias = 0;
@@ -162,6 +166,47 @@ export class WasmBackend implements Backend {
     this.run("packLinearWeights", { w: raw, N, K, dst: ptr }, 0, panels);
     const prepared: WasmLinear = { N, K, ptr, bias };
     return prepared;
+  }
+
+  /** Quantized here in JavaScript, as the ts backend does (the same function), then packed straight into memory. */
+  private prepareLinearInt8(w: Tensor, b: Tensor | null): WasmLinearInt8 {
+    const [N, K] = w.shape;
+    const QNR = this.exports.QNR.value as number, panels = Math.ceil(N / QNR), pairs = (K + 1) >> 1;
+    const { q, scale } = quantizeLinearWeights(w.data, N, K);
+    const ptr = this.alloc(panels * pairs * QNR * 4);
+    const scales = this.alloc(panels * QNR * 4);
+    const bias = b ? this.alloc(panels * QNR * 4) : 0;
+    const { f32 } = this.view();
+    f32.fill(0, scales >>> 2, (scales >>> 2) + panels * QNR);
+    f32.set(scale, scales >>> 2);
+    if (b) {
+      f32.fill(0, bias >>> 2, (bias >>> 2) + panels * QNR);
+      f32.set(b.data, bias >>> 2);
+    }
+    // column n's pair kp at ((p·pairs + kp)·QNR + j)·2 int16s, n = p·QNR + j; zeros past K and N
+    const dst = new Int16Array(this.memory.buffer, ptr, panels * pairs * QNR * 2);
+    dst.fill(0);
+    for (let n = 0; n < N; n++) {
+      const p = Math.floor(n / QNR), j = n - p * QNR, src = n * K;
+      for (let k = 0; k < K; k++) dst[((p * pairs + (k >> 1)) * QNR + j) * 2 + (k & 1)] = q[src + k];
+    }
+    return { N, K, int8: true, ptr, scales, bias };
+  }
+
+  private linearInt8(x: Tensor, w: WasmLinearInt8, act: Activation, residual: Tensor | null, shape: number[], M: number): Tensor {
+    const { K, N } = w;
+    const QNR = this.exports.QNR.value as number, QMR = this.exports.QMR.value as number;
+    const tiles = Math.ceil(M / QMR), pairs = (K + 1) >> 1;
+    this.arena = this.top;
+    const xp = this.push(x.data);
+    const rp = residual ? this.push(residual.data) : 0;
+    const yp = this.reserveOutput(M * N);
+    const packed = this.reserve(tiles * QMR * pairs), sx = this.reserve(tiles * QMR);
+    this.run("quantizeRowsInt8", { x: xp, M, K, dst: packed, scales: sx }, 0, tiles, M * K * ELEMENT_WORK);
+    this.run("linearInt8", {
+      x: packed, sx, w: w.ptr, sw: w.scales, b: w.bias, y: yp, M, K, N, act: this.act[act], residual: rp,
+    }, 0, M > 0 ? Math.ceil(N / QNR) : 0, M * K * N);
+    return tensor(shape, this.takeOutput());
   }
 
   prepareConv2d(weight: Tensor, biasIn: Tensor | null, stride: number, padding: number): Conv2dWeights {
@@ -185,6 +230,7 @@ export class WasmBackend implements Backend {
     this.live();
     const w = weights as WasmLinear;
     const { x, residual, shape, M } = checkLinear(input, w, act, res);
+    if ("int8" in w) return this.linearInt8(x, w as LinearWeights as WasmLinearInt8, act, residual, shape, M);
     const { K, N } = w, { NR, MR } = this;
     this.arena = this.top;
     const xp = this.push(x.data);
@@ -300,6 +346,7 @@ export class WasmBackend implements Backend {
     const w = weights as WasmLinear;
     const x = checkTensor("linearKernels: input", input);
     if (x.shape.length !== 2 || x.shape[1] !== w.K) throw new Error(`linearKernels: input ${shapeString(x.shape)} is not [M, ${w.K}]`);
+    if ("int8" in w) return this.linearKernelsInt8(x, w as LinearWeights as WasmLinearInt8);
     const [M, K] = x.shape, { N } = w, { NR, MR } = this, tiles = Math.ceil(M / MR);
     const xp = this.alloc(M * K * 4), packed = this.alloc(tiles * MR * K * 4), yp = this.alloc(M * N * 4);
     this.write(xp, x.data);
@@ -307,6 +354,22 @@ export class WasmBackend implements Backend {
     return () => {
       this.run("packRows", { x: xp, M, K, dst: packed }, 0, tiles, M * K * ELEMENT_WORK);
       this.run("linear", args, 0, M > 0 ? Math.ceil(N / NR) : 0, M * K * N);
+    };
+  }
+
+  /** linearKernels for int8 weights: the row quantization, then the int8 GEMM. */
+  private linearKernelsInt8(x: Tensor, w: WasmLinearInt8): () => void {
+    const [M, K] = x.shape, { N } = w;
+    const QNR = this.exports.QNR.value as number, QMR = this.exports.QMR.value as number;
+    const tiles = Math.ceil(M / QMR), pairs = (K + 1) >> 1;
+    const xp = this.alloc(M * K * 4), packed = this.alloc(tiles * QMR * pairs * 4), sx = this.alloc(tiles * QMR * 4);
+    const yp = this.alloc(M * N * 4);
+    this.write(xp, x.data);
+    return () => {
+      this.run("quantizeRowsInt8", { x: xp, M, K, dst: packed, scales: sx }, 0, tiles, M * K * ELEMENT_WORK);
+      this.run("linearInt8", {
+        x: packed, sx, w: w.ptr, sw: w.scales, b: w.bias, y: yp, M, K, N, act: this.act.none, residual: 0,
+      }, 0, M > 0 ? Math.ceil(N / QNR) : 0, M * K * N);
     };
   }
 
