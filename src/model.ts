@@ -15,7 +15,7 @@ import { resolveTower, type CLIPConfig, type Hints, type MlpActivation, type Vis
 import { expf } from "./kernels/exp.js";
 import { f } from "./kernels/f32.js";
 import { Conv2d, Linear, Params, projection, rows, Sequential, StateDictError, type ForwardHook } from "./nn.js";
-import { shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
+import { rowsOf, shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
 
 export class Bottleneck {
   static readonly expansion = 4;
@@ -186,8 +186,8 @@ export class ResidualAttentionBlock {
     const inB = p.get(`${prefix}.attn.in_proj_bias`, [3 * d]);
     const proj = (i: number) => new Linear(
       backend,
-      { data: inW.data.subarray(i * d * d, (i + 1) * d * d), shape: [d, d] },
-      { data: inB.data.subarray(i * d, (i + 1) * d), shape: [d] },
+      rowsOf(inW, i * d, (i + 1) * d),
+      rowsOf(inB, i * d, (i + 1) * d),
     );
     this.q_proj = proj(0);
     this.k_proj = proj(1);

@@ -4,7 +4,7 @@
 import type { Backend, Conv2dWeights, LinearWeights } from "./backend/backend.js";
 import type { Activation } from "./kernels/activations.js";
 import { foldBatchNorm } from "./kernels/batch_norm.js";
-import { shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
+import { shapeString, storedOf, tensor, type StateDict, type Tensor } from "./tensor.js";
 
 /** A weight that is missing, unexpected or of the wrong shape. */
 export class StateDictError extends Error {
@@ -23,7 +23,8 @@ export class Params {
       throw new StateDictError(`key "${key}": expected shape ${shapeString(shape)}, found ${shapeString(t.shape)}`);
     }
     this.used.add(key);
-    return { data: t.data, shape: t.shape };
+    // a stored tensor as it is: its data is widened only if read (the wasm backend reads the stored bytes instead)
+    return storedOf(t) ? t : { data: t.data, shape: t.shape };
   }
 
   /** The shape of a tensor the model is about to get (widths that the config leaves to the weights). */
@@ -38,6 +39,9 @@ export class Params {
    *  views of the whole checkpoint file, which would otherwise stay in memory for as long as the model. */
   own(key: string, shape: number[]): Tensor {
     const t = this.get(key, shape);
+    const stored = storedOf(t);
+    // widened from the stored bytes into an array of its own (a view of f32 bytes in memory is copied)
+    if (stored) return { data: stored.widen(true), shape: t.shape };
     return { data: t.data.slice(), shape: t.shape };
   }
 

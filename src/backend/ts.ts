@@ -3,24 +3,37 @@ import type { Activation } from "../kernels/activations.js";
 import { conv2d } from "../kernels/conv2d.js";
 import { layerNorm } from "../kernels/layer_norm.js";
 import { linear } from "../kernels/linear.js";
+import { linearF16 } from "../kernels/linear_f16.js";
 import { avgPool2d } from "../kernels/pool.js";
 import { tensor, type Tensor } from "../tensor.js";
-import type { Backend, Conv2dWeights, LinearWeights } from "./backend.js";
+import type { Backend, Conv2dWeights, LinearWeights, WeightPrecision } from "./backend.js";
+import { writeHalfBits } from "./half.js";
 import {
   checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear,
 } from "./validate.js";
 
-interface TsLinear extends LinearWeights { w: Float32Array; b: Float32Array | null }
+interface TsLinear extends LinearWeights { w: Float32Array | null; half: Uint16Array | null; b: Float32Array | null }
 interface TsConv extends Conv2dWeights { w: Float32Array; b: Float32Array | null }
 
 /** The readable backend: each op allocates its output and runs the plain loop of src/kernels/. */
 export class TsBackend implements Backend {
   readonly name = "ts";
+  /** How linear weights are kept (conv weights are f32 either way). */
+  readonly weights: WeightPrecision;
+
+  constructor(options: { weights?: WeightPrecision } = {}) {
+    this.weights = options.weights ?? "fp32";
+  }
 
   prepareLinear(weight: Tensor, bias: Tensor | null): TsLinear {
     const { w, b } = checkPrepareLinear(weight, bias);
     const [N, K] = w.shape;
-    return { N, K, w: w.data, b: b ? b.data : null };
+    if (this.weights === "fp16") {
+      const half = new Uint16Array(N * K);
+      writeHalfBits("prepareLinear: weight", w, new Uint8Array(half.buffer));
+      return { N, K, w: null, half, b: b ? b.data : null };
+    }
+    return { N, K, w: w.data, half: null, b: b ? b.data : null };
   }
 
   prepareConv2d(weight: Tensor, bias: Tensor | null, stride: number, padding: number): TsConv {
@@ -33,7 +46,8 @@ export class TsBackend implements Backend {
     const p = w as TsLinear;
     const { x, residual, shape, M } = checkLinear(input, p, act, res);
     const y = tensor(shape);
-    linear(x.data, p.w, p.b, y.data, M, p.K, p.N, act, residual ? residual.data : null);
+    if (p.half) linearF16(x.data, p.half, p.b, y.data, M, p.K, p.N, act, residual ? residual.data : null);
+    else linear(x.data, p.w!, p.b, y.data, M, p.K, p.N, act, residual ? residual.data : null);
     return y;
   }
 
