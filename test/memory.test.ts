@@ -108,9 +108,9 @@ describe("stored f16 weights packed in wasm memory: the bits of widening first",
 });
 
 describe('weights: "fp16" (f16 panels widened inside the GEMM): the bits of the f32 path', () => {
-  test.prop([fc.integer({ min: 1, max: 23 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 37 }), act, fc.boolean(), fc.boolean(), fc.boolean(), seed], { numRuns: 60 })(
-    "ts and wasm on 1–3 threads, given f32 tensors or stored f16 bytes", (M, K, N, a, withBias, withResidual, stored, s) => {
-      const x = { shape: [M, K], data: values(M * K, s) }, w = { shape: [N, K], data: halves(N * K, s + 1, true) };
+  test.prop([fc.integer({ min: 1, max: 23 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 37 }), act, fc.boolean(), fc.boolean(), fc.boolean(), fc.boolean(), seed], { numRuns: 80 })(
+    "ts and wasm on 1–3 threads, given f32 tensors or stored f16 bytes, finite or not", (M, K, N, a, withBias, withResidual, stored, specials, s) => {
+      const x = { shape: [M, K], data: values(M * K, s) }, w = { shape: [N, K], data: halves(N * K, s + 1, specials) };
       const bias = withBias ? { shape: [N], data: values(N, s + 2) } : null;
       const res = withResidual ? { shape: [M, N], data: values(M * N, s + 3) } : null;
       const weight = () => (stored ? storedF16(w) : w);
@@ -135,7 +135,7 @@ describe('weights: "fp16" (f16 panels widened inside the GEMM): the bits of the 
     }
   });
 
-  test("half the wasm memory for the same linear weights", async () => {
+  test("half the wasm memory for the same linear weights; a tensor with an infinite or NaN weight stays f32", async () => {
     const w = { shape: [512, 768], data: halves(512 * 768, 5) };
     const grown = async (weights: "fp32" | "fp16") => {
       const b = await createWasmBackend({ threads: 1, weights });
@@ -146,6 +146,8 @@ describe('weights: "fp16" (f16 panels widened inside the GEMM): the bits of the 
       return used;
     };
     expect(await grown("fp16")).toBe((await grown("fp32")) / 2);
+    w.data[1000] = -Infinity;
+    expect(await grown("fp16")).toBe(await grown("fp32"));
   });
 });
 

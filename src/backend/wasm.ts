@@ -157,8 +157,7 @@ export class WasmBackend implements Backend {
     this.live();
     const { w, b } = checkPrepareLinear(weight, biasIn);
     const [N, K] = w.shape;
-    const { NR } = this, panels = Math.ceil(N / NR), half = this.weights === "fp16";
-    const ptr = this.alloc(panels * NR * K * (half ? 2 : 4));
+    const { NR } = this, panels = Math.ceil(N / NR);
     let bias = 0;
     if (b) {
       bias = this.alloc(panels * NR * 4);
@@ -166,19 +165,26 @@ export class WasmBackend implements Backend {
       padded.set(b.data);
       this.write(bias, padded);
     }
-    // the weights as stored (the file's bytes, read straight into the arena), else as f32; packed from there
-    const stored = storedOf(w);
-    if (half) {
+    if (this.weights === "fp16") {
+      const ptr = this.alloc(panels * NR * K * 2), special = this.reserve(1);
+      this.view().i32[special >>> 2] = 0;
       const raw = this.reserve(Math.ceil(N * K / 2));
       writeHalfBits("prepareLinear: weight", w, this.bytes(raw, N * K * 2));
-      this.run("packHalfPanels", { w: raw, N, K, dst: ptr }, 0, panels);
-    } else if (stored) {
+      this.run("packHalfPanels", { w: raw, N, K, dst: ptr, special }, 0, panels);
+      const prepared: WasmLinear = { N, K, ptr, bias, half: true };
+      if (this.view().i32[special >>> 2] === 0) return prepared;
+      this.top = this.arena = ptr; // an infinite or NaN weight: this tensor is kept as f32 (the same bits)
+    }
+    const ptr = this.alloc(panels * NR * K * 4);
+    // the weights as stored (the file's bytes, read straight into the arena), else as f32; packed from there
+    const stored = storedOf(w);
+    if (stored) {
       const raw = this.pushStored(stored);
       this.run(stored.dtype === "F16" ? "packLinearWeightsF16" : "packLinearWeights", { w: raw, N, K, dst: ptr }, 0, panels);
     } else {
       this.run("packLinearWeights", { w: this.push(w.data), N, K, dst: ptr }, 0, panels);
     }
-    const prepared: WasmLinear = { N, K, ptr, bias, half };
+    const prepared: WasmLinear = { N, K, ptr, bias, half: false };
     return prepared;
   }
 
