@@ -1,7 +1,15 @@
 // weights: "fp16": the linear layers' weights kept as the binary16 values they are. Only exact: a weight that
 // binary16 cannot hold (an fp32 checkpoint's) is refused, since rounding it would change the bits of the f32 path.
-import { f32ToF16Exact } from "../kernels/f16.js";
+import { f16ToF32 } from "../kernels/f16.js";
 import { shapeString, storedOf, type Tensor } from "../tensor.js";
+import { f32ToF16Bits } from "../weights/dtypes.js";
+
+/** The binary16 bits of x if x is a binary16 value (any NaN: the quiet NaN 0x7e00), else -1. */
+export function f32ToF16Exact(x: number): number {
+  if (Number.isNaN(x)) return 0x7e00;
+  const h = f32ToF16Bits(x); // the nearest; x is a binary16 value if that widens back to x
+  return f16ToF32(h) === x ? h : -1;
+}
 
 /** Writes the binary16 bits of w's values into dst (2 bytes per value): its stored bytes if stored as F16. */
 export function writeHalfBits(what: string, w: Tensor, dst: Uint8Array): void {
