@@ -11,7 +11,7 @@ import type { WeightPrecision } from "../src/backend/backend.js";
 import { createBackend, loadModel, modelFromCheckpoint, readCheckpoint } from "../src/clip.js";
 import { foldBatchNorm } from "../src/kernels/batch_norm.js";
 import type { Towers } from "../src/model.js";
-import { numel, type StateDict } from "../src/tensor.js";
+import { numel, storedOf, type StateDict } from "../src/tensor.js";
 import { writeSafetensors } from "../src/weights/safetensors.js";
 import { randomStateDict } from "./inputs.js";
 import { CACHE_DIR, loadSpec, present } from "./models.js";
@@ -158,7 +158,9 @@ export async function runLoadJob(job: LoadJob): Promise<LoadResult> {
   ms.prepare = prepare.ms;
   const figures = wasmFigures(backend);
   const own = ownKeys(ck.stateDict, job.towers);
-  const ownMiB = own.reduce((a, k) => a + numel(ck.stateDict.get(k)!.shape) * 4, 0) / MiB;
+  // the token embedding is kept f16 when stored so (Params.ownTable)
+  const ownBytes = (k: string) => numel(ck.stateDict.get(k)!.shape) * (k === "token_embedding.weight" && storedOf(ck.stateDict.get(k)!)?.dtype === "F16" ? 2 : 4);
+  const ownMiB = own.reduce((a, k) => a + ownBytes(k), 0) / MiB;
 
   // Re-timed alone after the load (the peaks above are already taken): the BatchNorm fold and the model's own
   // copies, which the phases above contain.

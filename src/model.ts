@@ -14,7 +14,7 @@ import type { Backend } from "./backend/backend.js";
 import { resolveTower, type CLIPConfig, type Hints, type MlpActivation, type VisionConfig } from "./config.js";
 import { expf } from "./kernels/exp.js";
 import { f } from "./kernels/f32.js";
-import { Conv2d, Linear, Params, projection, rows, Sequential, StateDictError, type ForwardHook } from "./nn.js";
+import { Conv2d, HalfTensor, Linear, Params, projection, rows, Sequential, StateDictError, type ForwardHook } from "./nn.js";
 import { rowsOf, shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
 
 export class Bottleneck {
@@ -340,7 +340,7 @@ export class CLIP {
     this.image = towers === "text" ? null : { visual };
     const text = {
       transformer: new Transformer(tb, tp, "transformer", c.transformerWidth, c.transformerLayers, c.transformerHeads, c.textActivation, c.textEps),
-      token_embedding: tp.own("token_embedding.weight", [c.vocabSize, c.transformerWidth]),
+      token_embedding: tp.ownTable("token_embedding.weight", [c.vocabSize, c.transformerWidth]),
       positional_embedding: tp.own("positional_embedding", [c.contextLength, c.transformerWidth]),
       ln_final: new LayerNorm(tb, tp, "ln_final", c.transformerWidth, c.textEps),
       text_projection: projection(tb, tp.get("text_projection", [c.transformerWidth, c.embedDim])),
@@ -403,11 +403,13 @@ export class CLIP {
 
     // token_embedding(text) + positional_embedding: [batch_size, n_ctx, d_model]
     let x = tensor([N, Lt, D]);
-    const emb = token_embedding.data, pos = positional_embedding.data;
+    const pos = positional_embedding.data;
+    const emb = token_embedding instanceof HalfTensor ? token_embedding : token_embedding.data;
+    const at = emb instanceof HalfTensor ? (i: number) => emb.at(i) : (i: number) => emb[i]!; // f16 kept: widened here
     for (let n = 0; n < N; n++) {
       for (let t = 0; t < Lt; t++) {
         const id = ids[n * L + t], o = (n * Lt + t) * D;
-        for (let d = 0; d < D; d++) x.data[o + d] = f(emb[id * D + d] + pos[t * D + d]);
+        for (let d = 0; d < D; d++) x.data[o + d] = f(at(id * D + d) + pos[t * D + d]);
       }
     }
     const causal = causalKeyCounts(N, Lt);

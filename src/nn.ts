@@ -4,6 +4,7 @@
 import type { Backend, Conv2dWeights, LinearWeights } from "./backend/backend.js";
 import type { Activation } from "./kernels/activations.js";
 import { foldBatchNorm } from "./kernels/batch_norm.js";
+import { f16ToF32 } from "./kernels/f16.js";
 import { shapeString, storedOf, tensor, type StateDict, type Tensor } from "./tensor.js";
 
 /** A weight that is missing, unexpected or of the wrong shape. */
@@ -45,11 +46,34 @@ export class Params {
     return { data: t.data.slice(), shape: t.shape };
   }
 
+  /** As own, for a table read a row at a time (the token embedding): kept as f16 if stored so, half the memory;
+   *  its values are the same (widening is exact). */
+  ownTable(key: string, shape: number[]): Tensor {
+    const t = this.get(key, shape);
+    const stored = storedOf(t);
+    if (stored?.dtype !== "F16") return this.own(key, shape);
+    const bits = new Uint16Array(stored.byteLength / 2);
+    stored.copyTo(new Uint8Array(bits.buffer));
+    return new HalfTensor(t.shape, bits);
+  }
+
   /** Keys the reference ignores too: buffers it rebuilds itself or never reads. */
   static readonly ignored = /(^|\.)num_batches_tracked$|^(input_resolution|context_length|vocab_size)$/;
 
   unexpected(): string[] {
     return [...this.stateDict.keys()].filter((k) => !this.used.has(k) && !Params.ignored.test(k));
+  }
+}
+
+/** A tensor kept as binary16 bits; data widens all of it (a new array each time), row() one row. */
+export class HalfTensor implements Tensor {
+  constructor(readonly shape: number[], readonly bits: Uint16Array) {}
+  get data(): Float32Array {
+    return Float32Array.from(this.bits, f16ToF32);
+  }
+  /** Element i of the flattened tensor, widened. */
+  at(i: number): number {
+    return f16ToF32(this.bits[i]!);
   }
 }
 

@@ -13,7 +13,8 @@ import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
 import type { Activation } from "../src/kernels/activations.js";
 import { f32ToF16Exact } from "../src/backend/half.js";
 import { f16ToF32 } from "../src/kernels/f16.js";
-import type { CLIP } from "../src/model.js";
+import { buildModel, type CLIP } from "../src/model.js";
+import { HalfTensor } from "../src/nn.js";
 import { StoredTensor, type Tensor } from "../src/tensor.js";
 import { f16BitsToF32, f32ToF16Bits } from "../src/weights/dtypes.js";
 import { parseSafetensors, writeSafetensors } from "../src/weights/safetensors.js";
@@ -203,6 +204,19 @@ describe("a safetensors file opened, not read whole: its tensors read into wasm 
       for (const [k, t] of parseSafetensors(bytes)) expect(bits(ck.stateDict.get(k)!.data), k).toEqual(bits(t.data));
     }
   }, 120_000);
+
+  test("an f16 token embedding is kept f16 (half the memory) and gives the text embeddings of its widened copy", async () => {
+    const bytes = writeSafetensors(parseSafetensors(readFileSync(`${goldenDir("vit")}/weights.safetensors`)), "F16");
+    const m = await loadModel(bytes, { threads: 1 });
+    expect(m.token_embedding).toBeInstanceOf(HalfTensor);
+    const widened = new Map([...parseSafetensors(bytes)].map(([k, t]) => [k, { data: t.data.slice(), shape: t.shape }]));
+    const plain = buildModel(widened, new TsBackend());
+    expect(plain.token_embedding).not.toBeInstanceOf(HalfTensor);
+    expect(bits(m.token_embedding.data)).toEqual(bits(plain.token_embedding.data));
+    const tokens = npyTokens(`${goldenDir("vit")}/tokens.npy`);
+    expect(bits(m.encodeText(tokens).data)).toEqual(bits(plain.encodeText(tokens).data));
+    m.dispose();
+  });
 
   test("a file that shrinks after its header was read is refused in one line", async () => {
     const file = join(dir, "shrinks.safetensors");
