@@ -174,7 +174,12 @@ export async function runLoadJob(job: LoadJob): Promise<LoadResult> {
   }
   ms["  of which BatchNorm fold"] = performance.now() - t;
   t = performance.now();
-  for (const k of own) ck.stateDict.get(k)!.data.slice();
+  for (const k of own) {
+    const t = ck.stateDict.get(k)!, stored = storedOf(t);
+    if (k === "token_embedding.weight" && stored?.dtype === "F16") stored.copyTo(new Uint8Array(stored.byteLength));
+    else if (stored) stored.widen(true);
+    else t.data.slice();
+  }
   ms["  of which own copies"] = performance.now() - t;
   model.dispose();
   return { ok: true, ms, peakMiB, ownMiB, ...figures };
