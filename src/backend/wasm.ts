@@ -210,7 +210,7 @@ export class WasmBackend implements Backend {
     this.live();
     const w = weights as WasmLinear;
     const { x, residual, shape, M } = checkLinear(input, w, act, res);
-    const { K, N } = w, { NR, MR } = this;
+    const { K, N } = w, { MR } = this;
     this.arena = this.top;
     const xp = this.push(x.data);
     const rp = residual ? this.push(residual.data) : 0;
