@@ -115,14 +115,17 @@ export async function readCheckpoint(path: string, options: LoadOptions = {}): P
     let total = 0, format: WeightsFormat = "safetensors", scriptClass: string | undefined;
     const maxTotal = options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
     for (const [file, keys] of files.index.keysByFile) {
-      const bytes = await readBytes(files.weights.find((w) => basename(w) === file)!);
-      const shard = wrapShard(file, () => loadStateDictWithFormat(bytes, { ...weightsLimits(options), rawKeys: true }));
+      const path = files.weights.find((w) => basename(w) === file)!, limits = { ...weightsLimits(options), rawKeys: true };
+      const { openSafetensorsFile } = await import("./weights/file.js");
+      const opened = wrapShard(file, () => openSafetensorsFile(path, limits));
+      const shard: { format: WeightsFormat; stateDict: StateDict; scriptClass?: string } = opened
+        ?? (await readBytes(path).then((bytes) => wrapShard(file, () => loadStateDictWithFormat(bytes, limits))));
       format = shard.format;
       scriptClass ??= shard.scriptClass;
       const expected = new Set(keys);
       for (const [k, t] of shard.stateDict) {
         if (!expected.has(k)) throw new WeightsError(`shard "${file}" holds "${k}", which the index does not list for it`);
-        total += t.data.length * 4;
+        total += numel(t.shape) * 4;
         if (total > maxTotal) throw new WeightsError(`the shards hold more than maxTotalBytes (${maxTotal} bytes as float32)`);
         merged.set(k, t);
       }
