@@ -7,6 +7,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { test } from "@fast-check/vitest";
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { memoryIo, runCli } from "../src/cli/cli.js";
 import { loadModel, readCheckpoint, type LoadOptions } from "../src/clip.js";
 import { TsBackend } from "../src/backend/ts.js";
 import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
@@ -227,4 +228,30 @@ describe("a safetensors file opened, not read whole: its tensors read into wasm 
     const t = [...ck.stateDict.values()].at(-1)!;
     expect(() => t.data).toThrow(/changed size while it was being loaded/);
   });
+});
+
+describe("the command line: --weights fp16", () => {
+  const run = async (...argv: string[]) => {
+    const io = memoryIo();
+    const code = await runCli(argv, io);
+    return { code, stdout: io.out(), stderr: io.err() };
+  };
+
+  test("embed-text of the fp16 golden gives the bits of --weights fp32; an fp32 checkpoint and a bad value get one line", async () => {
+    const d = goldenDir("vit"), outs = ["fp32", "fp16"].map((w) => join(dir, `text.${w}.npy`));
+    for (const [i, w] of ["fp32", "fp16"].entries()) {
+      const r = await run("embed-text", "--model", `${d}/weights_fp16.pt`, "--tokens", `${d}/tokens.npy`, "--weights", w, "--out", outs[i]!);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect(readFileSync(outs[1]!)).toEqual(readFileSync(outs[0]!));
+    for (const [args, pattern] of [
+      [["--model", `${d}/weights.safetensors`, "--weights", "fp16"], /weights "fp16": .*not an fp16 value/],
+      [["--model", `${d}/weights_fp16.pt`, "--weights", "fp8"], /--weights/],
+    ] as const) {
+      const r = await run("embed-text", ...args, "--tokens", `${d}/tokens.npy`, "--out", join(dir, "x.npy"));
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trimEnd().split("\n"), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(pattern);
+    }
+  }, 60_000);
 });
