@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { createWasmBackend } from "../src/backend/wasm.js";
 import { ENGINES, runJob, type Cell, type CellResult, type EngineName, type Job, type JobResult } from "./engines.js";
 import { imageFlops, loadSpec, MODEL_IDS, present, textFlops } from "./models.js";
-import { LOAD_FORMATS, loadFiles, loadReport, runLoadJob, type LoadJob, type LoadResult } from "./load.js";
+import { LOAD_CELLS, loadFiles, loadReport, runLoadJob, type LoadJob, type LoadResult } from "./load.js";
 import { missingPeers, SETUP } from "./peers.js";
 
 const USAGE = `usage: npm run bench -- [options]
@@ -24,8 +24,9 @@ const USAGE = `usage: npm run bench -- [options]
                           a slow spell of the machine falls on every engine and thread count alike (default 5)
   --quick                 fewer runs
   --json FILE             also write every timing as JSON
-  --load                  instead: the load of each model (default ViT-B/32) from fp32 and fp16 safetensors of
-                          seeded random weights, towers both and image, at the first --threads (default 1): time
+  --load                  instead: the load of each model (default ViT-B/32) from fp32 and fp16 safetensors and an
+                          fp16 .pt of seeded random weights (fp16 ones also with weights fp16), towers both and
+                          image, at the first --threads (default 1): time
                           per phase and peak RSS, each in a fresh process (see bench/load.ts)
   --index ...             instead: indexing throughput, decode pool + encode (bench/index_throughput.ts; --index --help)
   --int8 ...              instead: precision int8 against f32 and ORT-web q8 (bench/int8.ts; --model, --threads, --runs)
@@ -182,13 +183,15 @@ async function mainLoad(o: Options): Promise<void> {
     if (made.status !== 0) throw new Error(`${MODEL_IDS[model]}: writing the weights files failed`);
     const files = loadFiles(model, say);
     const rows: { job: LoadJob; phases: LoadResult; api: LoadResult }[] = [];
-    for (const format of LOAD_FORMATS) {
+    for (const { format, weights } of LOAD_CELLS) {
+      const file = files[format];
+      if (!file) continue;
       for (const towers of ["both", "image"] as const) {
-        const job: LoadJob = { file: files[format], format, towers, threads, mode: "phases" };
-        say(`${MODEL_IDS[model]}, ${format}, towers ${towers}…`);
+        const job: LoadJob = { file, format, towers, threads, mode: "phases", weights };
+        say(`${MODEL_IDS[model]}, ${format}, weights ${weights}, towers ${towers}…`);
         const phases = await runChild<LoadResult>({ load: job });
         const api = await runChild<LoadResult>({ load: { ...job, mode: "api" } });
-        for (const r of [phases, api]) if (!r.ok) throw new Error(`${format}, towers ${towers}: ${r.reason}`);
+        for (const r of [phases, api]) if (!r.ok) throw new Error(`${format}, weights ${weights}, towers ${towers}: ${r.reason}`);
         rows.push({ job, phases, api });
       }
     }

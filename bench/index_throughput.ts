@@ -117,7 +117,7 @@ function weightsFile(model: string): string {
   // written by a child, as bench --load does: making them takes GBs this process would then keep as its peak
   const made = spawnSync(process.execPath, [join(ROOT, "dist", "bench", "bench.js"), "--load-files", model], { stdio: "inherit" });
   if (made.status !== 0) throw new Error(`${spec.name}: writing the weights files failed`);
-  return loadFiles(model, say)["fp32 safetensors"];
+  return loadFiles(model, say)["fp32 safetensors"]!;
 }
 
 interface Row {

@@ -2,14 +2,14 @@
 // image transform that go with it). Weights are read from bytes whatever their format; nothing is downloaded.
 
 import { ASSET_FILES, assetPath, openaiVocabPath } from "./assets.js";
-import type { Backend, Precision } from "./backend/backend.js";
+import { WEIGHT_PRECISIONS, type Backend, type Precision, type WeightPrecision } from "./backend/backend.js";
 import { TsBackend } from "./backend/ts.js";
 import { preprocess, type RawImage } from "./image/index.js";
 import { ConfigError, collectHints, OPENAI_HINTS, VOCAB_NAMES, type Hints, type HyperParamOptions } from "./config.js";
 import { buildModel, type CLIP, type TokenTensor, type Towers } from "./model.js";
 import { OPEN_CLIP_CONFIGS } from "./open_clip_configs.js";
 import { loadTokenizer, type SimpleTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
-import type { StateDict, Tensor } from "./tensor.js";
+import { numel, type StateDict, type Tensor } from "./tensor.js";
 import { DEFAULT_MAX_TOTAL_BYTES, LIMIT_NAMES, loadStateDictWithFormat, type WeightsLimits, normaliseKeys, WeightsError, type WeightsFormat } from "./weights/index.js";
 
 export type BackendName = "ts" | "wasm";
@@ -21,6 +21,9 @@ export interface LoadOptions extends HyperParamOptions {
   threads?: number;
   /** Larger batches are refused with a clear error (default 1024). */
   maxBatch?: number;
+  /** How the linear layers' weights are kept: "fp32" (default) or "fp16", half the memory, widened inside the GEMM
+   *  (the same bits: every weight must be an fp16 value, as in an fp16 checkpoint; others are refused). */
+  weights?: WeightPrecision;
   /** "image" or "text": load that tower only (encodeImage or encodeText; the other call is refused); default "both".
    *  The other tower's keys are still checked, but its weights are neither prepared nor kept. */
   towers?: Towers;
@@ -42,7 +45,7 @@ export interface LoadOptions extends HyperParamOptions {
 
 /** Every option load() and loadModel() know: any other is refused rather than ignored. */
 export const LOAD_OPTION_NAMES = [
-  "backend", "threads", "maxBatch", "towers", "precision", "maxTensorBytes", "maxTotalBytes", "maxTensors", "maxHeaderBytes", "maxPickleBytes", "arch", "config", "activation", "heads",
+  "backend", "threads", "maxBatch", "weights", "towers", "precision", "maxTensorBytes", "maxTotalBytes", "maxTensors", "maxHeaderBytes", "maxPickleBytes", "arch", "config", "activation", "heads",
   "vocab", "maxPixels", "sha256", "onProgress",
 ] as const;
 
@@ -54,10 +57,14 @@ export function checkOptionNames(options: object, known: readonly string[], wher
 
 export async function createBackend(options: LoadOptions = {}): Promise<Backend> {
   const name = options.backend ?? "wasm";
-  if (name === "ts") return new TsBackend();
+  const weights = options.weights ?? "fp32";
+  if (!WEIGHT_PRECISIONS.includes(weights)) {
+    throw new Error(`unknown weights "${weights as string}" (expected "fp32" or "fp16")`);
+  }
+  if (name === "ts") return new TsBackend({ weights });
   if (name === "wasm") {
     const { createWasmBackend } = await import("./backend/wasm.js");
-    return createWasmBackend({ threads: options.threads });
+    return createWasmBackend({ threads: options.threads, weights });
   }
   throw new Error(`unknown backend "${name as string}" (expected "ts" or "wasm")`);
 }
@@ -99,21 +106,29 @@ export async function readCheckpoint(path: string, options: LoadOptions = {}): P
   const fileConfig = files.config && { json: files.config.json, source: basename(files.config.path) };
   let ck: Checkpoint;
   if (!files.index) {
-    ck = checkpointFromBytes(await readBytes(files.weights[0]!), options, fileConfig);
+    // safetensors is opened, not read: its tensors are read where the backend keeps them
+    const { openSafetensorsFile } = await import("./weights/file.js");
+    const opened = openSafetensorsFile(files.weights[0]!, weightsLimits(options));
+    ck = opened
+      ? { ...opened, hints: collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, undefined) }
+      : checkpointFromBytes(await readBytes(files.weights[0]!), options, fileConfig);
   } else {
     // shards: each holds exactly the keys the index gives it; names are normalised once, over the whole
     const merged: StateDict = new Map();
     let total = 0, format: WeightsFormat = "safetensors", scriptClass: string | undefined;
     const maxTotal = options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
     for (const [file, keys] of files.index.keysByFile) {
-      const bytes = await readBytes(files.weights.find((w) => basename(w) === file)!);
-      const shard = wrapShard(file, () => loadStateDictWithFormat(bytes, { ...weightsLimits(options), rawKeys: true }));
+      const path = files.weights.find((w) => basename(w) === file)!, limits = { ...weightsLimits(options), rawKeys: true };
+      const { openSafetensorsFile } = await import("./weights/file.js");
+      const opened = wrapShard(file, () => openSafetensorsFile(path, limits));
+      const shard: { format: WeightsFormat; stateDict: StateDict; scriptClass?: string } = opened
+        ?? (await readBytes(path).then((bytes) => wrapShard(file, () => loadStateDictWithFormat(bytes, limits))));
       format = shard.format;
       scriptClass ??= shard.scriptClass;
       const expected = new Set(keys);
       for (const [k, t] of shard.stateDict) {
         if (!expected.has(k)) throw new WeightsError(`shard "${file}" holds "${k}", which the index does not list for it`);
-        total += t.data.length * 4;
+        total += numel(t.shape) * 4;
         if (total > maxTotal) throw new WeightsError(`the shards hold more than maxTotalBytes (${maxTotal} bytes as float32)`);
         merged.set(k, t);
       }
@@ -163,6 +178,10 @@ function wrapShard<T>(file: string, fn: () => T): T {
 /** The model of a checkpoint on a backend; the backend is disposed if the weights do not make a model. */
 export function modelFromCheckpoint(ck: Checkpoint, backend: Backend, options: LoadOptions = {}): CLIP {
   try {
+    // an upper bound of the memory the weights take, grown once: pages never written cost nothing
+    let bytes = 0;
+    for (const t of ck.stateDict.values()) if (t.shape.length >= 2) bytes += numel(t.shape) * 4;
+    backend.reserveWeights?.(bytes);
     return buildModel(ck.stateDict, backend, { maxBatch: options.maxBatch, towers: options.towers, hints: ck.hints, precision: options.precision });
   } catch (e) {
     backend.dispose();

@@ -14,8 +14,8 @@ import { PRECISIONS, type Backend, type Precision } from "./backend/backend.js";
 import { resolveTower, type CLIPConfig, type Hints, type MlpActivation, type VisionConfig } from "./config.js";
 import { expf } from "./kernels/exp.js";
 import { f } from "./kernels/f32.js";
-import { Conv2d, Linear, Params, projection, rows, Sequential, StateDictError, type ForwardHook } from "./nn.js";
-import { shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
+import { Conv2d, HalfTensor, Linear, Params, projection, rows, Sequential, StateDictError, type ForwardHook } from "./nn.js";
+import { rowsOf, shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
 
 export class Bottleneck {
   static readonly expansion = 4;
@@ -186,8 +186,8 @@ export class ResidualAttentionBlock {
     const inB = p.get(`${prefix}.attn.in_proj_bias`, [3 * d]);
     const proj = (i: number) => new Linear(
       backend,
-      { data: inW.data.subarray(i * d * d, (i + 1) * d * d), shape: [d, d] },
-      { data: inB.data.subarray(i * d, (i + 1) * d), shape: [d] },
+      rowsOf(inW, i * d, (i + 1) * d),
+      rowsOf(inB, i * d, (i + 1) * d),
       precision,
     );
     this.q_proj = proj(0);
@@ -348,7 +348,7 @@ export class CLIP {
     this.image = towers === "text" ? null : { visual };
     const text = {
       transformer: new Transformer(tb, tp, "transformer", c.transformerWidth, c.transformerLayers, c.transformerHeads, c.textActivation, c.textEps, precision),
-      token_embedding: tp.own("token_embedding.weight", [c.vocabSize, c.transformerWidth]),
+      token_embedding: tp.ownTable("token_embedding.weight", [c.vocabSize, c.transformerWidth]),
       positional_embedding: tp.own("positional_embedding", [c.contextLength, c.transformerWidth]),
       ln_final: new LayerNorm(tb, tp, "ln_final", c.transformerWidth, c.textEps),
       text_projection: projection(tb, tp.get("text_projection", [c.transformerWidth, c.embedDim])),
@@ -411,11 +411,13 @@ export class CLIP {
 
     // token_embedding(text) + positional_embedding: [batch_size, n_ctx, d_model]
     let x = tensor([N, Lt, D]);
-    const emb = token_embedding.data, pos = positional_embedding.data;
+    const pos = positional_embedding.data;
+    const emb = token_embedding instanceof HalfTensor ? token_embedding : token_embedding.data;
+    const at = emb instanceof HalfTensor ? (i: number) => emb.at(i) : (i: number) => emb[i]!; // f16 kept: widened here
     for (let n = 0; n < N; n++) {
       for (let t = 0; t < Lt; t++) {
         const id = ids[n * L + t], o = (n * Lt + t) * D;
-        for (let d = 0; d < D; d++) x.data[o + d] = f(emb[id * D + d] + pos[t * D + d]);
+        for (let d = 0; d < D; d++) x.data[o + d] = f(at(id * D + d) + pos[t * D + d]);
       }
     }
     const causal = causalKeyCounts(N, Lt);

@@ -4,7 +4,8 @@
 import type { Backend, Conv2dWeights, LinearWeights, Precision } from "./backend/backend.js";
 import type { Activation } from "./kernels/activations.js";
 import { foldBatchNorm } from "./kernels/batch_norm.js";
-import { shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
+import { f16ToF32 } from "./kernels/f16.js";
+import { shapeString, storedOf, tensor, type StateDict, type Tensor } from "./tensor.js";
 
 /** A weight that is missing, unexpected or of the wrong shape. */
 export class StateDictError extends Error {
@@ -23,7 +24,8 @@ export class Params {
       throw new StateDictError(`key "${key}": expected shape ${shapeString(shape)}, found ${shapeString(t.shape)}`);
     }
     this.used.add(key);
-    return { data: t.data, shape: t.shape };
+    // a stored tensor as it is: its data is widened only if read (the wasm backend reads the stored bytes instead)
+    return storedOf(t) ? t : { data: t.data, shape: t.shape };
   }
 
   /** The shape of a tensor the model is about to get (widths that the config leaves to the weights). */
@@ -38,7 +40,21 @@ export class Params {
    *  views of the whole checkpoint file, which would otherwise stay in memory for as long as the model. */
   own(key: string, shape: number[]): Tensor {
     const t = this.get(key, shape);
+    const stored = storedOf(t);
+    // widened from the stored bytes into an array of its own (a view of f32 bytes in memory is copied)
+    if (stored) return { data: stored.widen(true), shape: t.shape };
     return { data: t.data.slice(), shape: t.shape };
+  }
+
+  /** As own, for a table read a row at a time (the token embedding): kept as f16 if stored so, half the memory;
+   *  its values are the same (widening is exact). */
+  ownTable(key: string, shape: number[]): Tensor {
+    const t = this.get(key, shape);
+    const stored = storedOf(t);
+    if (stored?.dtype !== "F16") return this.own(key, shape);
+    const bits = new Uint16Array(stored.byteLength / 2);
+    stored.copyTo(new Uint8Array(bits.buffer));
+    return new HalfTensor(t.shape, bits);
   }
 
   /** Keys the reference ignores too: buffers it rebuilds itself or never reads. */
@@ -46,6 +62,18 @@ export class Params {
 
   unexpected(): string[] {
     return [...this.stateDict.keys()].filter((k) => !this.used.has(k) && !Params.ignored.test(k));
+  }
+}
+
+/** A tensor kept as binary16 bits; data widens all of it (a new array each time), row() one row. */
+export class HalfTensor implements Tensor {
+  constructor(readonly shape: number[], readonly bits: Uint16Array) {}
+  get data(): Float32Array {
+    return Float32Array.from(this.bits, f16ToF32);
+  }
+  /** Element i of the flattened tensor, widened. */
+  at(i: number): number {
+    return f16ToF32(this.bits[i]!);
   }
 }
 

@@ -27,11 +27,17 @@ export interface Backend {
   avgPool2d(x: Tensor, k: number): Tensor;
   /** Frees what the backend holds (wasm memory, worker threads). */
   dispose(): void;
+  /** A hint before the prepare calls: the weights will take at most about this many bytes (as f32). */
+  reserveWeights?(bytes: number): void;
 }
 
 /** How a linear layer computes: float32 sums, or int8 weights and activations with int32 sums. */
 export type Precision = "f32" | "int8";
 export const PRECISIONS: readonly Precision[] = ["f32", "int8"];
+
+/** How a backend keeps linear weights: as f32, or as the f16 values they are (widened inside the kernel). */
+export type WeightPrecision = "fp32" | "fp16";
+export const WEIGHT_PRECISIONS: readonly WeightPrecision[] = ["fp32", "fp16"];
 
 export interface LinearWeights {
   readonly N: number;

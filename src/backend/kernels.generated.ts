@@ -13,6 +13,16 @@ export interface KernelArgs {
   packLinearWeights: { w: Ptr; N: number; K: number; dst: Ptr };
   /** assembly/linear.ts */
   packRows: { x: Ptr; M: number; K: number; dst: Ptr };
+  /** assembly/linear_f16.ts */
+  packLinearWeightsF16: { w: Ptr; N: number; K: number; dst: Ptr };
+  /** assembly/linear_f16.ts */
+  packRowsF16: { x: Ptr; M: number; K: number; dst: Ptr };
+  /** assembly/linear_f16.ts */
+  packHalfPanels: { w: Ptr; N: number; K: number; dst: Ptr; special: Ptr };
+  /** assembly/linear_f16.ts */
+  linearHalf: {
+    x: Ptr; w: Ptr; b: Ptr; y: Ptr; M: number; K: number; N: number; act: number; residual: Ptr; scratch: Ptr;
+  };
   /** assembly/conv2d.ts */
   conv2d: {
     x: Ptr; w: Ptr; b: Ptr; y: Ptr; C: number; H: number; W: number; O: number; kh: number; kw: number; stride: number;
@@ -50,6 +60,10 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
   linear: (a) => [a.x, a.w, a.b, a.y, a.M, a.K, a.N, a.act, a.residual],
   packLinearWeights: (a) => [a.w, a.N, a.K, a.dst],
   packRows: (a) => [a.x, a.M, a.K, a.dst],
+  packLinearWeightsF16: (a) => [a.w, a.N, a.K, a.dst],
+  packRowsF16: (a) => [a.x, a.M, a.K, a.dst],
+  packHalfPanels: (a) => [a.w, a.N, a.K, a.dst, a.special],
+  linearHalf: (a) => [a.x, a.w, a.b, a.y, a.M, a.K, a.N, a.act, a.residual, a.scratch],
   conv2d: (a) => [
     a.x, a.w, a.b, a.y, a.C, a.H, a.W, a.O, a.kh, a.kw, a.stride, a.padding, a.Ho, a.Wo, a.act, a.residual, a.col,
     a.pBase
@@ -69,8 +83,9 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
 
 /** Parameters of each wasm function, its work range included: a module built from other sources is refused. */
 export const ARITY: { readonly [K in KernelName]: number } = {
-  linear: 12, packLinearWeights: 7, packRows: 7, conv2d: 21, attention: 16, layerNorm: 9, avgPool2d: 8, expfArray: 5,
-  erfArray: 5, activateArray: 6, linearInt8: 14, quantizeRowsInt8: 8, simdPeak: 5
+  linear: 12, packLinearWeights: 7, packRows: 7, packLinearWeightsF16: 7, packRowsF16: 7, packHalfPanels: 8,
+  linearHalf: 13, conv2d: 21, attention: 16, layerNorm: 9, avgPool2d: 8, expfArray: 5, erfArray: 5, activateArray: 6,
+  linearInt8: 14, quantizeRowsInt8: 8, simdPeak: 5
 };
 
 /** Dispatch order: a job names its kernel by its index here (see wasm_platform.ts). */
@@ -84,6 +99,13 @@ export interface KernelExports {
   ): void;
   packLinearWeights(w: Ptr, N: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
   packRows(x: Ptr, M: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
+  packLinearWeightsF16(w: Ptr, N: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
+  packRowsF16(x: Ptr, M: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
+  packHalfPanels(w: Ptr, N: number, K: number, dst: Ptr, special: Ptr, tid: number, u0: number, u1: number): void;
+  linearHalf(
+    x: Ptr, w: Ptr, b: Ptr, y: Ptr, M: number, K: number, N: number, act: number, residual: Ptr, scratch: Ptr,
+    tid: number, u0: number, u1: number
+  ): void;
   conv2d(
     x: Ptr, w: Ptr, b: Ptr, y: Ptr, C: number, H: number, W: number, O: number, kh: number, kw: number, stride: number,
     padding: number, Ho: number, Wo: number, act: number, residual: Ptr, col: Ptr, pBase: number, tid: number,

@@ -3,27 +3,41 @@ import type { Activation } from "../kernels/activations.js";
 import { conv2d } from "../kernels/conv2d.js";
 import { layerNorm } from "../kernels/layer_norm.js";
 import { linear } from "../kernels/linear.js";
+import { linearF16 } from "../kernels/linear_f16.js";
 import { linearInt8, quantizeLinearWeights } from "../kernels/linear_int8.js";
 import { avgPool2d } from "../kernels/pool.js";
 import { tensor, type Tensor } from "../tensor.js";
-import type { Backend, Conv2dWeights, LinearWeights, Precision } from "./backend.js";
+import type { Backend, Conv2dWeights, LinearWeights, Precision, WeightPrecision } from "./backend.js";
+import { writeHalfBits } from "./half.js";
 import {
   checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear,
 } from "./validate.js";
 
-interface TsLinear extends LinearWeights { w: Float32Array; b: Float32Array | null }
+interface TsLinear extends LinearWeights { w: Float32Array | null; half: Uint16Array | null; b: Float32Array | null }
 interface TsLinearInt8 extends LinearWeights { int8: { q: Int8Array; scale: Float32Array }; b: Float32Array | null }
 interface TsConv extends Conv2dWeights { w: Float32Array; b: Float32Array | null }
 
 /** The readable backend: each op allocates its output and runs the plain loop of src/kernels/. */
 export class TsBackend implements Backend {
   readonly name = "ts";
+  /** How linear weights are kept (conv weights are f32 either way). */
+  readonly weights: WeightPrecision;
+
+  constructor(options: { weights?: WeightPrecision } = {}) {
+    this.weights = options.weights ?? "fp32";
+  }
 
   prepareLinear(weight: Tensor, bias: Tensor | null, precision: Precision = "f32"): TsLinear | TsLinearInt8 {
     const { w, b } = checkPrepareLinear(weight, bias, precision);
     const [N, K] = w.shape;
+    // int8 weights are quantized from the values, whatever the residency of the f32/f16 ones
     if (precision === "int8") return { N, K, int8: quantizeLinearWeights(w.data, N, K), b: b ? b.data.slice() : null };
-    return { N, K, w: w.data, b: b ? b.data : null };
+    if (this.weights === "fp16") {
+      const half = new Uint16Array(N * K);
+      writeHalfBits("prepareLinear: weight", w, new Uint8Array(half.buffer));
+      return { N, K, w: null, half, b: b ? b.data : null };
+    }
+    return { N, K, w: w.data, half: null, b: b ? b.data : null };
   }
 
   prepareConv2d(weight: Tensor, bias: Tensor | null, stride: number, padding: number): TsConv {
@@ -41,7 +55,8 @@ export class TsBackend implements Backend {
       linearInt8(x.data, q, scale, b, y.data, M, p.K, p.N, act, residual ? residual.data : null);
       return y;
     }
-    linear(x.data, p.w, p.b, y.data, M, p.K, p.N, act, residual ? residual.data : null);
+    if (p.half) linearF16(x.data, p.half, p.b, y.data, M, p.K, p.N, act, residual ? residual.data : null);
+    else linear(x.data, p.w!, p.b, y.data, M, p.K, p.N, act, residual ? residual.data : null);
     return y;
   }
 

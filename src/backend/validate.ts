@@ -4,7 +4,7 @@
 // doubles while wasm memory holds their f32 roundings.
 import type { Activation } from "../kernels/activations.js";
 import { conv2dOutputSize } from "../kernels/conv2d.js";
-import { numel, shapeString, type Tensor } from "../tensor.js";
+import { numel, shapeString, storedOf, type Tensor } from "../tensor.js";
 import { PRECISIONS, type Conv2dWeights, type LinearWeights, type Precision } from "./backend.js";
 
 export type F32Tensor = Tensor;
@@ -36,9 +36,23 @@ function checkResidual(op: string, r: Tensor | null | undefined, shape: number[]
   return t;
 }
 
+/** As checkTensor, for a weight: one with stored bytes (StoredTensor) is checked without widening its data. */
+function checkWeight(what: string, t: Tensor): Tensor {
+  const stored = t && typeof t === "object" ? storedOf(t) : null;
+  if (!stored) return checkTensor(what, t);
+  for (const d of t.shape) {
+    if (!Number.isInteger(d) || d < 0) throw new RangeError(`${what}: shape ${shapeString(t.shape)} is not made of integers ≥ 0`);
+  }
+  const size = stored.dtype === "F16" ? 2 : 4;
+  if (stored.byteLength !== numel(t.shape) * size) {
+    throw new RangeError(`${what}: ${stored.byteLength} bytes of ${stored.dtype} for shape ${shapeString(t.shape)}`);
+  }
+  return t;
+}
+
 export function checkPrepareLinear(w: Tensor, b: Tensor | null, precision: Precision = "f32"): { w: Tensor; b: Tensor | null } {
   if (!PRECISIONS.includes(precision)) throw new RangeError(`prepareLinear: unknown precision ${JSON.stringify(precision)} (expected "f32" or "int8")`);
-  w = checkTensor("prepareLinear: weight", w);
+  w = checkWeight("prepareLinear: weight", w);
   if (w.shape.length !== 2) throw new RangeError(`prepareLinear: weight must be [N, K], got ${shapeString(w.shape)}`);
   const bb = b == null ? null : checkTensor("prepareLinear: bias", b);
   if (bb && (bb.shape.length !== 1 || bb.shape[0] !== w.shape[0])) {
@@ -48,7 +62,7 @@ export function checkPrepareLinear(w: Tensor, b: Tensor | null, precision: Preci
 }
 
 export function checkPrepareConv2d(w: Tensor, b: Tensor | null, stride: number, padding: number): { w: Tensor; b: Tensor | null } {
-  w = checkTensor("prepareConv2d: weight", w);
+  w = checkWeight("prepareConv2d: weight", w);
   if (w.shape.length !== 4) throw new RangeError(`prepareConv2d: weight must be [O, C, kh, kw], got ${shapeString(w.shape)}`);
   const bb = b == null ? null : checkTensor("prepareConv2d: bias", b);
   if (bb && (bb.shape.length !== 1 || bb.shape[0] !== w.shape[0])) {

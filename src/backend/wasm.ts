@@ -1,7 +1,8 @@
 import type { Activation } from "../kernels/activations.js";
-import { numel, shapeString, tensor, type Tensor } from "../tensor.js";
-import type { Backend, Conv2dWeights, LinearWeights, Precision } from "./backend.js";
+import { numel, shapeString, storedOf, tensor, type StoredBytes, type Tensor } from "../tensor.js";
+import type { Backend, Conv2dWeights, LinearWeights, Precision, WeightPrecision } from "./backend.js";
 import { quantizeLinearWeights } from "../kernels/linear_int8.js";
+import { writeHalfBits } from "./half.js";
 import {
   checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear, checkTensor,
 } from "./validate.js";
@@ -40,7 +41,8 @@ const ACT_CODE = {
   none: "ACT_NONE", relu: "ACT_RELU", quickgelu: "ACT_QUICKGELU", gelu: "ACT_GELU",
 } as const satisfies Record<Activation, ConstantName>;
 
-interface WasmLinear extends LinearWeights { ptr: number; bias: number }
+/** half: the panels hold f16 (weights "fp16"), widened inside the GEMM. */
+interface WasmLinear extends LinearWeights { ptr: number; bias: number; half: boolean }
 /** int8 weights: int16 k-pairs in panels (assembly/linear_int8.ts), a scale per column, padded to whole panels. */
 interface WasmLinearInt8 extends LinearWeights { int8: true; ptr: number; scales: number; bias: number }
 interface WasmConv extends Conv2dWeights { ptr: number; bias: number }
@@ -61,6 +63,8 @@ export interface WasmBackendOptions {
   platform?: WasmPlatform;
   /** Kernels with less work (multiply-adds or elements) run on the calling thread alone (default 2^20). */
   minParallelWork?: number;
+  /** "fp16": linear weights stay f16 in wasm memory (half the memory, the same bits); default "fp32". */
+  weights?: WeightPrecision;
 }
 
 export async function createWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
@@ -88,7 +92,9 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const init = { module, memory, ctrl: CTRL.OFFSET, kernels: KERNEL_NAMES };
   const startWorkers = () => platform.startWorkers(init, threads - 1);
   const workers = shared ? await startWorkers() : [];
-  return new WasmBackend(wasm, memory, workers, options.minParallelWork ?? MIN_PARALLEL_WORK, shared ? startWorkers : null);
+  const backend = new WasmBackend(wasm, memory, workers, options.minParallelWork ?? MIN_PARALLEL_WORK, shared ? startWorkers : null);
+  backend.weights = options.weights ?? "fp32";
+  return backend;
 }
 
 /** The instance's exports, if they are the kernels and constants kernels.generated.ts was written from. */
@@ -124,6 +130,8 @@ function memoryError(what: string, e: unknown): Error {
 export class WasmBackend implements Backend {
   readonly name = "wasm";
   readonly threads: number;
+  /** How linear weights are kept (conv weights are f32 either way); set before the first prepare. */
+  weights: WeightPrecision = "fp32";
   private top = HEAP_BASE; // end of the weights; the per-op arena starts here
   private arena = HEAP_BASE;
   private views: { buffer: ArrayBufferLike; f32: Float32Array; i32: Int32Array; f64: Float64Array } | null = null;
@@ -154,7 +162,6 @@ export class WasmBackend implements Backend {
     const [N, K] = w.shape;
     if (precision === "int8") return this.prepareLinearInt8(w, b);
     const { NR } = this, panels = Math.ceil(N / NR);
-    const ptr = this.alloc(panels * NR * K * 4);
     let bias = 0;
     if (b) {
       bias = this.alloc(panels * NR * 4);
@@ -162,9 +169,26 @@ export class WasmBackend implements Backend {
       padded.set(b.data);
       this.write(bias, padded);
     }
-    const raw = this.push(w.data);
-    this.run("packLinearWeights", { w: raw, N, K, dst: ptr }, 0, panels);
-    const prepared: WasmLinear = { N, K, ptr, bias };
+    if (this.weights === "fp16") {
+      const ptr = this.alloc(panels * NR * K * 2), special = this.reserve(1);
+      this.view().i32[special >>> 2] = 0;
+      const raw = this.reserve(Math.ceil(N * K / 2));
+      writeHalfBits("prepareLinear: weight", w, this.bytes(raw, N * K * 2));
+      this.run("packHalfPanels", { w: raw, N, K, dst: ptr, special }, 0, panels);
+      const prepared: WasmLinear = { N, K, ptr, bias, half: true };
+      if (this.view().i32[special >>> 2] === 0) return prepared;
+      this.top = this.arena = ptr; // an infinite or NaN weight: this tensor is kept as f32 (the same bits)
+    }
+    const ptr = this.alloc(panels * NR * K * 4);
+    // the weights as stored (the file's bytes, read straight into the arena), else as f32; packed from there
+    const stored = storedOf(w);
+    if (stored) {
+      const raw = this.pushStored(stored);
+      this.run(stored.dtype === "F16" ? "packLinearWeightsF16" : "packLinearWeights", { w: raw, N, K, dst: ptr }, 0, panels);
+    } else {
+      this.run("packLinearWeights", { w: this.push(w.data), N, K, dst: ptr }, 0, panels);
+    }
+    const prepared: WasmLinear = { N, K, ptr, bias, half: false };
     return prepared;
   }
 
@@ -220,8 +244,9 @@ export class WasmBackend implements Backend {
       bias = this.alloc(O * 4);
       this.write(bias, b.data);
     }
-    const raw = this.push(w.data);
-    this.run("packRows", { x: raw, M: O, K, dst: ptr }, 0, tiles);
+    const stored = storedOf(w);
+    const raw = stored ? this.pushStored(stored) : this.push(w.data);
+    this.run(stored?.dtype === "F16" ? "packRowsF16" : "packRows", { x: raw, M: O, K, dst: ptr }, 0, tiles);
     const prepared: WasmConv = { O, C, kh, kw, stride, padding, ptr, bias };
     return prepared;
   }
@@ -231,7 +256,7 @@ export class WasmBackend implements Backend {
     const w = weights as WasmLinear;
     const { x, residual, shape, M } = checkLinear(input, w, act, res);
     if ("int8" in w) return this.linearInt8(x, w as LinearWeights as WasmLinearInt8, act, residual, shape, M);
-    const { K, N } = w, { NR, MR } = this;
+    const { K, N } = w, { MR } = this;
     this.arena = this.top;
     const xp = this.push(x.data);
     const rp = residual ? this.push(residual.data) : 0;
@@ -239,10 +264,19 @@ export class WasmBackend implements Backend {
     const tiles = Math.ceil(M / MR);
     const packed = this.reserve(tiles * MR * K);
     this.run("packRows", { x: xp, M, K, dst: packed }, 0, tiles, M * K * ELEMENT_WORK);
-    this.run("linear", {
-      x: packed, w: w.ptr, b: w.bias, y: yp, M, K, N, act: this.act[act], residual: rp,
-    }, 0, M > 0 ? Math.ceil(N / NR) : 0, M * K * N);
+    this.gemm(w, packed, yp, M, this.act[act], rp);
     return tensor(shape, this.takeOutput());
+  }
+
+  /** linear's GEMM on packed rows; f16 panels are widened one at a time into a scratch panel per thread. */
+  private gemm(w: WasmLinear, x: number, y: number, M: number, act: number, residual: number): void {
+    const { K, N } = w, units = M > 0 ? Math.ceil(N / this.NR) : 0;
+    if (!w.half) {
+      this.run("linear", { x, w: w.ptr, b: w.bias, y, M, K, N, act, residual }, 0, units, M * K * N);
+      return;
+    }
+    const scratch = this.reserve(this.threads * K * this.NR);
+    this.run("linearHalf", { x, w: w.ptr, b: w.bias, y, M, K, N, act, residual, scratch }, 0, units, M * K * N);
   }
 
   conv2d(input: Tensor, weights: Conv2dWeights, act: Activation = "none", res: Tensor | null = null): Tensor {
@@ -347,13 +381,14 @@ export class WasmBackend implements Backend {
     const x = checkTensor("linearKernels: input", input);
     if (x.shape.length !== 2 || x.shape[1] !== w.K) throw new Error(`linearKernels: input ${shapeString(x.shape)} is not [M, ${w.K}]`);
     if ("int8" in w) return this.linearKernelsInt8(x, w as LinearWeights as WasmLinearInt8);
-    const [M, K] = x.shape, { N } = w, { NR, MR } = this, tiles = Math.ceil(M / MR);
+    const [M, K] = x.shape, { N } = w, { MR } = this, tiles = Math.ceil(M / MR);
     const xp = this.alloc(M * K * 4), packed = this.alloc(tiles * MR * K * 4), yp = this.alloc(M * N * 4);
     this.write(xp, x.data);
-    const args: KernelArgs["linear"] = { x: packed, w: w.ptr, b: w.bias, y: yp, M, K, N, act: this.act.none, residual: 0 };
+    const top = this.top;
     return () => {
       this.run("packRows", { x: xp, M, K, dst: packed }, 0, tiles, M * K * ELEMENT_WORK);
-      this.run("linear", args, 0, M > 0 ? Math.ceil(N / NR) : 0, M * K * N);
+      this.arena = top;
+      this.gemm(w, packed, yp, M, this.act.none, 0);
     };
   }
 
@@ -550,6 +585,16 @@ export class WasmBackend implements Backend {
     }
   }
 
+  /** Grows the memory once to hold the weights about to be prepared and an arena (pages never written cost nothing). */
+  reserveWeights(bytes: number): void {
+    this.live();
+    try {
+      this.ensure(Math.min(this.top + bytes + COL_CHUNK_BYTES, 65536 * PAGE));
+    } catch {
+      // only a hint: the prepare calls grow what they need, and say so if they cannot
+    }
+  }
+
   /** Permanent (weights). Only between ops, as it moves the arena. */
   private alloc(bytes: number): number {
     const p = this.top;
@@ -564,6 +609,18 @@ export class WasmBackend implements Backend {
     const p = this.arena;
     this.ensure(p + n * 4);
     this.arena = align16(p + n * 4);
+    return p;
+  }
+
+  /** The bytes [p, p + n) of wasm memory. */
+  private bytes(p: number, n: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, p, n);
+  }
+
+  /** A tensor's stored bytes copied (or read from its file) into the arena. */
+  private pushStored(stored: StoredBytes): number {
+    const p = this.reserve(Math.ceil(stored.byteLength / 4));
+    stored.copyTo(this.bytes(p, stored.byteLength));
     return p;
   }
 

@@ -4,7 +4,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, sta
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ASSET_FILES, PACKAGE_ROOT } from "../assets.js";
-import { PRECISIONS, type Backend, type Precision } from "../backend/backend.js";
+import { PRECISIONS, type Backend, type Precision, type WeightPrecision } from "../backend/backend.js";
 import {
   checkpointFromBytes, createBackend, localModelPath, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, openaiVocabPath, readCheckpoint,
   VOCAB_NAMES, vocabNextTo, type BackendName, type Checkpoint,
@@ -135,6 +135,7 @@ export const MODEL_OPTIONS = {
   backend: { type: "string" },
   threads: { type: "string" },
   precision: { type: "string" },
+  weights: { type: "string" },
   arch: { type: "string" },
   activation: { type: "string" },
   heads: { type: "string" },
@@ -152,14 +153,17 @@ export const MODEL_HELP = `  --model M          a name of clip.load (ViT-B/32, R
   --heads N          attention heads for both towers, or vision=N,text=N; overrides any config
   --backend ts|wasm  kernels: SIMD WebAssembly (default) or the readable TypeScript; the same bits
   --threads N        worker threads for the wasm backend
-  --precision P      f32 (default) or int8: the transformers' linear layers in int8 (deterministic, ~2× faster,
-                     embeddings within cosine 0.995 of f32)`;
+  --precision P      f32 (default) or int8: the transformers' linear layers in int8 (deterministic, faster,
+                     embeddings within cosine 0.995 of f32)
+  --weights fp16     keep an fp16 checkpoint's linear weights as fp16 (half the memory, the same bits; an fp32
+                     checkpoint is refused); default fp32`;
 
 export interface ModelArgs {
   model?: string;
   backend?: string;
   threads?: string;
   precision?: string;
+  weights?: string;
   arch?: string;
   activation?: string;
   heads?: string;
@@ -204,6 +208,7 @@ export async function openModel(io: Io, args: ModelArgs, towers: Towers = "both"
   const backendName = choice<BackendName>(args.backend, "--backend", ["ts", "wasm"]);
   const threads = integer(args.threads, "--threads", 1, 256);
   const precision = choice<Precision>(args.precision, "--precision", PRECISIONS);
+  const weights = choice<WeightPrecision>(args.weights, "--weights", ["fp32", "fp16"]);
   const hyper = hyperParamArgs(args);
   const path = args.model ?? `${DEFAULT_MODEL} (embedded)`;
   let ck: Checkpoint;
@@ -229,7 +234,7 @@ export async function openModel(io: Io, args: ModelArgs, towers: Towers = "both"
   }
   let backend: Backend;
   try {
-    backend = await createBackend({ backend: backendName, threads });
+    backend = await createBackend({ backend: backendName, threads, weights });
   } catch (e) {
     throw new CliError(`${backendName ? `--backend ${backendName}` : "the wasm backend"}: ${(e as Error).message}`);
   }

@@ -1,4 +1,5 @@
 // Element types of stored tensors (safetensors spellings, also used for torch storages) and their widening to f32.
+import type { StoredBytes } from "../tensor.js";
 import { WeightsError } from "./errors.js";
 
 export type DType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
@@ -271,4 +272,58 @@ export function decodeToF32(bytes: Uint8Array, byteOffset: number, count: number
       break;
   }
   return out;
+}
+
+/** A tensor's stored bytes in memory (a view of the checkpoint's bytes, checked to lie inside them). */
+export function storedInMemory(bytes: Uint8Array, byteOffset: number, byteLength: number, dtype: "F32" | "F16"): StoredBytes {
+  const size = DTYPE_SIZE[dtype];
+  return {
+    dtype,
+    byteLength,
+    copyTo(dst, from = 0) {
+      dst.set(bytes.subarray(byteOffset + from, byteOffset + from + dst.length));
+    },
+    slice: (begin, end) => storedInMemory(bytes, byteOffset + begin, end - begin, dtype),
+    widen(own = false) {
+      const out = decodeToF32(bytes, byteOffset, byteLength / size, dtype);
+      return own && out.buffer === bytes.buffer ? out.slice() : out;
+    },
+  };
+}
+
+/** Bytes read from a stored tensor at a time when it is widened in chunks. */
+const WIDEN_CHUNK = 1 << 20;
+
+/**
+ * A tensor's stored bytes read on demand by `read(dst, position)` (a range of a file): widening reads them in
+ * chunks into one small buffer, so the only large allocation is the f32 result.
+ */
+export function storedByReader(
+  read: (dst: Uint8Array, position: number) => void, position: number, byteLength: number, dtype: "F32" | "F16",
+): StoredBytes {
+  return {
+    dtype,
+    byteLength,
+    copyTo(dst, from = 0) {
+      read(dst, position + from);
+    },
+    slice: (begin, end) => storedByReader(read, position + begin, end - begin, dtype),
+    widen() {
+      const out = allocF32(byteLength / DTYPE_SIZE[dtype]);
+      const bytes = new Uint8Array(out.buffer);
+      if (dtype === "F32") {
+        read(bytes, position);
+        return out;
+      }
+      requireLittleEndian();
+      const chunk = new Uint16Array(Math.min(WIDEN_CHUNK, byteLength) / 2);
+      const t = halfTable();
+      for (let done = 0; done < byteLength; done += chunk.byteLength) {
+        const n = Math.min(chunk.length, (byteLength - done) / 2);
+        read(new Uint8Array(chunk.buffer, 0, n * 2), position + done);
+        for (let i = 0, o = done / 2; i < n; i++) out[o + i] = t[chunk[i]!]!;
+      }
+      return out;
+    },
+  };
 }

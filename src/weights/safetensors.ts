@@ -1,8 +1,8 @@
 // safetensors: u64 little-endian header length N, N bytes of JSON header, then the data area.
 // Header entries: name → {dtype, shape, data_offsets: [begin, end]} relative to the data area.
 import type { StateDict } from "../tensor.js";
-import { numel } from "../tensor.js";
-import { ByteBudget, DTYPE_SIZE, decodeToF32, f32ToF16Bits, isDType, MAX_RANK, quoted, requireLittleEndian, type DType, type WeightsLimits } from "./dtypes.js";
+import { numel, StoredTensor } from "../tensor.js";
+import { ByteBudget, DEFAULT_MAX_HEADER_BYTES, DTYPE_SIZE, decodeToF32, storedByReader, storedInMemory, f32ToF16Bits, isDType, MAX_RANK, quoted, requireLittleEndian, type DType, type WeightsLimits } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 
 /** JSON values (counted as commas) allowed per allowed tensor: an honest entry has under 10. */
@@ -64,14 +64,37 @@ function countJson(bytes: Uint8Array, start: number, end: number): { entries: nu
 }
 
 export function parseSafetensors(bytes: Uint8Array, limits: WeightsLimits = {}): StateDict {
+  const { dataStart, ranges } = safetensorsLayout(bytes, bytes.length, limits);
+  const out: StateDict = new Map();
+  for (const r of ranges) {
+    const at = dataStart + r.begin;
+    out.set(r.name, r.dtype === "F16" || r.dtype === "F32"
+      ? new StoredTensor(r.shape, storedInMemory(bytes, at, r.end - r.begin, r.dtype))
+      : { data: decodeToF32(bytes, at, numel(r.shape), r.dtype), shape: r.shape, dtype: r.dtype });
+  }
+  return out;
+}
+
+/** Where the tensors of a safetensors file lie: its header checked, with every range inside the file's length. */
+export interface SafetensorsLayout {
+  dataStart: number;
+  ranges: { name: string; begin: number; end: number; dtype: DType; shape: number[] }[];
+}
+
+/**
+ * Parses and checks the header of a safetensors file of `fileLength` bytes whose first bytes are `head` (at least
+ * the length field and the header it gives, when the file has them).
+ */
+export function safetensorsLayout(head: Uint8Array, fileLength: number, limits: WeightsLimits = {}): SafetensorsLayout {
   const budget = new ByteBudget(limits);
-  const n = safetensorsHeaderLength(bytes);
+  const n = safetensorsHeaderLength(head);
   if (n === undefined) {
-    throw new WeightsError(`safetensors: file of ${bytes.length} bytes is too short or its header length is absurd`);
+    throw new WeightsError(`safetensors: file of ${fileLength} bytes is too short or its header length is absurd`);
   }
-  if (n > bytes.length - 8) {
-    throw new WeightsError(`safetensors: header length ${n} exceeds the ${bytes.length - 8} bytes after the length field`);
+  if (n > fileLength - 8) {
+    throw new WeightsError(`safetensors: header length ${n} exceeds the ${fileLength - 8} bytes after the length field`);
   }
+  const bytes = head;
   if (n > budget.maxHeaderBytes) {
     throw new WeightsError(`safetensors: header of ${n} bytes, more than the limit of ${budget.maxHeaderBytes} (maxHeaderBytes)`);
   }
@@ -91,7 +114,7 @@ export function parseSafetensors(bytes: Uint8Array, limits: WeightsLimits = {}):
   if (!isPlainObject(header)) throw new WeightsError("safetensors: header is not a JSON object");
 
   const dataStart = 8 + n;
-  const dataLen = bytes.length - dataStart;
+  const dataLen = fileLength - dataStart;
   budget.checkCount(Object.keys(header).length - (Object.prototype.hasOwnProperty.call(header, "__metadata__") ? 1 : 0), "safetensors: header");
   const ranges: { name: string; begin: number; end: number; dtype: DType; shape: number[] }[] = [];
   for (const [name, entry] of Object.entries(header)) {
@@ -130,9 +153,35 @@ export function parseSafetensors(bytes: Uint8Array, limits: WeightsLimits = {}):
     const c = sorted[i]!;
     if (c.begin < p.end) throw new WeightsError(`safetensors: tensors ${quoted(p.name)} and ${quoted(c.name)} overlap in the data area`);
   }
+  return { dataStart, ranges };
+}
+
+/**
+ * A safetensors file read through `read(dst, position)` (which fills dst from the file or throws): only the header
+ * is read here; each f32 or f16 tensor is a StoredTensor reading its range when asked, other dtypes are widened now.
+ */
+export function openSafetensors(
+  read: (dst: Uint8Array, position: number) => void, fileLength: number, limits: WeightsLimits = {},
+): StateDict {
+  const first = new Uint8Array(Math.min(8, fileLength));
+  read(first, 0);
+  const n = safetensorsHeaderLength(first);
+  const maxHeader = limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+  // the checks of safetensorsLayout that come before the header is needed, so that an absurd length reads nothing
+  const headLength = n === undefined || n > fileLength - 8 || n > maxHeader ? first.length : 8 + n;
+  const head = new Uint8Array(headLength);
+  read(head, 0);
+  const { dataStart, ranges } = safetensorsLayout(head, fileLength, limits);
   const out: StateDict = new Map();
   for (const r of ranges) {
-    out.set(r.name, { data: decodeToF32(bytes, dataStart + r.begin, numel(r.shape), r.dtype), shape: r.shape, dtype: r.dtype });
+    const at = dataStart + r.begin, len = r.end - r.begin;
+    if (r.dtype === "F16" || r.dtype === "F32") {
+      out.set(r.name, new StoredTensor(r.shape, storedByReader(read, at, len, r.dtype)));
+    } else {
+      const bytes = new Uint8Array(len);
+      read(bytes, at);
+      out.set(r.name, { data: decodeToF32(bytes, 0, numel(r.shape), r.dtype), shape: r.shape, dtype: r.dtype });
+    }
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // PyTorch zip checkpoints: torch.save (≥ 1.6) and TorchScript archives (torch.jit.save, e.g. OpenAI's CLIP .pt files).
 // Layout: "<top>/data.pkl" is a pickle whose tensors point (by persistent id) at raw storages "<top>/data/<key>".
-import type { StateDict } from "../tensor.js";
-import { allocF32, ByteBudget, DTYPE_SIZE, decodeToF32, isDType, quoted, type DType, type WeightsLimits } from "./dtypes.js";
+import { StoredTensor, type StateDict } from "../tensor.js";
+import { allocF32, ByteBudget, DTYPE_SIZE, decodeToF32, isDType, quoted, storedInMemory, type DType, type WeightsLimits } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 import { describe, PyDict, PyGlobal, PyObject, PyTuple, STORAGE_DTYPES, StorageRef, TensorRef, unpickle, type PyValue } from "./pickle.js";
 import { ZipArchive, type ZipEntry } from "./zip.js";
@@ -98,6 +98,28 @@ function product(shape: readonly number[], name: string): number {
   for (const d of shape) n *= d;
   if (!Number.isSafeInteger(n)) fail(`tensor "${name}" has an impossibly large shape [${shape.join(", ")}]`);
   return n;
+}
+
+/** The byte range of a row-major (contiguous) view of a storage, or null for another layout. */
+function contiguousRange(t: TensorRef, dtype: DType): { begin: number; length: number } | null {
+  let rowMajor = 1;
+  for (let i = t.shape.length - 1; i >= 0; i--) {
+    if (t.shape[i] !== 1 && t.stride[i] !== rowMajor) return null;
+    rowMajor *= t.shape[i]!;
+  }
+  return { begin: t.offset * DTYPE_SIZE[dtype], length: rowMajor * DTYPE_SIZE[dtype] };
+}
+
+/** materialise's bounds check alone (true, or a TorchError). */
+function materialiseCheck(name: string, t: TensorRef): boolean {
+  let last = t.offset;
+  for (let i = 0; i < t.shape.length; i++) last += (t.shape[i]! - 1) * t.stride[i]!;
+  if (!Number.isSafeInteger(last) || last >= t.storage.numel) {
+    fail(
+      `tensor "${name}" (offset ${t.offset}, size [${t.shape.join(", ")}], stride [${t.stride.join(", ")}]) reaches element ${last} of a ${t.storage.numel}-element storage`,
+    );
+  }
+  return true;
 }
 
 /** Row-major copy of a (possibly strided) view of a storage. */
@@ -201,7 +223,11 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
     budget -= count;
     if (budget < 0) fail(`tensor "${name}" would take the total size beyond what a ${zip.size}-byte file can hold`);
     limits.take(name, count);
-    sd.set(name, { data: materialise(name, t, bytes, dtype), shape: t.shape.slice(), dtype });
+    const stored = contiguousRange(t, dtype);
+    // a contiguous f32 or f16 tensor stays as stored: a backend reads it into its own memory (see StoredTensor)
+    sd.set(name, stored && (dtype === "F16" || dtype === "F32") && count > 0 && materialiseCheck(name, t)
+      ? new StoredTensor(t.shape.slice(), storedInMemory(bytes, stored.begin, stored.length, dtype))
+      : { data: materialise(name, t, bytes, dtype), shape: t.shape.slice(), dtype });
   }
   return { kind, stateDict: sd, scriptClass };
 }
