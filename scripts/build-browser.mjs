@@ -10,7 +10,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const outfile = `${root}dist/browser/clip-ts.js`;
 
 /** Modules with static node: imports, each behind a dynamic import of a Node-only code path. */
-const NODE_ONLY = /[\\/]src[\\/](backend[\\/]node_wasm|text[\\/]node_files|image[\\/]node|checkpoint|hub)\.(js|ts)$/;
+const NODE_ONLY = /[\\/]src[\\/](weights[\\/]file|backend[\\/]node_wasm|text[\\/]node_files|image[\\/]node|checkpoint|hub)\.(js|ts)$/;
 
 const nodeOnlyStubs = {
   name: "node-only-stubs",

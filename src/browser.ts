@@ -1,5 +1,5 @@
-// The browser entry of clip-ts (bundled into dist/browser/clip-ts.js): the whole API, plus loading by URL and a
-// wasm backend on fetch and Web Workers. Nothing reachable from here imports a node: module except behind the
+// The browser entry of clip-ts (bundled into dist/browser/clip-ts.js): the shared API (src/core.ts), plus loading
+// by URL, a wasm backend on fetch and Web Workers, and collections kept in IndexedDB. Nothing reachable from here imports a node: module except behind the
 // Node-only paths (file paths, the Node platform), which the bundle replaces by stubs.
 //
 // With more than one thread, the wasm backend waits for its workers with Atomics.wait, which a page's main thread
@@ -15,7 +15,7 @@ import type { Towers } from "./model.js";
 import { fetchModelBytes } from "./hub_browser.js";
 import { loadTokenizer, type TokenizerSource } from "./simple_tokenizer.js";
 
-export * from "./index.js";
+export * from "./core.js"; // not ./index.js: its collections are Node-only (the page has BrowserCollection)
 export { fetchModelBytes, clearModelCache, MODEL_CACHE_NAME } from "./hub_browser.js";
 export { browserPlatform, canShareMemory, NOT_ISOLATED_MESSAGE, type BrowserPlatformOptions } from "./backend/browser_wasm.js";
 export {
