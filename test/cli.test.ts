@@ -246,6 +246,7 @@ describe("an option given twice", () => {
     ["zero-shot", ["a.png", "--labels", "cat,dog", "--labels", "car"]],
     ["summary", ["--model", "a.pt", "--model", "b.pt"]],
     ["parity", ["--activations", "a/", "--activations", "b/"]],
+    ["merge", ["--db", "a.db", "--db", "b.db", "p.db"]],
   ];
   test("covers every command but models", () => {
     expect(repeated.map(([c]) => c).sort()).toEqual(COMMANDS.map((c) => c.name).filter((c) => c !== "models").sort());

@@ -6,6 +6,7 @@ import { packageRoot, type Command, type Io } from "./common.js";
 import { embedImage } from "./embed_image.js";
 import { embedText } from "./embed_text.js";
 import { logits } from "./logits.js";
+import { merge } from "./merge.js";
 import { models } from "./models.js";
 import { parity } from "./parity.js";
 import { preprocessCommand } from "./preprocess.js";
@@ -13,7 +14,7 @@ import { summary } from "./summary.js";
 import { tokenize } from "./tokenize.js";
 import { zeroShotCommand } from "./zero_shot.js";
 
-export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, summary, parity, models];
+export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, summary, parity, models, merge];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
