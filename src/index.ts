@@ -17,3 +17,7 @@ export { WeightsError } from "./weights/errors.js";
 export { readNpy, readNpyFloat32, readNpyTokens, writeNpy, NpyError } from "./npy.js";
 export type { Tensor, StateDict } from "./tensor.js";
 export type { Backend } from "./backend/backend.js";
+export {
+  openIndex, indexFiles, modelSha256, createDecoder, type PhotoIndex, type OpenIndexOptions, type IndexQuery, type QueryModel,
+  type SearchHit, type IndexOptions, type IndexReport, type IndexProblem, type IndexModel, type Decoder, type Decoded,
+} from "./collection/index.js";

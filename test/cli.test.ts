@@ -247,6 +247,8 @@ describe("an option given twice", () => {
     ["summary", ["--model", "a.pt", "--model", "b.pt"]],
     ["parity", ["--activations", "a/", "--activations", "b/"]],
     ["merge", ["--db", "a.db", "--db", "b.db", "p.db"]],
+    ["index", ["photos", "--db", "a.db", "--db", "b.db"]],
+    ["search", ["--db", "a.db", "--db", "b.db", "--text", "a dog"]],
   ];
   test("covers every command but models", () => {
     expect(repeated.map(([c]) => c).sort()).toEqual(COMMANDS.map((c) => c.name).filter((c) => c !== "models").sort());

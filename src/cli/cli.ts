@@ -5,16 +5,18 @@ import { CliError, UsageError } from "./args.js";
 import { packageRoot, type Command, type Io } from "./common.js";
 import { embedImage } from "./embed_image.js";
 import { embedText } from "./embed_text.js";
+import { indexCommand } from "./index_cmd.js";
 import { logits } from "./logits.js";
 import { merge } from "./merge.js";
 import { models } from "./models.js";
 import { parity } from "./parity.js";
 import { preprocessCommand } from "./preprocess.js";
+import { searchCommand } from "./search.js";
 import { summary } from "./summary.js";
 import { tokenize } from "./tokenize.js";
 import { zeroShotCommand } from "./zero_shot.js";
 
-export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, summary, parity, models, merge];
+export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, indexCommand, searchCommand, merge, summary, parity, models];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -8,9 +8,9 @@ export interface ProgressSink {
 
 const REDRAW_MS = 100;
 
-/** "items" counts, "bytes" MiB, "download" MiB with the rate and the time left (and no bar while the total is
- *  unknown, total 0). */
-export type ProgressUnit = "bytes" | "items" | "download";
+/** "items" counts, "files" counts with the rate and the time left, "bytes" MiB, "download" MiB with the rate and
+ *  the time left (and no bar while the total is unknown, total 0). */
+export type ProgressUnit = "bytes" | "items" | "files" | "download";
 
 export class Progress {
   private last = -Infinity;
@@ -44,6 +44,7 @@ export class Progress {
 
   render(done: number, t = this.now()): string {
     if (this.unit === "download") return this.renderDownload(done, t);
+    if (this.unit === "files") return this.renderFiles(done, t);
     const frac = Math.min(1, Math.max(0, done / this.total));
     const count = this.unit === "bytes" ? `${mib(done)}/${mib(this.total)} MiB` : `${done}/${this.total}`;
     return this.bar(frac, `${String(Math.floor(frac * 100)).padStart(3)}% ${count}`);
@@ -53,6 +54,16 @@ export class Progress {
     const width = Math.max(10, Math.min(40, (this.sink.columns ?? 80) - this.label.length - text.length - 5));
     const full = Math.round(frac * width);
     return `${this.label} [${"#".repeat(full)}${".".repeat(width - full)}] ${text}`;
+  }
+
+  private renderFiles(done: number, t: number): string {
+    const first = this.first ?? { t, done };
+    const seconds = (t - first.t) / 1000;
+    const rate = seconds >= 0.5 ? (done - first.done) / seconds : undefined;
+    const frac = Math.min(1, Math.max(0, done / this.total));
+    const speed = rate === undefined ? "" : `  ${rate.toFixed(rate < 10 ? 1 : 0)} files/s`;
+    const eta = rate && rate > 0 && done < this.total ? `  ETA ${clock((this.total - done) / rate)}` : "";
+    return this.bar(frac, `${String(Math.floor(frac * 100)).padStart(3)}% ${done}/${this.total}${speed}${eta}`);
   }
 
   private renderDownload(done: number, t: number): string {
