@@ -58,16 +58,16 @@ describe("parseShard", () => {
   });
 
   test.each([
-    ["4/4", '--shard 4/4: I must be below N (shards are counted from 0: 0/4 … 3/4; Slurm: --array=0-3)'],
-    ["1/0", "--shard 1/0: the count N must be in 1..1000000"],
-    ["0/1000001", "--shard 0/1000001: the count N must be in 1..1000000"],
-    ["-1/4", '--shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "-1/4"'],
-    ["1 / 4", '--shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "1 / 4"'],
-    ["1/4/2", '--shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "1/4/2"'],
-    ["1.0/4", '--shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "1.0/4"'],
-    ["0x1/4", '--shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "0x1/4"'],
-    ["", '--shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got ""'],
-    ["99999999999/99999999999", '--shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "99999999999/99999999999"'],
+    ["4/4", 'shard 4/4: needs 0 ≤ I < N (shards are counted from 0: 0/4 … 3/4; Slurm: --array=0-3)'],
+    ["1/0", "shard 1/0: the count N must be in 1..1000000"],
+    ["0/1000001", "shard 0/1000001: the count N must be in 1..1000000"],
+    ["-1/4", 'shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "-1/4"'],
+    ["1 / 4", 'shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "1 / 4"'],
+    ["1/4/2", 'shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "1/4/2"'],
+    ["1.0/4", 'shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "1.0/4"'],
+    ["0x1/4", 'shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "0x1/4"'],
+    ["", 'shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got ""'],
+    ["99999999999/99999999999", 'shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got "99999999999/99999999999"'],
   ])("%s is refused", (text, message) => {
     expect(() => parseShard(text)).toThrow(message);
   });

@@ -16,12 +16,12 @@ export const MAX_SHARDS = 1_000_000;
 /** "I/N" with 0 ≤ I < N ≤ 1 000 000, decimal digits only: one-line error otherwise. */
 export function parseShard(text: string): Shard {
   const m = typeof text === "string" ? /^(\d{1,7})\/(\d{1,7})$/.exec(text) : null;
-  if (!m) throw new Error(`--shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got ${JSON.stringify(text)}`);
+  if (!m) throw new Error(`shard must be I/N (shard I of N, counted from 0: 0/4 … 3/4), got ${JSON.stringify(text)}`);
   const index = Number(m[1]);
   const count = Number(m[2]);
-  if (count < 1 || count > MAX_SHARDS) throw new Error(`--shard ${text}: the count N must be in 1..${MAX_SHARDS}`);
+  if (count < 1 || count > MAX_SHARDS) throw new Error(`shard ${text}: the count N must be in 1..${MAX_SHARDS}`);
   if (index >= count) {
-    throw new Error(`--shard ${text}: I must be below N (shards are counted from 0: 0/${count} … ${count - 1}/${count}; Slurm: --array=0-${count - 1})`);
+    throw new Error(`shard ${text}: needs 0 ≤ I < N (shards are counted from 0: 0/${count} … ${count - 1}/${count}; Slurm: --array=0-${count - 1})`);
   }
   return { index, count };
 }
