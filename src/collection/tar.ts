@@ -34,6 +34,9 @@ export class TarError extends Error {
 
 const BLOCK = 512;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const latin1 = new TextDecoder("latin1");
+/** Headers are read through a window this large: small members put many headers in one read. */
+const WINDOW = 64 * 1024;
 /** Member names can hold anything, newlines included: quoted, and cut, so a message stays one short line. */
 const q = (s: string) => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}…` : s);
 
@@ -104,12 +107,12 @@ function parsePax(file: string, body: Uint8Array, where: number, maxName: number
     let sp = at;
     while (sp < body.length && sp - at < 20 && body[sp]! >= 0x30 && body[sp]! <= 0x39) sp++;
     if (sp === at || body[sp] !== 0x20) throw bad(`record at byte ${at} does not start with "<length> "`);
-    const len = Number(new TextDecoder().decode(body.subarray(at, sp)));
+    const len = Number(latin1.decode(body.subarray(at, sp)));
     if (!(len > sp - at + 1) || at + len > body.length || body[at + len - 1] !== 0x0a) throw bad(`record at byte ${at} has a bad length ${len}`);
     const rec = body.subarray(sp + 1, at + len - 1);
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw bad(`record at byte ${at} has no "key="`);
-    const key = new TextDecoder().decode(rec.subarray(0, eq));
+    const key = latin1.decode(rec.subarray(0, eq));
     const raw = rec.subarray(eq + 1);
     if (key === "path") {
       if (raw.length > maxName) throw bad(`path of ${raw.length} bytes, more than the limit of ${maxName} (maxNameBytes)`);
@@ -119,7 +122,7 @@ function parsePax(file: string, body: Uint8Array, where: number, maxName: number
         throw bad("path is not valid UTF-8");
       }
     } else if (key === "size" || key === "mtime") {
-      const v = new TextDecoder().decode(raw);
+      const v = latin1.decode(raw);
       if (key === "size") {
         if (!/^\d{1,16}$/.test(v) || !Number.isSafeInteger(Number(v))) throw bad(`size ${q(v)} is not a non-negative integer`);
         out.size = Number(v);
@@ -164,7 +167,25 @@ export function listTar(file: string, limits?: TarLimits): TarEntry[] {
     const st = fstatSync(fd);
     if (st.isDirectory()) throw new TarError(`${file}: is a directory, not a tar archive`);
     const fileSize = st.size;
-    const h = new Uint8Array(BLOCK);
+    const win = new Uint8Array(Math.min(WINDOW, Math.max(BLOCK, fileSize)));
+    let winAt = 0;
+    let winLen = 0;
+    /** `len` bytes at `at` (a header, a pax body), from the window, refilled from `at` when they are not in it. */
+    const bytesAt = (at: number, len: number, what: string): Uint8Array => {
+      if (len > win.length) {
+        const out = new Uint8Array(len);
+        readAt(file, fd, out, at, len, what);
+        return out;
+      }
+      if (at < winAt || at + len > winAt + winLen) {
+        const want = Math.min(win.length, fileSize - at);
+        if (want < len) throw new TarError(`${file}: truncated: ${what} at offset ${at} ends at byte ${fileSize} of the file`);
+        readAt(file, fd, win, at, want, what);
+        winAt = at;
+        winLen = want;
+      }
+      return win.subarray(at - winAt, at - winAt + len);
+    };
     const found = new Map<string, TarEntry>();
     let pos = 0;
     let headers = 0;
@@ -176,20 +197,23 @@ export function listTar(file: string, limits?: TarLimits): TarEntry[] {
         if (pos === 0) throw new TarError(`${file}: empty file, not a tar archive`);
         throw new TarError(`${file}: truncated: ends at byte ${pos} without tar's end-of-archive blocks`);
       }
-      readAt(file, fd, h, pos, BLOCK, "a header");
+      const h = bytesAt(pos, BLOCK, "a header");
       if (h.every((x) => x === 0)) {
         if (longName !== undefined || pax) throw new TarError(`${file}: a long-name or pax header at the end, with no member after it`);
         break; // the end marker (two zero blocks; one is accepted, as GNU tar does); anything after is padding
       }
       if (++headers > lim.maxEntries) throw new TarError(`${file}: more than ${lim.maxEntries} headers (maxEntries)`);
       const stored = numeric(h, 148, 8);
-      let sum = 0;
-      let signed = 0;
+      // the sum of the header's bytes, its checksum field counted as spaces; old writers summed signed bytes
+      let sum = 8 * 0x20;
+      let high = 0;
       for (let i = 0; i < BLOCK; i++) {
-        const x = i >= 148 && i < 156 ? 0x20 : h[i]!;
+        if (i === 148) i = 156;
+        const x = h[i]!;
         sum += x;
-        signed += x > 127 ? x - 256 : x;
+        if (x > 127) high++;
       }
+      const signed = sum - 256 * high;
       if (stored === undefined) throw new TarError(`${file}: header at offset ${pos}: unreadable checksum field (not a tar archive, or corrupt)`);
       if (stored !== sum && stored !== signed) throw new TarError(`${file}: header at offset ${pos}: checksum ${stored} does not match the header's ${sum} (corrupt)`);
       const magic = String.fromCharCode(...h.subarray(257, 263));
@@ -206,8 +230,7 @@ export function listTar(file: string, limits?: TarLimits): TarEntry[] {
         const what = type === "x" || type === "g" ? "pax header" : "GNU long name";
         if (size > max) throw new TarError(`${file}: header at offset ${pos}: ${what} of ${size} bytes, more than the limit of ${max} (${type === "x" || type === "g" ? "maxPaxBytes" : "maxNameBytes"})`);
         if (dataAt + size > fileSize) throw new TarError(`${file}: truncated: ${what} at offset ${pos} needs ${size} bytes, the file ends at byte ${fileSize}`);
-        const body = new Uint8Array(size);
-        readAt(file, fd, body, dataAt, size, what);
+        const body = bytesAt(dataAt, size, what);
         if (type === "L") {
           let end = body.indexOf(0);
           if (end < 0) end = body.length;
