@@ -209,6 +209,16 @@ describe("clip-ts merge", () => {
     expect((await run("merge", "--db", rel(out), "--force", rel(a))).stdout).toBe(`merged 1 part into ${out}: 2 rows\n`);
   });
 
+  test("a bar on a terminal while it writes, erased at the end; none off a terminal", async () => {
+    const rows = Array.from({ length: 1100 }, (_, i) => collectionRow(i, 8));
+    const parts = [part(rows.slice(0, 600)), part(rows.slice(500))];
+    const io = memoryIo(tmp, true);
+    expect(await runCli(["merge", "--db", fresh("out"), ...parts], io)).toBe(0);
+    expect(io.err()).toMatch(/^\rmerging \[#*\.*\] +\d+% 512\/1200\x1b\[K/);
+    expect(io.err()).toMatch(/\/1200\x1b\[K\r\x1b\[K$/); // later draws are at most 10 a second
+    expect(io.out()).toMatch(/: 1100 rows \(100 found in two parts, identical, kept once\)\n$/);
+  });
+
   test("usage errors: status 2, one line", async () => {
     const a = part([collectionRow(0, 8)]);
     expect(await run("merge", a)).toEqual({ code: 2, stdout: "", stderr: "clip-ts merge: missing --db OUT (see clip-ts merge --help)\n" });

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { MergeError, mergeCollections } from "../collection/merge.js";
 import { CliError, parse, required, UsageError } from "./args.js";
 import { usageIfEmpty, type Command } from "./common.js";
+import { Progress } from "./progress.js";
 
 export const merge: Command = {
   name: "merge",
@@ -31,11 +32,20 @@ Example (4 shards, then the merge; see docs/collections-shards.md for Slurm and 
     const parts = positionals.map((p) => resolve(io.cwd, p));
     for (const p of parts) if (p === out) throw new UsageError(`--db ${values.db} is also a part; write the merge to a new file`);
     let r;
+    let bar: Progress | undefined;
     try {
-      r = mergeCollections(parts, out, { force: values.force ?? false });
+      r = mergeCollections(parts, out, {
+        force: values.force ?? false,
+        onProgress: (rows, total) => {
+          bar ??= new Progress(io.stderr, "merging", total, "items");
+          bar.update(rows);
+        },
+      });
     } catch (e) {
       if (e instanceof MergeError) throw new CliError(e.message);
       throw e;
+    } finally {
+      bar?.finish();
     }
     io.stdout.write(`merged ${parts.length} part${parts.length === 1 ? "" : "s"} into ${out}: ${r.rows} rows${r.duplicates ? ` (${r.duplicates} found in two parts, identical, kept once)` : ""}\n`);
   },

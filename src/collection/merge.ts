@@ -14,8 +14,9 @@ export interface MergeOptions {
   force?: boolean;
   /** Rows written per transaction. */
   batch?: number;
-  /** Called after each batch is written to the temporary file, with the rows written so far. */
-  onProgress?: (rows: number) => void;
+  /** Called after each batch is written to the temporary file: rows written so far, of at most `total` (the
+   *  parts' rows; fewer are written when parts share rows). */
+  onProgress?: (rows: number, total: number) => void;
 }
 
 export interface MergeResult {
@@ -146,6 +147,7 @@ export function mergeCollections(parts: readonly string[], out: string, options:
       }
     }
 
+    const total = dbs.reduce((n, db) => n + db.count(), 0);
     removeDeadTemporaries(out);
     removeWithSidecars(tmp);
     target = CollectionDb.open(tmp, { dim });
@@ -178,7 +180,7 @@ export function mergeCollections(parts: readonly string[], out: string, options:
         target.upsert(pending);
         rows += pending.length;
         pending = [];
-        options.onProgress?.(rows);
+        options.onProgress?.(rows, total);
       }
     }
     if (pending.length) target.upsert(pending);
