@@ -130,6 +130,8 @@ describe("mergeCollections", () => {
     expect(() => mergeCollections([a, link], out)).toThrow(`${link}: given twice (as ${a} too)`);
     rmSync(link);
     expect(() => mergeCollections([a], a, { force: true })).toThrow(`${a}: the output is also one of the parts; write to a new file`);
+    const nowhere = join(tmp, "no-such-dir", "out.db");
+    expect(() => mergeCollections([a], nowhere)).toThrow(`${nowhere}: no folder ${join(tmp, "no-such-dir")} to write it in`);
     expect(existsSync(out)).toBe(false);
     expect(leftovers()).toEqual([]);
   });

@@ -107,6 +107,8 @@ export function mergeCollections(parts: readonly string[], out: string, options:
     if (!existsSync(p)) throw new MergeError(`${p}: no such part collection`);
   }
   if (seen.has(identity(out))) throw new MergeError(`${out}: the output is also one of the parts; write to a new file`);
+  const folder = dirname(resolve(out));
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new MergeError(`${out}: no folder ${folder} to write it in`);
   if (existsSync(out)) {
     if (!options.force) throw new MergeError(`${out} exists; pass --force to replace it`);
     if (statSync(out).isDirectory()) throw new MergeError(`${out} is a directory`);
@@ -150,7 +152,11 @@ export function mergeCollections(parts: readonly string[], out: string, options:
     const total = dbs.reduce((n, db) => n + db.count(), 0);
     removeDeadTemporaries(out);
     removeWithSidecars(tmp);
-    target = CollectionDb.open(tmp, { dim });
+    try {
+      target = CollectionDb.open(tmp, { dim });
+    } catch (e) {
+      throw new MergeError(`${out}: cannot write the merge beside it: ${oneLine(e)}`);
+    }
     iters = dbs.map((db) => db.rows());
     const heads = iters.map((it) => it.next());
     let rows = 0;
