@@ -157,6 +157,7 @@ describe("headers: pax, GNU long names, ustar prefixes, types", () => {
       tarHeader({ name: "l", size: 999, type: "2", linkname: "img.png" }),
       tarHeader({ name: "h", size: 5, type: "1", linkname: "img.png" }),
       member("unknown-type", utf8("skip me"), { type: "S" }),
+      tarHeader({ name: "old-style-dir/", size: 0, type: "\0" }),
       member("last.jpg", utf8("5")),
     ));
     expect(listTar(p).map((e) => e.name)).toEqual([long, "some/dir/img.png", "gnu.png", "contig.jpg", "last.jpg"]);

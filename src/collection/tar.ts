@@ -221,7 +221,7 @@ export function listTar(file: string, limits?: TarLimits): TarEntry[] {
       if (!gnu && magic !== "ustar\0" && !h.subarray(257, 265).every((x) => x === 0)) {
         throw new TarError(`${file}: header at offset ${pos}: unknown format (magic ${q(magic)})`);
       }
-      const type = h[156] === 0 ? "0" : String.fromCharCode(h[156]!);
+      let type = h[156] === 0 ? "0" : String.fromCharCode(h[156]!);
       let size = numeric(h, 124, 12);
       if (size === undefined || size < 0) throw new TarError(`${file}: header at offset ${pos}: unreadable size field`);
       const dataAt = pos + BLOCK;
@@ -259,6 +259,8 @@ export function listTar(file: string, limits?: TarLimits): TarEntry[] {
       }
       longName = undefined;
       pax = undefined;
+      if (h[156] === 0 && name.endsWith("/")) type = "5"; // pre-POSIX tars mark directories by the slash alone
+
       // Links, devices, directories and FIFOs have no data blocks, whatever their size field says (as tarfile).
       const hasData = !"123456".includes(type);
       if (hasData && dataAt + size > fileSize) {
