@@ -188,6 +188,13 @@ describe("inputs", () => {
     const report = await index([tar], db);
     expect(report).toMatchObject({ added: 2 + JPEGS.length, failed: 2, skipped: 1 });
     const rows = rowsOf(db);
+    const good = readFileSync(tar);
+    writeFileSync(tar, good.subarray(0, 1000)); // now cut short: listed as a problem, its rows left as they were
+    const cut = await index([tar], db);
+    expect(cut).toMatchObject({ files: 0, removed: 0, failed: 1 });
+    expect(cut.problems).toEqual([{ path: tar, message: expect.stringMatching(/truncated tar/) }]);
+    expect(rowsOf(db)).toEqual(rows);
+    writeFileSync(tar, good);
     const direct = freshDb();
     await index([join(dir, PNGS[0]!), join(dir, "sub", JPEGS[1]!)], direct);
     for (const d of rowsOf(direct)) {
@@ -285,6 +292,11 @@ describe("search", () => {
     const foreign = memoryIo(dir);
     expect(await runCli(["search", "--db", join(dir, PNGS[0]!), "--text", "a"], foreign)).toBe(1);
     expect(foreign.err()).toMatch(/^clip-ts search: .* not a clip-ts collection.*\n$/);
+    const emptyDb = freshDb();
+    CollectionDb.open(emptyDb, { dim: 64 }).close();
+    const empty = memoryIo(dir);
+    expect(await runCli(["search", "--db", emptyDb, "--text", "a", "--json"], empty)).toBe(0);
+    expect(empty.out()).toBe("[]\n");
     const usage = memoryIo(dir);
     expect(await runCli(["search", "--db", db], usage)).toBe(2);
     expect(usage.err()).toMatch(/give one of --text or --image/);
@@ -317,7 +329,7 @@ describe("index command", () => {
     expect(tty.err()).toMatch(/failed: .*cut\.jpg: /);
 
     for (const [args, status, message] of [
-      [[".", "--db", join(tmp, "no/such/dir/x.db")], 1, /^clip-ts index: .*x\.db: cannot create .*x\.db\.pid/],
+      [[".", "--db", join(tmp, "no/such/dir/x.db")], 1, /^clip-ts index: .*x\.db: cannot create the collection: no such directory .*no\/such\/dir\n$/],
       [[".", "--db", join(dir, PNGS[1]!)], 1, /^clip-ts index: .*: an SQLite database, but|not a clip-ts collection/],
       [["missing-folder", "--db", db], 1, /^clip-ts index: no such file or directory ".*missing-folder"\n$/],
       [[".", "--db", db, "--shard", "2/2"], 2, /^clip-ts index: --shard: shard 2\/2: needs 0 ≤ I < N/],
@@ -336,8 +348,9 @@ describe("index command", () => {
 
 test("the index's files are resolved from the cwd given", async () => {
   const dir = photoFolder("cwd");
-  const r = await index(["sub"], "rel.db", { cwd: dir });
+  const r = await indexFiles(["sub"], { db: "rel.db", cwd: dir }); // the embedded model by default
   expect(r.db).toBe(resolve(dir, "rel.db"));
+  expect(r.modelSha256).toBe(model.sha256);
   expect(rowsOf(join(dir, "rel.db")).map((x) => x.path)).toEqual(JPEGS.map((f) => join(dir, "sub", f)).sort(comparePaths));
 });
 
@@ -353,4 +366,27 @@ test("the indexing bar: files done/total, files/s and the time left", async () =
   const quiet: string[] = [];
   new Progress({ write: (s) => void quiet.push(s), isTTY: false }, "indexing", 200, "files").update(100);
   expect(quiet).toEqual([]);
+});
+
+test("a --db that cannot be a collection, is open elsewhere or holds another model's rows fails before the model loads", async () => {
+  const dir = photoFolder("early");
+  let loads = 0;
+  const lazy = async () => {
+    loads++;
+    return model;
+  };
+  await expect(indexFiles([dir], { db: join(dir, PNGS[0]!), model: lazy })).rejects.toThrow(/not a clip-ts collection/);
+  await expect(indexFiles([dir], { db: dir, model: lazy })).rejects.toThrow(/: not a file$/);
+  await expect(indexFiles([dir], { db: join(dir, "none", "x.db"), model: lazy })).rejects.toThrow(/no such directory/);
+  const db = freshDb();
+  await index([join(dir, PNGS[0]!)], db);
+  const other = { sha256: "0".repeat(64), load: async () => (loads++, model.model) };
+  await expect(indexFiles([dir], { db, model: other })).rejects.toThrow(/was indexed with another model \(weights SHA-256 [0-9a-f]{12}…, this one is 000000000000…\)/);
+  const open = CollectionDb.open(db);
+  try {
+    await expect(indexFiles([dir], { db, model: lazy })).rejects.toThrow(/is open in process \d+ \(this one\); close it first/);
+  } finally {
+    open.close();
+  }
+  expect(loads).toBe(0);
 });

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { DEFAULT_MAX_BATCH } from "../model.js";
 import { indexFiles, modelSha256, type IndexReport } from "../collection/indexer.js";
@@ -40,16 +41,20 @@ ${MODEL_HELP}`,
     } catch (e) {
       throw new UsageError(`--shard: ${(e as Error).message}`);
     }
+    // A local --model (or the embedded one) is hashed before loading; a name or URL once openModel has fetched it.
+    const local = values.model === undefined ? null : existsSync(resolve(io.cwd, values.model)) ? resolve(io.cwd, values.model) : undefined;
     let bar: Progress | undefined;
     let report: IndexReport;
     let opened: Awaited<ReturnType<typeof openModel>> | undefined;
     try {
       report = await indexFiles(positionals, {
         db, cwd: io.cwd, batch, shard,
-        model: async () => {
-          opened = await openModel(io, values, "image");
-          return { model: opened.model, sha256: await modelSha256(opened.file) };
-        },
+        model: local === undefined
+          ? async () => {
+            opened = await openModel(io, values, "image");
+            return { model: opened.model, sha256: await modelSha256(opened.file) };
+          }
+          : { sha256: await hashOf(local ?? undefined, values.model), load: async () => (opened = await openModel(io, values, "image")).model },
         onProgress: ({ done, total }) => {
           bar ??= new Progress(io.stderr, "indexing", total, "files");
           bar.update(done);
@@ -69,6 +74,14 @@ ${MODEL_HELP}`,
     io.stderr.write(summaryText(report, resolve(io.cwd, db), values.errors));
   },
 };
+
+async function hashOf(path: string | undefined, shown: string | undefined): Promise<string> {
+  try {
+    return await modelSha256(path);
+  } catch (e) {
+    throw new CliError(`--model "${shown ?? "embedded"}": ${(e as Error).message}`);
+  }
+}
 
 /** The lines written after indexing: the counts, then the failures (all of them only in --errors). */
 export function summaryText(r: IndexReport, db: string, errorsFile?: string): string {

@@ -100,9 +100,9 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): PhotoIn
     async search(q, o = {}) {
       const top = o.top ?? 10;
       if (!(Number.isSafeInteger(top) && top >= 1 && top <= 100_000)) throw new Error(`top must be an integer in 1..100000, got ${top}`);
+      if (indexModel === undefined) return []; // empty: nothing to rank, no model to load
       const e = await embed(q);
       if (e.length !== db.dim) throw new Error(`the query model gives ${e.length}-wide embeddings, the collection holds ${db.dim}-wide ones`);
-      if (indexModel === undefined) return [];
       return db.search(e, top);
     },
     close() {

@@ -2,8 +2,8 @@
 // embeddings is one transaction, and a row depends only on its file (a batch gives the bits of one image alone),
 // so a run killed at any moment and run again ends with exactly the rows of an uninterrupted run.
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { resolve } from "node:path";
+import { createReadStream, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { embeddedModelPaths, loadModel, localModelPath, type BackendName } from "../clip.js";
 import { findCheckpoint } from "../checkpoint.js";
 import { preprocess } from "../image/index.js";
@@ -92,9 +92,10 @@ export interface IndexProgress {
 export interface IndexOptions {
   /** The collection file; created if missing. */
   db: string;
-  /** A model path, clip.load name or URL; a loaded model with its SHA-256; or a function giving one (called once
-   *  the inputs are listed, so a mistyped folder fails before a model loads). Default: the embedded tiny model. */
-  model?: string | IndexModel | (() => Promise<IndexModel>);
+  /** A model path, clip.load name or URL; a loaded model with its SHA-256; its SHA-256 and a function loading it
+   *  (called once the inputs and the collection are checked, so neither a mistyped folder nor another model's
+   *  collection waits for a model to load); or a function giving both. Default: the embedded tiny model. */
+  model?: string | IndexModel | { sha256: string; load(): Promise<CLIP> } | (() => Promise<IndexModel>);
   /** Relative inputs resolve against this (default process.cwd()). */
   cwd?: string;
   /** Images per encodeImage call (default 16); never changes a bit. */
@@ -159,13 +160,23 @@ export async function indexFiles(inputs: readonly string[], options: IndexOption
   const listed = enumerateInputs(inputs, { cwd, exclude: own });
   const items = shard ? listed.items.filter((it) => inShard(it.rel, shard)) : listed.items;
 
+  const indexedWith = checkDb(dbFile);
+  // The weights' SHA-256 first when it can be had without loading them: another model's collection fails at once.
+  const early = (sha256: string) => {
+    if (indexedWith !== undefined && sha256 !== indexedWith) throw otherModel(dbFile, indexedWith, sha256);
+  };
   let loaded: IndexModel;
   let dispose = false;
-  if (typeof options.model === "function") loaded = await options.model();
-  else if (typeof options.model === "object") loaded = options.model;
+  const m = options.model;
+  if (typeof m === "function") loaded = await m();
+  else if (typeof m === "object" && "load" in m) {
+    early(m.sha256);
+    loaded = { model: await m.load(), sha256: m.sha256 };
+  } else if (typeof m === "object") loaded = m;
   else {
-    const sha256 = await modelSha256(options.model);
-    const source = options.model ?? (await embeddedModelPaths()).weights;
+    const sha256 = await modelSha256(m);
+    early(sha256);
+    const source = m ?? (await embeddedModelPaths()).weights;
     loaded = { model: await loadModel(source, { towers: "image", backend: options.backend, threads: options.threads }), sha256 };
     dispose = true;
   }
@@ -189,6 +200,31 @@ export async function indexFiles(inputs: readonly string[], options: IndexOption
   }
 }
 
+/**
+ * A --db that cannot be a collection fails now, before a model is loaded for it; for an existing one, the SHA-256
+ * of the model that made its rows (undefined when it has none).
+ */
+function checkDb(file: string): string | undefined {
+  const st = statSync(file, { throwIfNoEntry: false });
+  if (st) {
+    if (!st.isFile()) throw new Error(`${file}: not a file`);
+    const db = CollectionDb.open(file, { create: false }); // a collection, and not open in another process
+    try {
+      for (const r of db.rows({ embeddings: false })) return r.modelSha256;
+      return undefined;
+    } finally {
+      db.close();
+    }
+  }
+  const dir = statSync(dirname(file), { throwIfNoEntry: false });
+  if (!dir?.isDirectory()) throw new Error(`${file}: cannot create the collection: no such directory ${dirname(file)}`);
+  return undefined;
+}
+
+function otherModel(file: string, stored: string, ours: string): Error {
+  return new Error(`${file} was indexed with another model (weights SHA-256 ${stored.slice(0, 12)}…, this one is ${ours.slice(0, 12)}…): ${OTHER_MODEL_HINT}`);
+}
+
 async function update(
   db: CollectionDb, model: CLIP, modelSha: string, items: InputItem[], listProblems: IndexProblem[],
   options: IndexOptions & { batch: number; maxFileBytes: number },
@@ -197,8 +233,7 @@ async function update(
   const stored = new Map<string, { size: number; mtimeMs: number }>();
   for (const r of db.rows({ embeddings: false })) {
     if (r.modelSha256 !== modelSha) {
-      throw new Error(`${db.file} was indexed with another model (weights SHA-256 ${r.modelSha256.slice(0, 12)}…, this one is ${modelSha.slice(0, 12)}…): ` +
-        OTHER_MODEL_HINT);
+      throw otherModel(db.file, r.modelSha256, modelSha);
     }
     stored.set(r.path, { size: r.size, mtimeMs: r.mtimeMs });
   }
@@ -292,6 +327,11 @@ async function update(
     if (batch.length >= options.batch) flush();
   }
   flush();
+  // What is under a folder or tar that could not be listed this time is not known to be gone: its rows stay.
+  const unlisted = listProblems.map((p) => p.path);
+  for (const path of stored.keys()) {
+    if (unlisted.some((u) => path.startsWith(`${u}/`) || path.startsWith(`${u}#`))) keep.add(path);
+  }
   report.removed = db.deleteExcept(keep);
   report.problems.sort((a, b) => comparePaths(a.path, b.path));
   report.seconds = (performance.now() - start) / 1000;
