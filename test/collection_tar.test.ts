@@ -80,7 +80,7 @@ describe("archives written by Python's tarfile and GNU tar", () => {
       for (const cut of [...cuts].filter((c) => c >= 0 && c < bytes.length)) {
         if (cut < end + BLOCK) {
           // short of one whole end block
-          expect(refusal(bytes.subarray(0, cut)), `${name} cut at ${cut}`).toMatch(/^(truncated: |empty file)/);
+          expect(refusal(bytes.subarray(0, cut)), `${name} cut at ${cut}`).toMatch(/^(truncated tar: |empty file)/);
           refused++;
         } else expect(listTar(file(bytes.subarray(0, cut)))).toEqual(want);
       }
@@ -112,7 +112,7 @@ describe("only the headers are read", () => {
     // GNU's base-256 size field (8 GiB and more)
     const big = tarHeader({ name: "big", size: 9 * 2 ** 30 });
     expect(big[124]).toBe(0x80);
-    expect(refusal(concat(big, endBlocks()))).toBe(`truncated: member "big" at offset 0 claims 9663676416 bytes, past the end of the 1536-byte file`);
+    expect(refusal(concat(big, endBlocks()))).toBe(`truncated tar: member "big" at offset 0 claims 9663676416 bytes, past the end of the 1536-byte file`);
   });
 
   test("a member shrunk away after listing, or an entry that is not one, is a one-line error", () => {
@@ -193,28 +193,28 @@ describe("malformed archives: one line naming the file and the problem", () => {
   const cases: [string, () => Uint8Array, string | RegExp][] = [
     ["an empty file", () => new Uint8Array(0), "empty file, not a tar archive"],
     ["a JPEG", () => new Uint8Array(600).fill(0xd8), /^header at offset 0: (unreadable checksum field|checksum)/],
-    ["no end marker", () => ok, "truncated: ends at byte 1024 without tar's end-of-archive blocks"],
-    ["a header cut short", () => concat(ok, ok.subarray(0, 100)), "truncated: a header at offset 1024 ends at byte 1124 of the file"],
+    ["no end marker", () => ok, "truncated tar: ends at byte 1024 without tar's end-of-archive blocks"],
+    ["a header cut short", () => concat(ok, ok.subarray(0, 100)), "truncated tar: a header at offset 1024 ends at byte 1124 of the file"],
     ["a corrupt checksum", () => edit((h) => (h[0] = 0x62), false), /^header at offset 0: checksum \d+ does not match the header's \d+ \(corrupt\)$/],
     ["a checksum of letters", () => edit((h) => h.set(utf8("zz"), 148), false), "header at offset 0: unreadable checksum field (not a tar archive, or corrupt)"],
     ["an unknown magic", () => edit((h) => h.set(utf8("ustaR"), 257)), 'header at offset 0: unknown format (magic "ustaR\\u0000")'],
     ["a size of letters", () => edit((h) => h.set(utf8("12x"), 124)), "header at offset 0: unreadable size field"],
     ["a negative base-256 size", () => edit((h) => h.fill(0xff, 124, 136)), "header at offset 0: unreadable size field"],
-    ["a size past the end", () => edit((h) => h.set(utf8("00000077777"), 124)), 'truncated: member "a.jpg" at offset 0 claims 32767 bytes, past the end of the 2048-byte file'],
+    ["a size past the end", () => edit((h) => h.set(utf8("00000077777"), 124)), 'truncated tar: member "a.jpg" at offset 0 claims 32767 bytes, past the end of the 2048-byte file'],
     ["an mtime of letters", () => edit((h) => h.set(utf8("abc"), 136)), 'member "a.jpg" at offset 0: unreadable mtime field'],
     ["a name that is not UTF-8", () => edit((h) => (h[1] = 0xc3)), "header at offset 0: member name is not valid UTF-8"],
     ["an empty name", () => edit((h) => h.fill(0, 0, 100)), "header at offset 0: a file with an empty name"],
     ["a long name with nothing after it", () => tar(member("L", utf8("x\0"), { type: "L" })), "a long-name or pax header at the end, with no member after it"],
     ["a pax header with nothing after it", () => tar(paxHeader(paxRecord("path", "x"))), "a long-name or pax header at the end, with no member after it"],
     ["a GNU long name over the limit", () => tar(member("L", new Uint8Array(5000).fill(0x61), { type: "L" }), ok), "header at offset 0: GNU long name of 5000 bytes, more than the limit of 4097 (maxNameBytes)"],
-    ["a GNU long name past the end", () => concat(tarHeader({ name: "L", size: 3000, type: "L" }), new Uint8Array(1024)), "truncated: GNU long name at offset 0 needs 3000 bytes, the file ends at byte 1536"],
+    ["a GNU long name past the end", () => concat(tarHeader({ name: "L", size: 3000, type: "L" }), new Uint8Array(1024)), "truncated tar: GNU long name at offset 0 needs 3000 bytes, the file ends at byte 1536"],
     ["a pax path over the limit", () => tar(paxHeader(paxRecord("path", "p".repeat(5000))), ok), "pax header at offset 0: path of 5000 bytes, more than the limit of 4096 (maxNameBytes)"],
     ["a pax header over the limit", () => tar(paxHeader(paxRecord("comment", "c".repeat(2 << 20))), ok), /^header at offset 0: pax header of 20971\d\d bytes, more than the limit of 1048576 \(maxPaxBytes\)$/],
     ["a pax record with a lying length", () => tar(paxHeader("99 path=x\n"), ok), 'pax header at offset 0: record at byte 0 has a bad length 99'],
     ["a pax record without a length", () => tar(paxHeader("path=x\n"), ok), 'pax header at offset 0: record at byte 0 does not start with "<length> "'],
     ["a pax record without a key", () => tar(paxHeader(paxRecord("", "x")), ok), 'pax header at offset 0: record at byte 0 has no "key="'],
     ["a pax size that is negative", () => tar(paxHeader(paxRecord("size", "-1")), ok), 'pax header at offset 0: size "-1" is not a non-negative integer'],
-    ["a pax size past the end", () => tar(paxHeader(paxRecord("size", "99999")), ok), 'truncated: member "a.jpg" at offset 1024 claims 99999 bytes, past the end of the 3072-byte file'],
+    ["a pax size past the end", () => tar(paxHeader(paxRecord("size", "99999")), ok), 'truncated tar: member "a.jpg" at offset 1024 claims 99999 bytes, past the end of the 3072-byte file'],
     ["a pax mtime in hex", () => tar(paxHeader(paxRecord("mtime", "0x10")), ok), 'pax header at offset 0: mtime "0x10" is not a number of seconds'],
     ["a pax path that is not UTF-8", () => tar(member("PaxHeader", Uint8Array.from([...utf8("10 path="), 0xff, 0x0a]), { type: "x" }), ok), "pax header at offset 0: path is not valid UTF-8"],
     ["a NUL inside pax records", () => tar(paxHeader("6 a=b\n\0x"), ok), "pax header at offset 0: a NUL inside the records at byte 6"],

@@ -141,7 +141,7 @@ function readAt(file: string, fd: number, buf: Uint8Array, pos: number, len: num
   let got = 0;
   while (got < len) {
     const n = readSync(fd, buf, got, len - got, pos + got);
-    if (n === 0) throw new TarError(`${file}: truncated: ${what} at offset ${pos} ends at byte ${pos + got} of the file`);
+    if (n === 0) throw new TarError(`${file}: truncated tar: ${what} at offset ${pos} ends at byte ${pos + got} of the file`);
     got += n;
   }
 }
@@ -179,7 +179,7 @@ export function listTar(file: string, limits?: TarLimits): TarEntry[] {
       }
       if (at < winAt || at + len > winAt + winLen) {
         const want = Math.min(win.length, fileSize - at);
-        if (want < len) throw new TarError(`${file}: truncated: ${what} at offset ${at} ends at byte ${fileSize} of the file`);
+        if (want < len) throw new TarError(`${file}: truncated tar: ${what} at offset ${at} ends at byte ${fileSize} of the file`);
         readAt(file, fd, win, at, want, what);
         winAt = at;
         winLen = want;
@@ -195,7 +195,7 @@ export function listTar(file: string, limits?: TarLimits): TarEntry[] {
     for (;;) {
       if (pos === fileSize) {
         if (pos === 0) throw new TarError(`${file}: empty file, not a tar archive`);
-        throw new TarError(`${file}: truncated: ends at byte ${pos} without tar's end-of-archive blocks`);
+        throw new TarError(`${file}: truncated tar: ends at byte ${pos} without tar's end-of-archive blocks`);
       }
       const h = bytesAt(pos, BLOCK, "a header");
       if (h.every((x) => x === 0)) {
@@ -229,7 +229,7 @@ export function listTar(file: string, limits?: TarLimits): TarEntry[] {
         const max = type === "L" || type === "K" ? lim.maxNameBytes + 1 : lim.maxPaxBytes;
         const what = type === "x" || type === "g" ? "pax header" : "GNU long name";
         if (size > max) throw new TarError(`${file}: header at offset ${pos}: ${what} of ${size} bytes, more than the limit of ${max} (${type === "x" || type === "g" ? "maxPaxBytes" : "maxNameBytes"})`);
-        if (dataAt + size > fileSize) throw new TarError(`${file}: truncated: ${what} at offset ${pos} needs ${size} bytes, the file ends at byte ${fileSize}`);
+        if (dataAt + size > fileSize) throw new TarError(`${file}: truncated tar: ${what} at offset ${pos} needs ${size} bytes, the file ends at byte ${fileSize}`);
         const body = bytesAt(dataAt, size, what);
         if (type === "L") {
           let end = body.indexOf(0);
@@ -264,7 +264,7 @@ export function listTar(file: string, limits?: TarLimits): TarEntry[] {
       // Links, devices, directories and FIFOs have no data blocks, whatever their size field says (as tarfile).
       const hasData = !"123456".includes(type);
       if (hasData && dataAt + size > fileSize) {
-        throw new TarError(`${file}: truncated: member ${q(name)} at offset ${pos} claims ${size} bytes, past the end of the ${fileSize}-byte file`);
+        throw new TarError(`${file}: truncated tar: member ${q(name)} at offset ${pos} claims ${size} bytes, past the end of the ${fileSize}-byte file`);
       }
       if (type === "0" || type === "7") {
         if (name === "") throw new TarError(`${file}: header at offset ${pos}: a file with an empty name`);
