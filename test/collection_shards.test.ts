@@ -2,7 +2,7 @@
 // recipe of docs/collections-shards.md), then `merge`, give the collection one process gives, bit for bit, from a
 // folder of images and WebDataset tars (Python tarfile's pax format, as img2dataset writes, and GNU tar's).
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
@@ -19,7 +19,10 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 beforeAll(() => {
   const sources = ["src/cli", "src", "src/collection"].flatMap((d) => readdirSync(d).filter((f) => f.endsWith(".ts")).map((f) => join(d, f)));
   const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
-  if (!existsSync(main) || statSync(main).mtimeMs < newest) spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, stdio: "ignore" });
+  if (!existsSync(main) || statSync(main).mtimeMs < newest) {
+    spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, stdio: "ignore" });
+    if (existsSync(main)) chmodSync(main, 0o755); // as build:ts leaves it (package.test.ts checks the bin)
+  }
   expect(existsSync(main), "dist/src/cli/main.js was not built").toBe(true);
 });
 
