@@ -1,7 +1,7 @@
 // `npm run fuzz`: a long campaign over every parser, each target in a worker thread watched for hangs.
 //   --runs N      cases per target (env FUZZ_RUNS, default 10000)
 //   --seed S      campaign seed (env FUZZ_SEED, default 1); case i of a target is a pure function of (S, target, i)
-//   --only a,b    targets to run (env FUZZ_ONLY; default all: safetensors torch pickle npy png jpeg tokenizer)
+//   --only a,b    targets to run (env FUZZ_ONLY; default all: safetensors torch pickle npy png jpeg tokenizer amplified tar)
 //   --case I      regenerate case I of each selected target, save its files and print what it does and how it ends
 //   --out DIR     where findings are saved (default <tmp>/clip-ts-fuzz)
 //   --hang-ms T   a case running longer than this is reported as a hang and its worker stopped (default 60000)

@@ -246,6 +246,7 @@ describe("an option given twice", () => {
     ["zero-shot", ["a.png", "--labels", "cat,dog", "--labels", "car"]],
     ["summary", ["--model", "a.pt", "--model", "b.pt"]],
     ["parity", ["--activations", "a/", "--activations", "b/"]],
+    ["merge", ["--db", "a.db", "--db", "b.db", "p.db"]],
     ["index", ["photos", "--db", "a.db", "--db", "b.db"]],
     ["search", ["--db", "a.db", "--text", "x", "--db", "b.db"]],
     ["export", ["--db", "a.db", "--format", "npy", "--db", "b.db"]],

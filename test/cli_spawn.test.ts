@@ -1,27 +1,19 @@
 // The built executable (package.json "bin" → dist/src/cli/main.js) in a child process: exit statuses, stderr,
 // and paths resolved against the caller's directory while the embedded model is found from the package.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { agreement, goldenDir, npy } from "./helpers/golden.js";
+import { ensureBuilt } from "./helpers/dist.js";
 
 const root = process.cwd();
 const main = resolve(root, "dist/src/cli/main.js");
 const tmp = mkdtempSync(join(tmpdir(), "clip-ts-spawn-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Rebuilds dist/ (npm run build:ts) when a CLI source is newer than the built executable. */
-beforeAll(() => {
-  const sources = ["src/cli", "src"].flatMap((d) => readdirSync(d).filter((f) => f.endsWith(".ts")).map((f) => join(d, f)));
-  const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
-  if (!existsSync(main) || statSync(main).mtimeMs < newest) {
-    // other files' type errors do not stop tsc from emitting; the check below is that main.js exists
-    spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, stdio: "ignore" });
-  }
-  expect(existsSync(main), "dist/src/cli/main.js was not built").toBe(true);
-});
+beforeAll(() => ensureBuilt(["src/cli", "src"]));
 
 function clip(args: string[], cwd = root) {
   const r = spawnSync(process.execPath, [main, ...args], { cwd, encoding: "utf8", env: { ...process.env, CLIP_TS_DEBUG: "" } });

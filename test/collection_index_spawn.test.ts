@@ -6,19 +6,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { CollectionDb } from "../src/collection/db.js";
+import { ensureBuilt } from "./helpers/dist.js";
 
 const root = process.cwd();
 const main = resolve(root, "dist/src/cli/main.js");
 const tmp = mkdtempSync(join(tmpdir(), "clip-ts-index-kill-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Rebuilds dist/ (npm run build:ts) when a source it runs is newer than the built executable. */
-beforeAll(() => {
-  const sources = ["src/cli", "src", "src/collection"].flatMap((d) => readdirSync(d).filter((f) => f.endsWith(".ts")).map((f) => join(d, f)));
-  const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
-  if (!existsSync(main) || statSync(main).mtimeMs < newest) spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, stdio: "ignore" });
-  expect(existsSync(main), "dist/src/cli/main.js was not built").toBe(true);
-});
+beforeAll(() => ensureBuilt(["src/cli", "src", "src/collection"]));
 
 const PNGS = readdirSync("examples").filter((f) => f.endsWith(".png")).sort();
 const JPEGS = ["jpeg_420_160x120_n64.jpg", "jpeg_444_prog_150x200_n64.jpg", "cjpeg_420_restart_rows_90x70_n64.jpg"];

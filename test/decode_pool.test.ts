@@ -3,29 +3,21 @@
 // Its workers run the compiled dist/src/collection/decode_worker.js (rebuilt here when a source is newer).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createDecodePool, defaultDecodeThreads, type Decoded, type InputItem } from "../src/collection/decode_pool.js";
 import { TEST_CRASH } from "../src/collection/decode_worker.js";
 import { preprocess } from "../src/image/index.js";
+import { ensureBuilt } from "./helpers/dist.js";
 
 const root = process.cwd();
 const worker = resolve(root, "dist/src/collection/decode_worker.js");
 const tmp = mkdtempSync(join(tmpdir(), "clip-ts-pool-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-beforeAll(() => {
-  const sources = ["src/collection", "src/image"].flatMap((d) => readdirSync(d).filter((f) => f.endsWith(".ts")).map((f) => join(d, f)));
-  const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
-  if (!existsSync(worker) || statSync(worker).mtimeMs < newest) {
-    spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, stdio: "ignore" }); // emits despite others' type errors
-    const bin = resolve(root, "dist/src/cli/main.js");
-    if (existsSync(bin)) chmodSync(bin, 0o755); // as npm run build:ts leaves it (test/package.test.ts checks)
-  }
-  expect(existsSync(worker), "dist/src/collection/decode_worker.js was not built").toBe(true);
-});
+beforeAll(() => ensureBuilt(["src/collection", "src/image"], worker));
 
 const R = 64;
 const dir = "test/golden/preprocess";

@@ -5,6 +5,7 @@ import { jpegTarget, pngTarget } from "./image.js";
 import { npyTarget } from "./npy.js";
 import { pickleTarget } from "./pickle.js";
 import { safetensorsTarget } from "./safetensors.js";
+import { tarTarget } from "./tar.js";
 import { tokenizerTarget } from "./tokenizer.js";
 import { torchTarget } from "./torch.js";
 
@@ -18,6 +19,7 @@ const MAKERS: Record<string, () => FuzzTarget<any>> = {
   jpeg: jpegTarget,
   tokenizer: tokenizerTarget,
   amplified: amplifiedTarget,
+  tar: tarTarget,
 };
 
 export const TARGET_NAMES: readonly string[] = Object.keys(MAKERS);

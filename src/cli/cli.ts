@@ -8,6 +8,7 @@ import { embedText } from "./embed_text.js";
 import { exportCommand } from "./export.js";
 import { indexCommand } from "./index_cmd.js";
 import { logits } from "./logits.js";
+import { merge } from "./merge.js";
 import { models } from "./models.js";
 import { parity } from "./parity.js";
 import { preprocessCommand } from "./preprocess.js";
@@ -16,7 +17,7 @@ import { summary } from "./summary.js";
 import { tokenize } from "./tokenize.js";
 import { zeroShotCommand } from "./zero_shot.js";
 
-export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, indexCommand, searchCommand, exportCommand, summary, parity, models];
+export const COMMANDS: readonly Command[] = [embedImage, embedText, logits, tokenize, preprocessCommand, zeroShotCommand, indexCommand, searchCommand, merge, exportCommand, summary, parity, models];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
