@@ -43,7 +43,6 @@ function inputs(): string[] {
   const wds = join(tmp, "wds-00000.tar");
   const py = `
 import io, json, sys, tarfile
-import { ensureBuilt } from "./helpers/dist.js";
 files = sys.argv[2:]
 with tarfile.open(sys.argv[1], "w") as t:
     for i, f in enumerate(files):
