@@ -7,14 +7,14 @@
 // Inputs: the PNG/JPEG files of --photos DIR (default /tmp/photos/set when it exists), else generated 1024x768
 // JPEGs and PNGs. Not a test.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { loadModel } from "../src/clip.js";
 import { createDecodePool, defaultDecodeThreads, type InputItem } from "../src/collection/decode_pool.js";
+import { fileItem } from "../src/collection/inputs.js";
 import { preprocess } from "../src/image/index.js";
 import { readNpyFloat32 } from "../src/npy.js";
 import { loadFiles } from "./load.js";
@@ -185,7 +185,7 @@ export async function indexBench(argv: string[]): Promise<void> {
           return performance.now() - t;
         };
         const pool = createDecodePool({ threads: decodeThreads, resolution: R, nice: o.nice });
-        const items: InputItem[] = seq.map((f) => ({ key: f, rel: f, size: 0, mtimeMs: 0, read: () => readFile(f) }));
+        const items: InputItem[] = seq.map((f) => fileItem(f, f, statSync(f))); // as clip-ts index reads them
         for await (const d of pool.decode(items.slice(0, o.batch))) void d; // the workers started and warm
         const pipelined = async () => {
           let waited = 0, s = 0;
