@@ -12,5 +12,5 @@ export { avgPool2d } from "./pool";
 export { expfArray } from "./exp";
 export { erfArray } from "./erf";
 export { activateArray, ACT_NONE, ACT_RELU, ACT_QUICKGELU, ACT_GELU } from "./activations";
-export { linearInt8, quantizeRowsInt8, QNR, QMR } from "./linear_int8";
+export { linearInt8, quantizeRowsInt8, packLinearWeightsInt8, QNR, QMR } from "./linear_int8";
 export { simdPeak } from "./peak";

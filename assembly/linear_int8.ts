@@ -14,6 +14,7 @@
 // 8 accumulators, 4 weight vectors, 2 splats.
 
 import { ACT_NONE, activate4 } from "./activations";
+import { halfToFloat } from "./linear_f16";
 
 // read by src/backend/wasm.ts from the module's exports
 export const QNR = 16; // columns per panel
@@ -109,6 +110,54 @@ export function quantizeRowsInt8(x: usize, M: i32, K: i32, dst: usize, scales: u
       store<u32>(d, i32x4.extract_lane(q, 0));
       store<u32>(d, i32x4.extract_lane(q, 2), 4);
       d += 8;
+    }
+  }
+}
+
+/**
+ * Quantizes and packs w [N, K] (f32, or f16 if half) for the panels [u0, u1): each column's int16 k-pairs into dst
+ * (the panel layout above, zeros past K and N) and its scale max|w_row| / 127 into scales[n] (0 past N), the bits
+ * of quantizeLinearWeights and the packing of src/backend/wasm.ts. f16 rows are widened first into the thread's
+ * slot of scratch (K floats rounded up to 4 per thread).
+ */
+export function packLinearWeightsInt8(
+  w: usize, half: i32, N: i32, K: i32, dst: usize, scales: usize, scratch: usize, tid: i32, u0: i32, u1: i32,
+): void {
+  const pairs = (K + 1) >> 1, stride = <usize>QNR * 4; // bytes from one pair of a column to its next
+  const slot = scratch + <usize>tid * ((K + 3) & ~3) * 4;
+  for (let p = u0; p < u1; p++) {
+    const panel = dst + <usize>p * pairs * QNR * 4;
+    for (let j = 0; j < QNR; j++) {
+      const n = p * QNR + j;
+      let d = panel + (<usize>j << 2);
+      if (n >= N) {
+        store<f32>(scales + (<usize>n << 2), 0);
+        for (let kp = 0; kp < pairs; kp++, d += stride) store<u32>(d, 0);
+        continue;
+      }
+      let row = w + <usize>n * K * (half ? 2 : 4);
+      if (half) {
+        for (let k = 0; k < K; k++) store<f32>(slot + (<usize>k << 2), halfToFloat(load<u16>(row + (<usize>k << 1))));
+        row = slot;
+      }
+      const a = rowMaxAbs(row, K);
+      store<f32>(scales + (<usize>n << 2), a / <f32>127); // a NaN in the row: NaN out
+      const inv = f32x4.splat(a > 0 ? <f32>127 / a : 0);
+      let k = 0;
+      for (; k + 8 <= K; k += 8) {
+        const o = <usize>k << 2;
+        const q = i16x8.narrow_i32x4_s(quantize4(v128.load(row + o), inv), quantize4(v128.load(row + o, 16), inv));
+        store<u32>(d, i32x4.extract_lane(q, 0));
+        store<u32>(d + stride, i32x4.extract_lane(q, 1));
+        store<u32>(d + 2 * stride, i32x4.extract_lane(q, 2));
+        store<u32>(d + 3 * stride, i32x4.extract_lane(q, 3));
+        d += 4 * stride;
+      }
+      for (; k < K; k += 2, d += stride) {
+        const o = <usize>k << 2;
+        const v = f32x4.replace_lane(f32x4.splat(load<f32>(row + o)), 1, k + 1 < K ? load<f32>(row + o, 4) : 0);
+        store<u32>(d, i32x4.extract_lane(i16x8.narrow_i32x4_s(quantize4(v, inv), quantize4(v, inv)), 0));
+      }
     }
   }
 }

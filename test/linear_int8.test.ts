@@ -7,7 +7,9 @@ import { TsBackend } from "../src/backend/ts.js";
 import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
 import type { Activation } from "../src/kernels/activations.js";
 import { linear } from "../src/kernels/linear.js";
-import { linearInt8, quantize, quantizeLinearWeights, quantizeRow } from "../src/kernels/linear_int8.js";
+import { linearInt8, packLinearWeightsInt8Js, quantize, quantizeLinearWeights, quantizeRow } from "../src/kernels/linear_int8.js";
+import { StoredTensor, storedOf } from "../src/tensor.js";
+import { storedInMemory } from "../src/weights/dtypes.js";
 import type { Tensor } from "../src/tensor.js";
 import { expectBits } from "./helpers/golden.js";
 
@@ -136,5 +138,56 @@ describe("linearInt8", () => {
       expect(be.linear({ shape: [0, 4], data: new Float32Array(0) }, be.prepareLinear(t([3, 4], 1), null, "int8")).shape).toEqual([0, 3]);
       expect(() => be.prepareLinear(t([3, 4], 1), null, "int4" as "int8")).toThrow(/^prepareLinear: unknown precision "int4"/);
     }
+  });
+});
+
+describe("packLinearWeightsInt8", () => {
+  /** The panels and scales a wasm backend packed for w, as bytes of its memory. */
+  function packed(be: WasmBackend, w: Tensor): { panels: Int16Array; scales: Float32Array } {
+    const [N, K] = w.shape, nr = 16, count = Math.ceil(N / nr), pairs = (K + 1) >> 1;
+    const p = be.prepareLinear(w, null, "int8") as unknown as { ptr: number; scales: number };
+    const { buffer } = (be as unknown as { memory: WebAssembly.Memory }).memory;
+    return { panels: new Int16Array(buffer, p.ptr, count * pairs * nr * 2).slice(), scales: new Float32Array(buffer, p.scales, count * nr).slice() };
+  }
+
+  test.prop([fc.integer({ min: 1, max: 45 }), fc.integer({ min: 1, max: 40 }), fc.boolean(), seed], { numRuns: 60 })(
+    "the wasm quantize + pack gives the JS one's bytes and scales: odd K, partial panels, NaN, ±Inf and zero rows, f32 and f16 stored, 1 and 3 threads",
+    (K, N, half, s) => {
+      const data = random(N * K, s, 3);
+      if (N > 1) data.fill(0, K, 2 * K); // a zero row
+      if (N > 2) data[2 * K + (s % K)] = NaN;
+      if (N > 3) data[3 * K + ((s >> 3) % K)] = -Infinity;
+      if (N > 4) data[4 * K] = 1e-45; // a subnormal max: 127 / max is infinite
+      if (N > 4) data.fill(0, 4 * K + 1, 5 * K);
+      let w: Tensor;
+      if (half) {
+        const bits = new Uint16Array(N * K);
+        const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+        for (let i = 0; i < bits.length; i++) {
+          f[0] = data[i]; // truncated to f16 (not rounded): any half will do
+          const x = u[0], sign = (x >>> 16) & 0x8000, e = ((x >>> 23) & 0xff) - 112;
+          bits[i] = data[i] !== data[i] ? 0x7e00 : e >= 31 ? sign | 0x7c00 : e <= 0 ? sign : sign | (e << 10) | ((x >>> 13) & 0x3ff);
+        }
+        const bytes = new Uint8Array(bits.buffer);
+        w = new StoredTensor([N, K], storedInMemory(bytes, 0, bytes.byteLength, "F16"));
+      } else {
+        const bytes = new Uint8Array(data.buffer);
+        w = new StoredTensor([N, K], storedInMemory(bytes, 0, bytes.byteLength, "F32"));
+      }
+      const { q, scale } = quantizeLinearWeights(new StoredTensor([N, K], storedOf(w)!).data, N, K);
+      const expected = packLinearWeightsInt8Js(q, scale, N, K, 16);
+      for (const be of [wasm[0], wasm[2]]) {
+        const got = packed(be, w);
+        expect(got.panels, `${be.threads} thread(s)`).toEqual(expected.panels);
+        expectBits(canon(got.scales), canon(expected.scales), `${be.threads} thread(s)`);
+      }
+      // a plain tensor (no stored bytes) too
+      const plain = packed(wasm[2], { shape: [N, K], data: new StoredTensor([N, K], storedOf(w)!).data });
+      expect(plain.panels).toEqual(expected.panels);
+    },
+  );
+
+  test("the panel width read from the module is the JS twin's 16", () => {
+    expect((wasm[0] as unknown as { exports: { QNR: { value: number } } }).exports.QNR.value).toBe(16);
   });
 });

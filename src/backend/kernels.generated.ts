@@ -49,6 +49,8 @@ export interface KernelArgs {
   };
   /** assembly/linear_int8.ts */
   quantizeRowsInt8: { x: Ptr; M: number; K: number; dst: Ptr; scales: Ptr };
+  /** assembly/linear_int8.ts */
+  packLinearWeightsInt8: { w: Ptr; half: number; N: number; K: number; dst: Ptr; scales: Ptr; scratch: Ptr };
   /** assembly/peak.ts */
   simdPeak: { iters: number; operands: Ptr };
 }
@@ -78,6 +80,7 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
   activateArray: (a) => [a.x, a.y, a.act],
   linearInt8: (a) => [a.x, a.sx, a.w, a.sw, a.b, a.y, a.M, a.K, a.N, a.act, a.residual],
   quantizeRowsInt8: (a) => [a.x, a.M, a.K, a.dst, a.scales],
+  packLinearWeightsInt8: (a) => [a.w, a.half, a.N, a.K, a.dst, a.scales, a.scratch],
   simdPeak: (a) => [a.iters, a.operands],
 };
 
@@ -85,7 +88,7 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
 export const ARITY: { readonly [K in KernelName]: number } = {
   linear: 12, packLinearWeights: 7, packRows: 7, packLinearWeightsF16: 7, packRowsF16: 7, packHalfPanels: 8,
   linearHalf: 13, conv2d: 21, attention: 16, layerNorm: 9, avgPool2d: 8, expfArray: 5, erfArray: 5, activateArray: 6,
-  linearInt8: 14, quantizeRowsInt8: 8, simdPeak: 5
+  linearInt8: 14, quantizeRowsInt8: 8, packLinearWeightsInt8: 10, simdPeak: 5
 };
 
 /** Dispatch order: a job names its kernel by its index here (see wasm_platform.ts). */
@@ -125,6 +128,9 @@ export interface KernelExports {
     tid: number, u0: number, u1: number
   ): void;
   quantizeRowsInt8(x: Ptr, M: number, K: number, dst: Ptr, scales: Ptr, tid: number, u0: number, u1: number): void;
+  packLinearWeightsInt8(
+    w: Ptr, half: number, N: number, K: number, dst: Ptr, scales: Ptr, scratch: Ptr, tid: number, u0: number, u1: number
+  ): void;
   simdPeak(iters: number, operands: Ptr, tid: number, u0: number, u1: number): void;
   NR: WebAssembly.Global;
   MR: WebAssembly.Global;

@@ -1,7 +1,6 @@
 import type { Activation } from "../kernels/activations.js";
 import { numel, shapeString, storedOf, tensor, type StoredBytes, type Tensor } from "../tensor.js";
 import type { Backend, Conv2dWeights, LinearWeights, Precision, WeightPrecision } from "./backend.js";
-import { quantizeLinearWeights } from "../kernels/linear_int8.js";
 import { writeHalfBits } from "./half.js";
 import {
   checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear, checkTensor,
@@ -192,28 +191,23 @@ export class WasmBackend implements Backend {
     return prepared;
   }
 
-  /** Quantized here in JavaScript, as the ts backend does (the same function), then packed straight into memory. */
+  /** Quantized and packed inside wasm (packLinearWeightsInt8, the bits of quantizeLinearWeights and
+   *  packLinearWeightsInt8Js) from the weights staged as stored above the panels: no JS copy of the weights. */
   private prepareLinearInt8(w: Tensor, b: Tensor | null): WasmLinearInt8 {
     const [N, K] = w.shape;
     const QNR = this.exports.QNR.value as number, panels = Math.ceil(N / QNR), pairs = (K + 1) >> 1;
-    const { q, scale } = quantizeLinearWeights(w.data, N, K);
     const ptr = this.alloc(panels * pairs * QNR * 4);
     const scales = this.alloc(panels * QNR * 4);
     const bias = b ? this.alloc(panels * QNR * 4) : 0;
-    const { f32 } = this.view();
-    f32.fill(0, scales >>> 2, (scales >>> 2) + panels * QNR);
-    f32.set(scale, scales >>> 2);
     if (b) {
+      const { f32 } = this.view();
       f32.fill(0, bias >>> 2, (bias >>> 2) + panels * QNR);
       f32.set(b.data, bias >>> 2);
     }
-    // column n's pair kp at ((p·pairs + kp)·QNR + j)·2 int16s, n = p·QNR + j; zeros past K and N
-    const dst = new Int16Array(this.memory.buffer, ptr, panels * pairs * QNR * 2);
-    dst.fill(0);
-    for (let n = 0; n < N; n++) {
-      const p = Math.floor(n / QNR), j = n - p * QNR, src = n * K;
-      for (let k = 0; k < K; k++) dst[((p * pairs + (k >> 1)) * QNR + j) * 2 + (k & 1)] = q[src + k];
-    }
+    const stored = storedOf(w), half = stored?.dtype === "F16" ? 1 : 0;
+    const raw = stored ? this.pushStored(stored) : this.push(w.data);
+    const scratch = half ? this.reserve(this.threads * ((K + 3) & ~3)) : 0;
+    this.run("packLinearWeightsInt8", { w: raw, half, N, K, dst: ptr, scales, scratch }, 0, panels, N * K * ELEMENT_WORK);
     return { N, K, int8: true, ptr, scales, bias };
   }
 

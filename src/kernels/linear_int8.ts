@@ -33,6 +33,21 @@ export function quantizeLinearWeights(w: Float32Array, N: number, K: number): { 
 }
 
 /**
+ * quantizeLinearWeights' rows packed for assembly/linear_int8.ts (the twin of its packLinearWeightsInt8): column
+ * n = p·nr + j's pair kp at ((p·pairs + kp)·nr + j)·2 int16s, zeros past K and N; scales padded with zeros.
+ */
+export function packLinearWeightsInt8Js(q: Int8Array, scale: Float32Array, N: number, K: number, nr: number): { panels: Int16Array; scales: Float32Array } {
+  const count = Math.ceil(N / nr), pairs = (K + 1) >> 1;
+  const panels = new Int16Array(count * pairs * nr * 2), scales = new Float32Array(count * nr);
+  scales.set(scale.subarray(0, N));
+  for (let n = 0; n < N; n++) {
+    const p = Math.floor(n / nr), j = n - p * nr, src = n * K;
+    for (let k = 0; k < K; k++) panels[((p * pairs + (k >> 1)) * nr + j) * 2 + (k & 1)] = q[src + k];
+  }
+  return { panels, scales };
+}
+
+/**
  * y = act(x·wᵀ + b + residual) with w given quantized (quantizeLinearWeights) and x quantized here, row by row.
  * x: [M, K], qw: [N, K], sw: [N], b: [N] or null, residual: [M, N] or null, y: [M, N].
  */
