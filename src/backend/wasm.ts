@@ -171,7 +171,7 @@ export class WasmBackend implements Backend {
     if (this.weights === "fp16") {
       const ptr = this.alloc(panels * NR * K * 2), special = this.reserve(1);
       this.view().i32[special >>> 2] = 0;
-      const raw = this.reserve(Math.ceil(N * K / 2));
+      const raw = this.staging(N * K * 2);
       writeHalfBits("prepareLinear: weight", w, this.bytes(raw, N * K * 2));
       this.run("packHalfPanels", { w: raw, N, K, dst: ptr, special }, 0, panels);
       const prepared: WasmLinear = { N, K, ptr, bias, half: true };
@@ -185,7 +185,7 @@ export class WasmBackend implements Backend {
       const raw = this.pushStored(stored);
       this.run(stored.dtype === "F16" ? "packLinearWeightsF16" : "packLinearWeights", { w: raw, N, K, dst: ptr }, 0, panels);
     } else {
-      this.run("packLinearWeights", { w: this.push(w.data), N, K, dst: ptr }, 0, panels);
+      this.run("packLinearWeights", { w: this.stage(w.data), N, K, dst: ptr }, 0, panels);
     }
     const prepared: WasmLinear = { N, K, ptr, bias, half: false };
     return prepared;
@@ -205,7 +205,7 @@ export class WasmBackend implements Backend {
       f32.set(b.data, bias >>> 2);
     }
     const stored = storedOf(w), half = stored?.dtype === "F16" ? 1 : 0;
-    const raw = stored ? this.pushStored(stored) : this.push(w.data);
+    const raw = stored ? this.pushStored(stored) : this.stage(w.data);
     const scratch = half ? this.reserve(this.threads * ((K + 3) & ~3)) : 0;
     this.run("packLinearWeightsInt8", { w: raw, half, N, K, dst: ptr, scales, scratch }, 0, panels, N * K * ELEMENT_WORK);
     return { N, K, int8: true, ptr, scales, bias };
@@ -239,7 +239,7 @@ export class WasmBackend implements Backend {
       this.write(bias, b.data);
     }
     const stored = storedOf(w);
-    const raw = stored ? this.pushStored(stored) : this.push(w.data);
+    const raw = stored ? this.pushStored(stored) : this.stage(w.data);
     this.run(stored?.dtype === "F16" ? "packRowsF16" : "packRows", { x: raw, M: O, K, dst: ptr }, 0, tiles);
     const prepared: WasmConv = { O, C, kh, kw, stride, padding, ptr, bias };
     return prepared;
@@ -611,10 +611,29 @@ export class WasmBackend implements Backend {
     return new Uint8Array(this.memory.buffer, p, n);
   }
 
-  /** A tensor's stored bytes copied (or read from its file) into the arena. */
+  /** A tensor's stored bytes copied (or read from its file) into wasm memory, for the prepare call that packs them. */
   private pushStored(stored: StoredBytes): number {
-    const p = this.reserve(Math.ceil(stored.byteLength / 4));
+    const p = this.staging(stored.byteLength);
     stored.copyTo(this.bytes(p, stored.byteLength));
+    return p;
+  }
+
+  /**
+   * n bytes of scratch at the end of the memory, when it has room above the arena (reserveWeights grew it), else in
+   * the arena. The end's pages are written once and reused by every tensor staged there: staged in the arena, each
+   * would land on fresh pages, and a page fault costs more than the read (about 10 µs a page on a VM), paid on this
+   * thread; the packed copies' pages are instead faulted by the kernels, on every thread.
+   */
+  private staging(n: number): number {
+    const end = this.memory.buffer.byteLength, p = (end - n) & ~15;
+    if (p >= this.arena + COL_CHUNK_BYTES) return p;
+    return this.reserve(Math.ceil(n / 4));
+  }
+
+  /** Weights about to be packed, in the staging scratch. */
+  private stage(data: Float32Array): number {
+    const p = this.staging(data.byteLength);
+    this.write(p, data);
     return p;
   }
 
