@@ -29,7 +29,11 @@ const USAGE = `usage: npm run bench -- [options]
                           image, at the first --threads (default 1): time
                           per phase and peak RSS, each in a fresh process (see bench/load.ts)
   --index ...             instead: indexing throughput, decode pool + encode (bench/index_throughput.ts; --index --help)
+  --fp16 ...              instead: weights fp16 against f32, same process, bits checked (bench/memory.ts; --model,
+                          --threads, --runs, --rounds, --batch)
   --int8 ...              instead: precision int8 against f32 and ORT-web q8 (bench/int8.ts; --model, --threads, --runs)
+  --int8-accuracy ...     instead: int8's cosine to f32 on real photos and texts, zero-shot accuracy of the embedded
+                          models (bench/int8_accuracy.ts; --model DIR, --photos DIR, --heldout DIR, --threads)
 Weights: .cache/onnx/<model>.safetensors (or $CLIP_TS_BENCH_CACHE/…) when tools/onnx/export_onnx.py has made it:
 the weights of the ONNX files; otherwise seeded random weights made here, and the peers, which need the ONNX
 files, are listed as not measured.`;
@@ -404,6 +408,11 @@ if (argv[0] === "--index") {
   }
   process.stdout.write("\n" + JSON.stringify(result) + "\n");
   process.exit(0);
+} else if (argv[0] === "--fp16" || argv[0] === "--int8-accuracy") {
+  // scripts of their own (bench/memory.ts: weights "fp16" against f32; bench/int8_accuracy.ts), each in a process
+  const script = argv[0] === "--fp16" ? "./memory.js" : "./int8_accuracy.js";
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...argv.slice(1)], { stdio: "inherit" });
+  process.exitCode = r.status ?? 1;
 } else if (argv[0] === "--int8") {
   await (await import("./int8.js")).int8Bench(argv.slice(1)); // precision int8 vs f32 and ORT-web q8: bench/int8.ts
 } else if (argv[0] === "--job") {
