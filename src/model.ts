@@ -15,7 +15,7 @@ import { resolveTower, type CLIPConfig, type Hints, type MlpActivation, type Vis
 import { expf } from "./kernels/exp.js";
 import { f } from "./kernels/f32.js";
 import { Conv2d, HalfTensor, Linear, Params, projection, rows, Sequential, StateDictError, type ForwardHook } from "./nn.js";
-import { rowsOf, shapeString, tensor, type StateDict, type Tensor } from "./tensor.js";
+import { rowsOf, shapeString, storedOf, StoredTensor, tensor, type StateDict, type Tensor } from "./tensor.js";
 
 export class Bottleneck {
   static readonly expansion = 4;
@@ -263,7 +263,11 @@ export class Transformer {
 }
 
 export class VisionTransformer {
-  readonly conv1: Conv2d;
+  /** f32: the patch embedding; int8: null, patchLinear does its work. */
+  readonly conv1: Conv2d | null;
+  /** int8: conv1 as the linear it is (stride = kernel: each output pixel is its patch's pixels · the weights),
+   *  on the patches flattened as conv1.weight's rows are, [c, ky, kx]. */
+  readonly patchLinear: Linear | null;
   readonly class_embedding: Tensor;
   readonly positional_embedding: Tensor;
   readonly ln_pre: LayerNorm;
@@ -277,7 +281,15 @@ export class VisionTransformer {
     layers: number, heads: number, readonly outputDim: number, act: MlpActivation = "quickgelu", eps = 1e-5,
     precision: Precision = "f32",
   ) {
-    this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, { inChannels: 3, outChannels: width, kernelSize: patchSize, stride: patchSize, bias: false });
+    if (precision === "int8") {
+      this.conv1 = null;
+      const w = p.get(`${prefix}.conv1.weight`, [width, 3, patchSize, patchSize]), shape = [width, 3 * patchSize * patchSize];
+      const stored = storedOf(w);
+      this.patchLinear = new Linear(backend, stored ? new StoredTensor(shape, stored) : { data: w.data, shape }, null, "int8");
+    } else {
+      this.conv1 = new Conv2d(backend, p, `${prefix}.conv1`, { inChannels: 3, outChannels: width, kernelSize: patchSize, stride: patchSize, bias: false });
+      this.patchLinear = null;
+    }
     const grid = inputResolution / patchSize;
     this.class_embedding = p.own(`${prefix}.class_embedding`, [width]);
     this.positional_embedding = p.own(`${prefix}.positional_embedding`, [grid * grid + 1, width]);
@@ -288,11 +300,25 @@ export class VisionTransformer {
   }
 
   forward(x: Tensor, hook?: ForwardHook): Tensor {
-    x = this.conv1.forward(x); // shape = [*, width, grid, grid]
-    hook?.(this.conv1.prefix, x);
+    const tokens = this.conv1 ? this.embedConv(this.conv1, x, hook) : this.embedPatches(this.patchLinear!, x, hook);
+    x = this.ln_pre.forward(tokens);
+    hook?.(this.ln_pre.prefix, x);
+
+    const classToken = new Int32Array(x.shape[0]);
+    if (hook) x = rows(this.transformer.forward(x, null, hook), classToken);
+    else x = this.transformer.forwardPooled(x, classToken, null, null);
+
+    x = this.ln_post.forward(x); // the class token
+    hook?.(this.ln_post.prefix, x);
+    return this.proj.forward(x);
+  }
+
+  /** conv1, then [*, width, grid²] -> [*, grid², width] with the class token first, plus the positional embedding. */
+  private embedConv(conv1: Conv2d, image: Tensor, hook?: ForwardHook): Tensor {
+    const x = conv1.forward(image); // shape = [*, width, grid, grid]
+    hook?.(conv1.prefix, x);
     const [N, D, gh, gw] = x.shape;
     const G = gh * gw, L = G + 1;
-    // [*, width, grid²] -> [*, grid², width], class token first, plus the positional embedding
     const tokens = tensor([N, L, D]);
     const pos = this.positional_embedding.data, cls = this.class_embedding.data;
     for (let n = 0; n < N; n++) {
@@ -301,16 +327,41 @@ export class VisionTransformer {
         for (let g = 0; g < G; g++) tokens.data[(n * L + g + 1) * D + d] = f(x.data[(n * D + d) * G + g] + pos[(g + 1) * D + d]);
       }
     }
-    x = this.ln_pre.forward(tokens);
-    hook?.(this.ln_pre.prefix, x);
+    return tokens;
+  }
 
-    const classToken = new Int32Array(N);
-    if (hook) x = rows(this.transformer.forward(x, null, hook), classToken);
-    else x = this.transformer.forwardPooled(x, classToken, null, null);
-
-    x = this.ln_post.forward(x); // the class token
-    hook?.(this.ln_post.prefix, x);
-    return this.proj.forward(x);
+  /** embedConv's tokens, conv1 done as patchLinear on the flattened patches: its output is already token-major. */
+  private embedPatches(patchLinear: Linear, image: Tensor, hook?: ForwardHook): Tensor {
+    const [N, C, H, W] = image.shape, P = this.patchSize, gh = H / P, gw = W / P, G = gh * gw, K = C * P * P;
+    const patches = tensor([N * G, K]);
+    for (let n = 0; n < N; n++) {
+      for (let g = 0; g < G; g++) {
+        const y0 = Math.floor(g / gw) * P, x0 = (g % gw) * P, row = (n * G + g) * K;
+        for (let c = 0; c < C; c++) {
+          for (let ky = 0; ky < P; ky++) {
+            const src = ((n * C + c) * H + y0 + ky) * W + x0;
+            patches.data.set(image.data.subarray(src, src + P), row + (c * P + ky) * P);
+          }
+        }
+      }
+    }
+    const x = patchLinear.forward(patches); // [N·grid², width]
+    const D = x.shape[1], L = G + 1;
+    if (hook) {
+      const conv = tensor([N, D, gh, gw]);
+      for (let n = 0; n < N; n++) for (let g = 0; g < G; g++) for (let d = 0; d < D; d++) conv.data[(n * D + d) * G + g] = x.data[(n * G + g) * D + d];
+      hook(`${this.prefix}.conv1`, conv);
+    }
+    const tokens = tensor([N, L, D]);
+    const pos = this.positional_embedding.data, cls = this.class_embedding.data;
+    for (let n = 0; n < N; n++) {
+      for (let d = 0; d < D; d++) tokens.data[n * L * D + d] = f(cls[d] + pos[d]);
+      for (let g = 0; g < G; g++) {
+        const t = (n * L + g + 1) * D, xr = (n * G + g) * D, pr = (g + 1) * D;
+        for (let d = 0; d < D; d++) tokens.data[t + d] = f(x.data[xr + d] + pos[pr + d]);
+      }
+    }
+    return tokens;
   }
 }
 
@@ -330,8 +381,9 @@ export class CLIP {
    * out by `towers` is built over a backend that prepares nothing and from Params that hand out no data: its keys
    * and shapes are checked (and count as used) exactly as when loading it, and nothing of it is kept.
    */
-  /** precision "int8": the transformers' linear layers (attention in/out, MLP) run in int8 (src/kernels/linear_int8.ts);
-   *  the convolutions, layer norms, attention itself, the ResNet's attention pool and the projections stay f32. */
+  /** precision "int8": the transformers' linear layers (attention in/out, MLP) and the ViT's patch embedding run in
+   *  int8 (src/kernels/linear_int8.ts); the ResNet's convolutions, layer norms, attention itself, the ResNet's attention
+   *  pool and the projections stay f32. */
   constructor(
     readonly backend: Backend, p: Params, readonly config: CLIPConfig, readonly maxBatch = DEFAULT_MAX_BATCH, readonly towers: Towers = "both",
     readonly precision: Precision = "f32",
@@ -463,7 +515,7 @@ export interface BuildOptions {
   towers?: Towers;
   /** What the state dict cannot tell, in priority order (options, the file's config, the architecture's name…). */
   hints?: readonly Hints[];
-  /** "int8": the transformers' linear layers in int8 (see CLIP); default "f32". */
+  /** "int8": the transformers' linear layers and the ViT's patch embedding in int8 (see CLIP); default "f32". */
   precision?: Precision;
 }
 

@@ -1,6 +1,7 @@
 // precision "int8" on whole models: the same bits on the ts backend and on wasm at 1–3 threads, embeddings within
 // cosine 0.995 of float32 ones (the golden models, the embedded models on the example images and prompts), only
-// the transformers' linears changed (the ResNet image tower keeps its f32 bits), and the CLI's --precision.
+// the transformers' linears and the ViT's patch embedding changed (the ResNet image tower keeps its f32 bits), and
+// the CLI's --precision.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import { embeddedModelPaths, load } from "../src/clip.js";
 import { buildModel, type CLIP } from "../src/model.js";
 import { readNpyFloat32 } from "../src/npy.js";
 import type { Tensor } from "../src/tensor.js";
+import { linearInt8, quantizeLinearWeights } from "../src/kernels/linear_int8.js";
 import { parseSafetensors } from "../src/weights/safetensors.js";
 import { expectBits, goldenDir, npy, npyTokens } from "./helpers/golden.js";
 
@@ -46,6 +48,34 @@ for (const name of ["vit", "rn"]) {
       for (const c of cos) expect(c).toBeGreaterThanOrEqual(0.995);
       if (name === "vit") expect(Math.min(...cos), "quantized: not the f32 result").toBeLessThan(0.999999);
     });
+
+    if (name === "vit") {
+      test("the patch embedding: conv1 as an int8 linear on the flattened patches, hooked in conv1's layout", () => {
+        const outs = (m: CLIP) => {
+          const got = new Map<string, Tensor>();
+          m.encodeImage(pixels, (n, t) => got.set(n, t));
+          return got.get("visual.conv1")!;
+        };
+        const conv8 = outs(ts8), conv32 = outs(buildModel(sd, new TsBackend()));
+        expect(conv8.shape).toEqual(conv32.shape);
+        const [N, D, gh, gw] = conv8.shape, G = gh * gw, P = pixels.shape[2] / gh, K = 3 * P * P;
+        // the twin: the patches flattened as conv1.weight's rows, [c, ky, kx], through linearInt8
+        const patches = new Float32Array(N * G * K);
+        for (let n = 0; n < N; n++) for (let g = 0; g < G; g++) for (let c = 0; c < 3; c++) for (let ky = 0; ky < P; ky++) for (let kx = 0; kx < P; kx++) {
+          const y = Math.floor(g / gw) * P + ky, x = (g % gw) * P + kx;
+          patches[(n * G + g) * K + (c * P + ky) * P + kx] = pixels.data[((n * 3 + c) * gh * P + y) * gw * P + x];
+        }
+        const { q, scale } = quantizeLinearWeights(sd.get("visual.conv1.weight")!.data, D, K);
+        const y = new Float32Array(N * G * D);
+        linearInt8(patches, q, scale, null, y, N * G, K, D);
+        const expected = new Float32Array(N * D * G);
+        for (let n = 0; n < N; n++) for (let g = 0; g < G; g++) for (let d = 0; d < D; d++) expected[(n * D + d) * G + g] = y[(n * G + g) * D + d];
+        expectBits(conv8.data, expected);
+        const c = rowCosines({ data: conv8.data, shape: [1, conv8.data.length] }, { data: conv32.data, shape: [1, conv32.data.length] })[0];
+        expect(c).toBeGreaterThan(0.999);
+        expect(c, "quantized: not the f32 result").toBeLessThan(1);
+      });
+    }
 
     if (name === "rn") {
       test("the ResNet image tower stays float32: the f32 bits", () => {
