@@ -64,7 +64,7 @@ export interface BrowserLoadOptions extends BrowserBackendOptions, HyperParamOpt
   maxBatch?: number;
   /** "image" or "text": load that tower only (see LoadOptions.towers); default "both". */
   towers?: Towers;
-  /** "int8": the transformers' linear layers in int8 (see LoadOptions.precision); default "f32". */
+  /** "int8": the transformers' linear layers and the ViT patch embedding in int8 (see LoadOptions.precision); default "f32". */
   precision?: Precision;
   maxTensorBytes?: number;
   maxTotalBytes?: number;

@@ -27,8 +27,9 @@ export interface LoadOptions extends HyperParamOptions {
   /** "image" or "text": load that tower only (encodeImage or encodeText; the other call is refused); default "both".
    *  The other tower's keys are still checked, but its weights are neither prepared nor kept. */
   towers?: Towers;
-  /** "int8": the transformers' linear layers run with int8 weights and activations and int32 sums, the same bits on
-   *  every backend and thread count (src/kernels/linear_int8.ts); "f32" (default): every layer in float32. */
+  /** "int8": the transformers' linear layers and the ViT's patch embedding run with int8 weights and activations and
+   *  int32 sums, the same bits on every backend and thread count (src/kernels/linear_int8.ts); "f32" (default):
+   *  every layer in float32. */
   precision?: Precision;
   /** Weights limits, as float32 bytes: one tensor (default 4 GiB), all together (default 16 GiB, counting what is
    *  inflated from a zip); tensors in a file (100 000); a safetensors header (100 MB); a torch pickle (64 MiB). */
