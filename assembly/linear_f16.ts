@@ -73,6 +73,14 @@ function widenPanel(src: usize, dst: usize, K: i32, float: bool): void {
     v128.store(dst, widenTop(v1), 16);
     v128.store(dst, widenTop(v2), 32);
     v128.store(dst, widenTop(v3), 48);
+    if (src + 32 >= end) break;
+    src += 32;
+    dst += 64;
+    const u0 = v128.load(src - 2), u1 = v128.load(src), u2 = v128.load(src, 14), u3 = v128.load(src, 16);
+    v128.store(dst, widenTop(u0));
+    v128.store(dst, widenTop(u1), 16);
+    v128.store(dst, widenTop(u2), 32);
+    v128.store(dst, widenTop(u3), 48);
   }
 }
 
