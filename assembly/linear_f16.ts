@@ -84,6 +84,22 @@ function widenPanel(src: usize, dst: usize, K: i32, float: bool): void {
   }
 }
 
+/**
+ * Reads one word of each 64-byte line of the K·32 bytes of an f16 panel at src (their xor to sink, so that no
+ * load is dropped): wasm has no prefetch, and the widening's own loads, a few lines per loop step, keep few misses
+ * in flight (the model's weights stream from memory: that pass ran at ~8 GB/s). Issued just before the previous
+ * panel's GEMM, these misses are all in flight at once while the GEMM's arithmetic goes on.
+ */
+function touchPanel(src: usize, K: i32, sink: usize): void {
+  const end = src + (<usize>K << 5);
+  let acc: u32 = 0;
+  for (; src + 192 < end; src += 256) {
+    acc ^= load<u32>(src) ^ load<u32>(src, 64) ^ load<u32>(src, 128) ^ load<u32>(src, 192);
+  }
+  for (; src < end; src += 64) acc ^= load<u32>(src);
+  store<u32>(sink, acc);
+}
+
 /** The floats at dst listed by the u32 indices [i0, i1), widened from zero or subnormal halves by widenTop,
  *  set to their exact value ±m·2^-24 (m, an integer below 1024, converts exactly; no subnormal operand). */
 function patchHalves(dst: usize, list: usize, i0: u32, i1: u32): void {
@@ -173,21 +189,24 @@ export function packHalfPatches(panels: usize, K: i32, starts: usize, list: usiz
 
 /**
  * linear (assembly/linear.ts) over f16 panels of finite weights (packHalfPanels): each panel of [u0, u1) is widened
- * into this thread's K·NR floats at scratch + tid·K·NR·4, then multiplied by the same GEMM. patches: the u32 starts
- * (one per panel, and the end) then the list of packHalfPatches; 0 when the backend kept none (too many zero or
- * subnormal halves), then the float widening. The TypeScript twin is src/kernels/linear_f16.ts.
+ * into this thread's K·NR floats at scratch + tid·(K·NR·4 + 16) (then a word for touchPanel), then multiplied by the
+ * same GEMM, the next panel touched in between. patches: the u32 starts (one per panel, and the end) then the list
+ * of packHalfPatches; 0 when the backend kept none (too many zero or subnormal halves), then the float widening.
+ * The TypeScript twin is src/kernels/linear_f16.ts.
  */
 export function linearHalf(
   x: usize, w: usize, b: usize, y: usize, M: i32, K: i32, N: i32, act: i32, residual: usize, scratch: usize,
   patches: usize, tid: i32, u0: i32, u1: i32,
 ): void {
-  const panel = scratch + <usize>tid * K * NR * 4;
+  const panel = scratch + <usize>tid * (K * NR * 4 + 16), sink = panel + <usize>K * NR * 4;
   const list = patches + ((<usize>(N + NR - 1) / NR + 1) << 2);
+  if (u0 < u1) touchPanel(w + <usize>u0 * K * NR * 2, K, sink);
   for (let p = u0; p < u1; p++) {
     widenPanel(w + <usize>p * K * NR * 2, panel, K, patches == 0);
     if (patches) {
       patchHalves(panel, list, load<u32>(patches + (<usize>p << 2)), load<u32>(patches + (<usize>p << 2), 4));
     }
+    if (p + 1 < u1) touchPanel(w + <usize>(p + 1) * K * NR * 2, K, sink);
     gemmPanels(x, panel, b, b ? BIAS_PER_COLUMN : BIAS_NONE, residual, y, M, K, N, act, p, p + 1);
   }
 }

@@ -290,7 +290,7 @@ export class WasmBackend implements Backend {
       this.run("linear", { x, w: w.ptr, b: w.bias, y, M, K, N, act, residual }, 0, units, M * K * N);
       return;
     }
-    const scratch = this.reserve(this.threads * K * this.NR);
+    const scratch = this.reserve(this.threads * (K * this.NR + 4));
     this.run("linearHalf", { x, w: w.ptr, b: w.bias, y, M, K, N, act, residual, scratch, patches: w.patches }, 0, units, M * K * N);
   }
 
