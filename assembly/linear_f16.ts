@@ -3,12 +3,18 @@
 // first), or per panel inside the GEMM (linearHalf: the panels stay f16, half the memory). The widening is exact,
 // so the products and sums are those of the f32 path; the twin of each widening is src/kernels/f16.ts.
 //
-// linearHalf's widening is shaped by measurement (Zen 5, V8): a float operation on a subnormal input costs a
-// microcode assist, ~0.14% of a trained model's f16 weights are subnormal, and that alone cost 10% at M = 8; so
-// the panels are widened with integer operations (exact for normal halves) and the few zero or subnormal halves
-// are listed at load and patched after (packHalfPatches). And the widening loop is bound by its loads and stores,
-// not its arithmetic: each panel row is read by four overlapping loads that put every half in the top of a lane
-// (the halves permuted at packing for it), so that a shift and a mask place it, with no lane extension.
+// linearHalf is shaped by measurement (AMD Zen 5, V8; ViT-B/32's short prompt, M = 8 rows, is where it shows):
+// - a float multiply on a subnormal input takes a microcode assist, and ~0.1% of a checkpoint's halves are
+//   subnormal (that cost 10% at M = 8): panels are widened by integer operations (exact for normal halves), and the
+//   few zero or subnormal halves, listed at load (packHalfPatches), are patched after (patchHalves).
+// - each panel row is read by four overlapping loads that put every half in the top 16 bits of a lane (the halves
+//   permuted at packing for it): a shift, a mask and an add widen four, with no lane extension.
+// - the panels stream from memory, and the widening's own loads keep few misses in flight: touchPanel reads the next
+//   panel's lines before the current panel's GEMM, which computes while they arrive.
+// What bounds the rest at small M: the widening's 3 integer vector operations per 4 weights share the 4 vector pipes
+// with the GEMM's 2·M float operations per 4 weights, which the f32 GEMM keeps ~91% busy; at M = 8 on cached
+// weights fp16 cannot pass ~0.85 of f32 (measured 0.77-0.81). Widening inside the GEMM's loop instead (in every row
+// tile, or in the first) ran slower under V8.
 
 import { gemmPanels, BIAS_NONE, BIAS_PER_COLUMN, MR, NR } from "./linear";
 
