@@ -4,7 +4,7 @@
 // units [u0, u1). scripts/gen-kernels.mjs reads this file and the kernels' signatures to write
 // src/backend/kernels.generated.ts, the typed binding the backend calls them through.
 export { linear, packLinearWeights, packRows, NR, MR } from "./linear";
-export { packLinearWeightsF16, packRowsF16, packHalfPanels, linearHalf } from "./linear_f16";
+export { packLinearWeightsF16, packRowsF16, packHalfPanels, packHalfPatches, linearHalf } from "./linear_f16";
 export { conv2d } from "./conv2d";
 export { attention } from "./attention";
 export { layerNorm } from "./layer_norm";

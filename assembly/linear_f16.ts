@@ -2,6 +2,19 @@
 // (packLinearWeightsF16, packRowsF16: the f32 panels and tiles of assembly/linear.ts, the same bits as widening
 // first), or per panel inside the GEMM (linearHalf: the panels stay f16, half the memory). The widening is exact,
 // so the products and sums are those of the f32 path; the twin of each widening is src/kernels/f16.ts.
+//
+// linearHalf is shaped by measurement (AMD Zen 5, V8; ViT-B/32's short prompt, M = 8 rows, is where it shows):
+// - a float multiply on a subnormal input takes a microcode assist, and ~0.1% of a checkpoint's halves are
+//   subnormal (that cost 10% at M = 8): panels are widened by integer operations (exact for normal halves), and the
+//   few zero or subnormal halves, listed at load (packHalfPatches), are patched after (patchHalves).
+// - each panel row is read by four overlapping loads that put every half in the top 16 bits of a lane (the halves
+//   permuted at packing for it): a shift, a mask and an add widen four, with no lane extension.
+// - the panels stream from memory, and the widening's own loads keep few misses in flight: touchPanel reads the next
+//   panel's lines before the current panel's GEMM, which computes while they arrive.
+// What bounds the rest at small M: the widening's 3 integer vector operations per 4 weights share the 4 vector pipes
+// with the GEMM's 2·M float operations per 4 weights, which the f32 GEMM keeps ~91% busy; at M = 8 on cached
+// weights fp16 cannot pass ~0.85 of f32 (measured 0.77-0.81). Widening inside the GEMM's loop instead (in every row
+// tile, or in the first) ran slower under V8.
 
 import { gemmPanels, BIAS_NONE, BIAS_PER_COLUMN, MR, NR } from "./linear";
 
@@ -19,20 +32,86 @@ import { gemmPanels, BIAS_NONE, BIAS_PER_COLUMN, MR, NR } from "./linear";
   return reinterpret<f32>(reinterpret<u32>(reinterpret<f32>(mag << 13) * TWO_112) | sign);
 }
 
-/** halfToFloat of finite halves, sign-extended to i32 lanes: shifted into place, the sign's copies cleared from
- *  the exponent, scaled; 3 operations for 4 values. */
 // @ts-ignore: decorator
-@inline function finiteHalfToFloat4(s: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shl(s, 13), i32x4.splat(0x8fffffff)), f32x4.splat(TWO_112));
+@inline const HALF_MASK: u32 = 0x8fffe000; // a half shifted right by 3 from the top of a lane: sign, exponent, mantissa
+// @ts-ignore: decorator
+@inline const REBIAS: u32 = 112 << 23; // binary16's exponent bias (15) to binary32's (127), as an integer add
+// @ts-ignore: decorator
+@inline const TWO_M24: f32 = 5.960464477539063e-8; // 2^-24, a subnormal half's unit
+
+/** The half index, in a packed panel row, of column j (0…15): loading 16 bytes from 2 bytes before the row gives
+ *  columns 0-3 in the top halves of the lanes, from the row 4-7, from byte 14 8-11 and from byte 16 12-15. */
+// @ts-ignore: decorator
+@inline function halfSlot(j: i32): i32 {
+  return (j & 8) | ((j & 3) << 1) | ((j >> 2) & 1);
 }
 
-/** n (a multiple of 8) finite halves at src widened to floats at dst. */
-function widenFiniteHalves(src: usize, dst: usize, n: i32): void {
-  const end = src + (<usize>n << 1);
-  for (; src < end; src += 16, dst += 32) {
-    const h = v128.load(src);
-    v128.store(dst, finiteHalfToFloat4(i32x4.extend_low_i16x8_s(h)));
-    v128.store(dst, finiteHalfToFloat4(i32x4.extend_high_i16x8_s(h)), 16);
+/** The four f32x4 of the finite halves in a lane's top 16 bits, as binary32 bits: exact when the half is normal;
+ *  a zero or subnormal half becomes s | 112 << 23 | m << 13, which patchHalves corrects. Integer operations only. */
+// @ts-ignore: decorator
+@inline function widenTop(v: v128): v128 {
+  return i32x4.add(v128.and(i32x4.shr_s(v, 3), i32x4.splat(HALF_MASK)), i32x4.splat(REBIAS));
+}
+
+/** widenTop for every half, zero and subnormal ones included (scaled by 2^112, a float multiply). */
+// @ts-ignore: decorator
+@inline function widenTopFloat(v: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), i32x4.splat(HALF_MASK)), f32x4.splat(TWO_112));
+}
+
+/** The K rows of a packed f16 panel at src widened to the f32 panel layout at dst: integer widening (then
+ *  patchHalves) or, with `float`, the float one. */
+function widenPanel(src: usize, dst: usize, K: i32, float: bool): void {
+  const end = src + (<usize>K << 5);
+  if (float) {
+    for (; src < end; src += 32, dst += 64) {
+      const v0 = v128.load(src - 2), v1 = v128.load(src), v2 = v128.load(src, 14), v3 = v128.load(src, 16);
+      v128.store(dst, widenTopFloat(v0));
+      v128.store(dst, widenTopFloat(v1), 16);
+      v128.store(dst, widenTopFloat(v2), 32);
+      v128.store(dst, widenTopFloat(v3), 48);
+    }
+    return;
+  }
+  for (; src < end; src += 32, dst += 64) {
+    const v0 = v128.load(src - 2), v1 = v128.load(src), v2 = v128.load(src, 14), v3 = v128.load(src, 16);
+    v128.store(dst, widenTop(v0));
+    v128.store(dst, widenTop(v1), 16);
+    v128.store(dst, widenTop(v2), 32);
+    v128.store(dst, widenTop(v3), 48);
+    if (src + 32 >= end) break;
+    src += 32;
+    dst += 64;
+    const u0 = v128.load(src - 2), u1 = v128.load(src), u2 = v128.load(src, 14), u3 = v128.load(src, 16);
+    v128.store(dst, widenTop(u0));
+    v128.store(dst, widenTop(u1), 16);
+    v128.store(dst, widenTop(u2), 32);
+    v128.store(dst, widenTop(u3), 48);
+  }
+}
+
+/**
+ * Reads one word of each 64-byte line of the K·32 bytes of an f16 panel at src (their xor to sink, so that no
+ * load is dropped): wasm has no prefetch, and the widening's own loads, a few lines per loop step, keep few misses
+ * in flight (the model's weights stream from memory: that pass ran at ~8 GB/s). Issued just before the previous
+ * panel's GEMM, these misses are all in flight at once while the GEMM's arithmetic goes on.
+ */
+function touchPanel(src: usize, K: i32, sink: usize): void {
+  const end = src + (<usize>K << 5);
+  let acc: u32 = 0;
+  for (; src + 192 < end; src += 256) {
+    acc ^= load<u32>(src) ^ load<u32>(src, 64) ^ load<u32>(src, 128) ^ load<u32>(src, 192);
+  }
+  for (; src < end; src += 64) acc ^= load<u32>(src);
+  store<u32>(sink, acc);
+}
+
+/** The floats at dst listed by the u32 indices [i0, i1), widened from zero or subnormal halves by widenTop,
+ *  set to their exact value ±m·2^-24 (m, an integer below 1024, converts exactly; no subnormal operand). */
+function patchHalves(dst: usize, list: usize, i0: u32, i1: u32): void {
+  for (let i = i0; i < i1; i++) {
+    const at = dst + (<usize>load<u32>(list + (<usize>i << 2)) << 2), v = load<u32>(at);
+    store<u32>(at, reinterpret<u32>(<f32>((v >>> 13) & 0x3ff) * TWO_M24) | (v & 0x80000000));
   }
 }
 
@@ -68,39 +147,72 @@ export function packRowsF16(x: usize, M: i32, K: i32, dst: usize, tid: i32, u0: 
 }
 
 /**
- * The panel layout of packLinearWeights, of f16 w [N, K] kept as f16 (2 bytes a weight), for the panels [u0, u1).
- * Sets the i32 at `special` to 1 if a weight is infinite or NaN: linearHalf widens finite halves only (the backend
- * then keeps that tensor as f32).
+ * The panel layout of packLinearWeights, of f16 w [N, K] kept as f16 (2 bytes a weight), for the panels [u0, u1),
+ * each row's 16 halves in halfSlot order. Sets the i32 at `special` to 1 if a weight is infinite or NaN: linearHalf
+ * widens finite halves only (the backend then keeps that tensor as f32). Counts each panel's zero and subnormal
+ * halves (padding included) into the i32 at counts + 4p, for packHalfPatches.
  */
-export function packHalfPanels(w: usize, N: i32, K: i32, dst: usize, special: usize, tid: i32, u0: i32, u1: i32): void {
+export function packHalfPanels(
+  w: usize, N: i32, K: i32, dst: usize, special: usize, counts: usize, tid: i32, u0: i32, u1: i32,
+): void {
   let seen: u32 = 0;
   for (let p = u0; p < u1; p++) {
     const base = dst + <usize>p * K * NR * 2;
+    let tiny: i32 = 0;
     for (let j = 0; j < NR; j++) {
       const n = p * NR + j;
-      const src = w + <usize>n * K * 2;
+      const src = w + <usize>n * K * 2, slot = <usize>halfSlot(j) << 1;
       for (let k = 0; k < K; k++) {
         const h: u32 = n < N ? load<u16>(src + (<usize>k << 1)) : 0;
         seen |= u32((h & 0x7c00) == 0x7c00);
-        store<u16>(base + ((<usize>k * NR + j) << 1), <u16>h);
+        tiny += i32((h & 0x7c00) == 0);
+        store<u16>(base + (<usize>k << 5) + slot, <u16>h);
       }
     }
+    store<i32>(counts + (<usize>p << 2), tiny);
   }
   if (seen) store<i32>(special, 1);
 }
 
 /**
- * linear (assembly/linear.ts) over f16 panels of finite weights (packHalfPanels): each panel of [u0, u1) is widened into this
- * thread's K·NR floats at scratch + tid·K·NR·4, then multiplied by the same GEMM. The TypeScript twin is
- * src/kernels/linear_f16.ts.
+ * For the panels [u0, u1) of packHalfPanels' output: the f32 panel index (k·NR + j) of each zero or subnormal half,
+ * ascending, at list + 4·starts[p] (u32 starts: the prefix sums of packHalfPanels' counts, set by the backend).
+ */
+export function packHalfPatches(panels: usize, K: i32, starts: usize, list: usize, tid: i32, u0: i32, u1: i32): void {
+  for (let p = u0; p < u1; p++) {
+    const base = panels + <usize>p * K * NR * 2;
+    let at = list + (<usize>load<u32>(starts + (<usize>p << 2)) << 2);
+    for (let k = 0; k < K; k++) {
+      for (let j = 0; j < NR; j++) {
+        if ((load<u16>(base + (<usize>k << 5) + (<usize>halfSlot(j) << 1)) & 0x7c00) == 0) {
+          store<u32>(at, k * NR + j);
+          at += 4;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * linear (assembly/linear.ts) over f16 panels of finite weights (packHalfPanels): each panel of [u0, u1) is widened
+ * into this thread's K·NR floats at scratch + tid·(K·NR·4 + 16) (then a word for touchPanel), then multiplied by the
+ * same GEMM, the next panel touched in between. patches: the u32 starts (one per panel, and the end) then the list
+ * of packHalfPatches; 0 when the backend kept none (too many zero or subnormal halves), then the float widening.
+ * The TypeScript twin is src/kernels/linear_f16.ts.
  */
 export function linearHalf(
   x: usize, w: usize, b: usize, y: usize, M: i32, K: i32, N: i32, act: i32, residual: usize, scratch: usize,
-  tid: i32, u0: i32, u1: i32,
+  patches: usize, tid: i32, u0: i32, u1: i32,
 ): void {
-  const panel = scratch + <usize>tid * K * NR * 4;
+  const panel = scratch + <usize>tid * (K * NR * 4 + 16), sink = panel + <usize>K * NR * 4;
+  const list = patches + ((<usize>(N + NR - 1) / NR + 1) << 2);
+  if (u0 < u1) touchPanel(w + <usize>u0 * K * NR * 2, K, sink);
   for (let p = u0; p < u1; p++) {
-    widenFiniteHalves(w + <usize>p * K * NR * 2, panel, K * NR);
+    widenPanel(w + <usize>p * K * NR * 2, panel, K, patches == 0);
+    if (patches) {
+      patchHalves(panel, list, load<u32>(patches + (<usize>p << 2)), load<u32>(patches + (<usize>p << 2), 4));
+    }
+    if (p + 1 < u1) touchPanel(w + <usize>(p + 1) * K * NR * 2, K, sink);
     gemmPanels(x, panel, b, b ? BIAS_PER_COLUMN : BIAS_NONE, residual, y, M, K, N, act, p, p + 1);
   }
 }

@@ -138,7 +138,7 @@ describe('weights: "fp16" (f16 panels widened inside the GEMM): the bits of the 
     }
   });
 
-  test("half the wasm memory for the same linear weights; a tensor with an infinite or NaN weight stays f32", async () => {
+  test("half the wasm memory for the same linear weights, and 4 bytes a zero or subnormal half (none past 1/16 of them); a tensor with an infinite or NaN weight stays f32", async () => {
     const w = { shape: [512, 768], data: halves(512 * 768, 5) };
     const grown = async (weights: "fp32" | "fp16") => {
       const b = await createWasmBackend({ threads: 1, weights });
@@ -148,10 +148,28 @@ describe('weights: "fp16" (f16 panels widened inside the GEMM): the bits of the 
       b.dispose();
       return used;
     };
+    const tiny = w.data.filter((v) => Math.abs(v) < 2 ** -14).length, panels = 512 / 16;
+    expect(tiny).toBeGreaterThan(0);
+    expect(tiny).toBeLessThan(w.data.length / 16);
+    const list = Math.ceil(((panels + 1 + tiny) * 4) / 16) * 16;
+    expect(await grown("fp16")).toBe((await grown("fp32")) / 2 + list);
+    w.data.fill(0, 0, w.data.length / 8); // past 1/16 zero: no list, the float widening
     expect(await grown("fp16")).toBe((await grown("fp32")) / 2);
-    w.data[1000] = -Infinity;
+    w.data[w.data.length - 1] = -Infinity;
     expect(await grown("fp16")).toBe(await grown("fp32"));
   });
+
+  test.prop([fc.integer({ min: 1, max: 23 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 37 }), fc.double({ min: 0, max: 1 }), seed], { numRuns: 30 })(
+    "zero and subnormal halves, few (patched after the integer widening) or many (the float widening), 1–3 threads", (M, K, N, share, s) => {
+      const x = { shape: [M, K], data: values(M * K, s) }, w = { shape: [N, K], data: halves(N * K, s + 1) };
+      let r = s >>> 0;
+      for (let i = 0; i < w.data.length; i++) {
+        r = (Math.imul(r ^ (r >>> 13), 0x5bd1e995) + 1) >>> 0;
+        if (r / 2 ** 32 < share) w.data[i] = f16BitsToF32((r & 0x83ff) | (r & 0x400 ? 0 : 0x8000));
+      }
+      const expected = bits(ts.linear(x, ts.prepareLinear(w, null), "none").data);
+      for (const b of wasmHalf) expect(bits(b.linear(x, b.prepareLinear(w, null)).data), `${b.threads} thread(s)`).toEqual(expected);
+    });
 });
 
 /** encodeImage and encodeText of a golden model's inputs, as bits. */

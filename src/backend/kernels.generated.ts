@@ -18,10 +18,13 @@ export interface KernelArgs {
   /** assembly/linear_f16.ts */
   packRowsF16: { x: Ptr; M: number; K: number; dst: Ptr };
   /** assembly/linear_f16.ts */
-  packHalfPanels: { w: Ptr; N: number; K: number; dst: Ptr; special: Ptr };
+  packHalfPanels: { w: Ptr; N: number; K: number; dst: Ptr; special: Ptr; counts: Ptr };
+  /** assembly/linear_f16.ts */
+  packHalfPatches: { panels: Ptr; K: number; starts: Ptr; list: Ptr };
   /** assembly/linear_f16.ts */
   linearHalf: {
     x: Ptr; w: Ptr; b: Ptr; y: Ptr; M: number; K: number; N: number; act: number; residual: Ptr; scratch: Ptr;
+    patches: Ptr;
   };
   /** assembly/conv2d.ts */
   conv2d: {
@@ -64,8 +67,9 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
   packRows: (a) => [a.x, a.M, a.K, a.dst],
   packLinearWeightsF16: (a) => [a.w, a.N, a.K, a.dst],
   packRowsF16: (a) => [a.x, a.M, a.K, a.dst],
-  packHalfPanels: (a) => [a.w, a.N, a.K, a.dst, a.special],
-  linearHalf: (a) => [a.x, a.w, a.b, a.y, a.M, a.K, a.N, a.act, a.residual, a.scratch],
+  packHalfPanels: (a) => [a.w, a.N, a.K, a.dst, a.special, a.counts],
+  packHalfPatches: (a) => [a.panels, a.K, a.starts, a.list],
+  linearHalf: (a) => [a.x, a.w, a.b, a.y, a.M, a.K, a.N, a.act, a.residual, a.scratch, a.patches],
   conv2d: (a) => [
     a.x, a.w, a.b, a.y, a.C, a.H, a.W, a.O, a.kh, a.kw, a.stride, a.padding, a.Ho, a.Wo, a.act, a.residual, a.col,
     a.pBase
@@ -86,9 +90,9 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
 
 /** Parameters of each wasm function, its work range included: a module built from other sources is refused. */
 export const ARITY: { readonly [K in KernelName]: number } = {
-  linear: 12, packLinearWeights: 7, packRows: 7, packLinearWeightsF16: 7, packRowsF16: 7, packHalfPanels: 8,
-  linearHalf: 13, conv2d: 21, attention: 16, layerNorm: 9, avgPool2d: 8, expfArray: 5, erfArray: 5, activateArray: 6,
-  linearInt8: 14, quantizeRowsInt8: 8, packLinearWeightsInt8: 10, simdPeak: 5
+  linear: 12, packLinearWeights: 7, packRows: 7, packLinearWeightsF16: 7, packRowsF16: 7, packHalfPanels: 9,
+  packHalfPatches: 7, linearHalf: 14, conv2d: 21, attention: 16, layerNorm: 9, avgPool2d: 8, expfArray: 5, erfArray: 5,
+  activateArray: 6, linearInt8: 14, quantizeRowsInt8: 8, packLinearWeightsInt8: 10, simdPeak: 5
 };
 
 /** Dispatch order: a job names its kernel by its index here (see wasm_platform.ts). */
@@ -104,10 +108,13 @@ export interface KernelExports {
   packRows(x: Ptr, M: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
   packLinearWeightsF16(w: Ptr, N: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
   packRowsF16(x: Ptr, M: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
-  packHalfPanels(w: Ptr, N: number, K: number, dst: Ptr, special: Ptr, tid: number, u0: number, u1: number): void;
+  packHalfPanels(
+    w: Ptr, N: number, K: number, dst: Ptr, special: Ptr, counts: Ptr, tid: number, u0: number, u1: number
+  ): void;
+  packHalfPatches(panels: Ptr, K: number, starts: Ptr, list: Ptr, tid: number, u0: number, u1: number): void;
   linearHalf(
     x: Ptr, w: Ptr, b: Ptr, y: Ptr, M: number, K: number, N: number, act: number, residual: Ptr, scratch: Ptr,
-    tid: number, u0: number, u1: number
+    patches: Ptr, tid: number, u0: number, u1: number
   ): void;
   conv2d(
     x: Ptr, w: Ptr, b: Ptr, y: Ptr, C: number, H: number, W: number, O: number, kh: number, kw: number, stride: number,

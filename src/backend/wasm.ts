@@ -29,6 +29,9 @@ const MIN_PARALLEL_WORK = 1 << 20;
 /** Work of one element of a memory-bound kernel (copy, normalise, pool) in multiply-adds: the SIMD GEMM does about
  *  this many in the time one float goes through memory. */
 const ELEMENT_WORK = 8;
+/** The share of a weights "fp16" linear's halves, zero or subnormal, past which it keeps no patch list (4 bytes each):
+ *  at most 1/8 of the halves' memory. */
+const HALF_PATCHES_MAX = 1 / 16;
 
 /** How long a failed pool waits for its living workers to leave (they finish one unit of work first). */
 const ACK_TIMEOUT_MS = 10_000;
@@ -43,8 +46,9 @@ const ACT_CODE = {
   none: "ACT_NONE", relu: "ACT_RELU", quickgelu: "ACT_QUICKGELU", gelu: "ACT_GELU",
 } as const satisfies Record<Activation, ConstantName>;
 
-/** half: the panels hold f16 (weights "fp16"), widened inside the GEMM. */
-interface WasmLinear extends LinearWeights { ptr: number; bias: number; half: boolean }
+/** half: the panels hold f16 (weights "fp16"), widened inside the GEMM; patches: their zero and subnormal halves
+ *  (halfPatches), or 0. */
+interface WasmLinear extends LinearWeights { ptr: number; bias: number; half: boolean; patches: number }
 /** int8 weights: int16 k-pairs in panels (assembly/linear_int8.ts), a scale per column, padded to whole panels. */
 interface WasmLinearInt8 extends LinearWeights { int8: true; ptr: number; scales: number; bias: number }
 interface WasmConv extends Conv2dWeights { ptr: number; bias: number }
@@ -172,17 +176,19 @@ export class WasmBackend implements Backend {
       this.write(bias, padded);
     }
     if (this.weights === "fp16") {
-      const ptr = this.alloc(panels * NR * K * 2), special = this.reserve(1);
+      const ptr = this.alloc(panels * NR * K * 2), special = this.reserve(1), counts = this.reserve(panels);
       this.view().i32[special >>> 2] = 0;
       const raw = this.staging(N * K * 2);
       writeHalfBits("prepareLinear: weight", w, this.bytes(raw, N * K * 2));
-      this.run("packHalfPanels", { w: raw, N, K, dst: ptr, special }, 0, panels, Infinity, PACK_CHUNKS);
-      const prepared: WasmLinear = { N, K, ptr, bias, half: true };
-      if (this.view().i32[special >>> 2] === 0) return prepared;
+      this.run("packHalfPanels", { w: raw, N, K, dst: ptr, special, counts }, 0, panels, Infinity, PACK_CHUNKS);
+      if (this.view().i32[special >>> 2] === 0) {
+        const prepared: WasmLinear = { N, K, ptr, bias, half: true, patches: this.halfPatches(ptr, K, counts, panels) };
+        return prepared;
+      }
       this.top = this.arena = ptr; // an infinite or NaN weight: this tensor is kept as f32 (the same bits)
     }
     const ptr = this.alloc(panels * NR * K * 4);
-    // the weights as stored (the file's bytes, read straight into the arena), else as f32; packed from there
+    // the weights as stored (the file's bytes, read straight into the staging region), else as f32; packed from there
     const stored = storedOf(w);
     if (stored) {
       const raw = this.pushStored(stored);
@@ -190,8 +196,23 @@ export class WasmBackend implements Backend {
     } else {
       this.run("packLinearWeights", { w: this.stage(w.data), N, K, dst: ptr }, 0, panels, Infinity, PACK_CHUNKS);
     }
-    const prepared: WasmLinear = { N, K, ptr, bias, half: false };
+    const prepared: WasmLinear = { N, K, ptr, bias, half: false, patches: 0 };
     return prepared;
+  }
+
+  /**
+   * The list of a weight's zero and subnormal halves that linearHalf patches after its integer widening (see
+   * assembly/linear_f16.ts): u32 starts per panel, then the f32 panel indices. 0 (the float widening, slower on
+   * subnormal halves) past HALF_PATCHES_MAX of the weights, so the list never costs more than 1/8 of the halves.
+   */
+  private halfPatches(panels: number, K: number, counts: number, n: number): number {
+    const starts = new Uint32Array(n + 1);
+    for (let p = 0, i32 = this.view().i32; p < n; p++) starts[p + 1] = starts[p]! + i32[(counts >>> 2) + p]!;
+    if (starts[n]! > HALF_PATCHES_MAX * n * this.NR * K) return 0;
+    const ptr = this.alloc((n + 1 + starts[n]!) * 4);
+    this.view().i32.set(new Int32Array(starts.buffer), ptr >>> 2);
+    this.run("packHalfPatches", { panels, K, starts: ptr, list: ptr + (n + 1) * 4 }, 0, n);
+    return ptr;
   }
 
   /** Quantized and packed inside wasm (packLinearWeightsInt8, the bits of quantizeLinearWeights and
@@ -272,8 +293,8 @@ export class WasmBackend implements Backend {
       this.run("linear", { x, w: w.ptr, b: w.bias, y, M, K, N, act, residual }, 0, units, M * K * N);
       return;
     }
-    const scratch = this.reserve(this.threads * K * this.NR);
-    this.run("linearHalf", { x, w: w.ptr, b: w.bias, y, M, K, N, act, residual, scratch }, 0, units, M * K * N);
+    const scratch = this.reserve(this.threads * (K * this.NR + 4));
+    this.run("linearHalf", { x, w: w.ptr, b: w.bias, y, M, K, N, act, residual, scratch, patches: w.patches }, 0, units, M * K * N);
   }
 
   conv2d(input: Tensor, weights: Conv2dWeights, act: Activation = "none", res: Tensor | null = null): Tensor {
