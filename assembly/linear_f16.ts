@@ -182,9 +182,16 @@ export function packHalfPatches(panels: usize, K: i32, starts: usize, list: usiz
   for (let p = u0; p < u1; p++) {
     const base = panels + <usize>p * K * NR * 2;
     let at = list + (<usize>load<u32>(starts + (<usize>p << 2)) << 2);
+    const exponent = i16x8.splat(0x7c00), zero = i16x8.splat(0);
     for (let k = 0; k < K; k++) {
+      // a panel row of NR halves (32 bytes) with none zero or subnormal, nearly all of them, is skipped in 4 ops
+      const row = base + (<usize>k << 5);
+      const z = v128.or(
+        i16x8.eq(v128.and(v128.load(row), exponent), zero), i16x8.eq(v128.and(v128.load(row, 16), exponent), zero),
+      );
+      if (!v128.any_true(z)) continue;
       for (let j = 0; j < NR; j++) {
-        if ((load<u16>(base + (<usize>k << 5) + (<usize>halfSlot(j) << 1)) & 0x7c00) == 0) {
+        if ((load<u16>(row + (<usize>halfSlot(j) << 1)) & 0x7c00) == 0) {
           store<u32>(at, k * NR + j);
           at += 4;
         }
