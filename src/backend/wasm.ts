@@ -19,9 +19,6 @@ const HEAP_BASE = 4096;
 const PEAK_OPERANDS = 2048;
 /** Upper bound of one im2col chunk, so a large convolution does not need all its columns at once. */
 const COL_CHUNK_BYTES = 32 << 20;
-/** Packing weights at load writes fresh pages: in one contiguous block per thread, as threads faulting pages next to
- *  each other wait on the same page-table lock (ViT-B/32 load, 2 threads: 1.31 -> 1.12 s against 16 chunks each). */
-const PACK_CHUNKS = 1;
 const MAX_THREADS = 8;
 /** Below this many multiply-adds (or elements) a kernel runs on the calling thread: waking the workers costs more.
  *  A unit's bits never depend on the thread that computes it, so this changes only the time. */
@@ -180,7 +177,7 @@ export class WasmBackend implements Backend {
       this.view().i32[special >>> 2] = 0;
       const raw = this.staging(N * K * 2);
       writeHalfBits("prepareLinear: weight", w, this.bytes(raw, N * K * 2));
-      this.run("packHalfPanels", { w: raw, N, K, dst: ptr, special, counts }, 0, panels, Infinity, PACK_CHUNKS);
+      this.run("packHalfPanels", { w: raw, N, K, dst: ptr, special, counts }, 0, panels);
       if (this.view().i32[special >>> 2] === 0) {
         const prepared: WasmLinear = { N, K, ptr, bias, half: true, patches: this.halfPatches(ptr, K, counts, panels) };
         return prepared;
@@ -192,9 +189,9 @@ export class WasmBackend implements Backend {
     const stored = storedOf(w);
     if (stored) {
       const raw = this.pushStored(stored);
-      this.run(stored.dtype === "F16" ? "packLinearWeightsF16" : "packLinearWeights", { w: raw, N, K, dst: ptr }, 0, panels, Infinity, PACK_CHUNKS);
+      this.run(stored.dtype === "F16" ? "packLinearWeightsF16" : "packLinearWeights", { w: raw, N, K, dst: ptr }, 0, panels);
     } else {
-      this.run("packLinearWeights", { w: this.stage(w.data), N, K, dst: ptr }, 0, panels, Infinity, PACK_CHUNKS);
+      this.run("packLinearWeights", { w: this.stage(w.data), N, K, dst: ptr }, 0, panels);
     }
     const prepared: WasmLinear = { N, K, ptr, bias, half: false, patches: 0 };
     return prepared;
@@ -231,7 +228,7 @@ export class WasmBackend implements Backend {
     const stored = storedOf(w), half = stored?.dtype === "F16" ? 1 : 0;
     const raw = stored ? this.pushStored(stored) : this.stage(w.data);
     const scratch = half ? this.reserve(this.threads * ((K + 3) & ~3)) : 0;
-    this.run("packLinearWeightsInt8", { w: raw, half, N, K, dst: ptr, scales, scratch }, 0, panels, N * K * ELEMENT_WORK, PACK_CHUNKS);
+    this.run("packLinearWeightsInt8", { w: raw, half, N, K, dst: ptr, scales, scratch }, 0, panels, N * K * ELEMENT_WORK);
     return { N, K, int8: true, ptr, scales, bias };
   }
 
@@ -264,7 +261,7 @@ export class WasmBackend implements Backend {
     }
     const stored = storedOf(w);
     const raw = stored ? this.pushStored(stored) : this.stage(w.data);
-    this.run(stored?.dtype === "F16" ? "packRowsF16" : "packRows", { x: raw, M: O, K, dst: ptr }, 0, tiles, Infinity, PACK_CHUNKS);
+    this.run(stored?.dtype === "F16" ? "packRowsF16" : "packRows", { x: raw, M: O, K, dst: ptr }, 0, tiles);
     const prepared: WasmConv = { O, C, kh, kw, stride, padding, ptr, bias };
     return prepared;
   }
@@ -464,7 +461,7 @@ export class WasmBackend implements Backend {
    * first (this one included), so a thread slowed by other load on the machine takes fewer; a unit's bits do not
    * depend on which thread computes it.
    */
-  private run<K extends KernelName>(name: K, named: KernelArgs[K], u0: number, u1: number, work = Infinity, chunksPerThread: number = CTRL.CHUNKS_PER_THREAD): void {
+  private run<K extends KernelName>(name: K, named: KernelArgs[K], u0: number, u1: number, work = Infinity): void {
     const args = POSITIONAL[name](named);
     const fn = this.exports[name] as (...a: number[]) => void;
     const call = (tid: number, a: number, b: number) => fn(...args, tid, a, b);
@@ -477,7 +474,7 @@ export class WasmBackend implements Backend {
     if (args.length > CTRL.MAX_ARGS) throw new Error(`wasm backend: ${name} has too many arguments`);
     // a death already reported by an 'exit' or 'error' event (between calls): no job for a broken pool
     if (this.workers.some((w) => !w.isAlive())) this.failPool(name, null);
-    const chunk = Math.max(1, Math.ceil((u1 - u0) / (this.threads * chunksPerThread)));
+    const chunk = Math.max(1, Math.ceil((u1 - u0) / (this.threads * CTRL.CHUNKS_PER_THREAD)));
     f64.set(args, (CTRL.OFFSET + CTRL.ARGS_BYTE) >> 3);
     i32[c + CTRL.FN] = KERNEL_NAMES.indexOf(name);
     i32[c + CTRL.NARGS] = args.length;
