@@ -25,7 +25,7 @@ export class Params {
     }
     this.used.add(key);
     // a stored tensor as it is: its data is widened only if read (the wasm backend reads the stored bytes instead)
-    return storedOf(t) ? t : { data: t.data, shape: t.shape };
+    return storedOf(t) || t instanceof HalfTensor ? t : { data: t.data, shape: t.shape };
   }
 
   /** The shape of a tensor the model is about to get (widths that the config leaves to the weights). */
@@ -50,6 +50,7 @@ export class Params {
    *  its values are the same (widening is exact). */
   ownTable(key: string, shape: number[]): Tensor {
     const t = this.get(key, shape);
+    if (t instanceof HalfTensor) return t; // read ahead for this model (see readTablesAhead)
     const stored = storedOf(t);
     if (stored?.dtype !== "F16") return this.own(key, shape);
     const bits = new Uint16Array(stored.byteLength / 2);

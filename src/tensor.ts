@@ -18,6 +18,8 @@ export interface StoredBytes {
   readonly byteLength: number;
   /** Copies bytes [from, from + dst.length) of the tensor into dst. */
   copyTo(dst: Uint8Array, from?: number): void;
+  /** Where the bytes are a range of a file (Node): all of them read into dst on another thread. */
+  readAsync?(dst: Uint8Array): Promise<void>;
   /** The bytes [begin, end) as a tensor's of their own (whole elements). */
   slice(begin: number, end: number): StoredBytes;
   /** Widened to f32: a view where the bytes are aligned f32 in memory (unless `own`), else a new array. */

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { test } from "@fast-check/vitest";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { memoryIo, runCli } from "../src/cli/cli.js";
-import { loadModel, readCheckpoint, type LoadOptions } from "../src/clip.js";
+import { loadModel, modelFromCheckpoint, readCheckpoint, readTableAhead, type LoadOptions } from "../src/clip.js";
 import { TsBackend } from "../src/backend/ts.js";
 import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
 import type { Activation } from "../src/kernels/activations.js";
@@ -235,6 +235,46 @@ describe("a safetensors file opened, not read whole: its tensors read into wasm 
     const tokens = npyTokens(`${goldenDir("vit")}/tokens.npy`);
     expect(bits(m.encodeText(tokens).data)).toEqual(bits(plain.encodeText(tokens).data));
     m.dispose();
+  });
+
+  test("an fp16 file's token embedding is read ahead on another thread into the array the model keeps: the same bits; a failed read disposes the model and says why", async () => {
+    const file = join(dir, "ahead.safetensors");
+    const bytes = writeSafetensors(parseSafetensors(readFileSync(`${goldenDir("vit")}/weights.safetensors`)), "F16");
+    writeFileSync(file, bytes);
+    const tokens = npyTokens(`${goldenDir("vit")}/tokens.npy`);
+    const ref = await loadModel(bytes, { threads: 1 });
+    const ck = await readCheckpoint(file);
+    const table = ck.stateDict.get("token_embedding.weight");
+    const ready = readTableAhead(ck.stateDict);
+    const ahead = ck.stateDict.get("token_embedding.weight");
+    expect(ahead).toBeInstanceOf(HalfTensor);
+    const m = await ready(modelFromCheckpoint(ck, await createWasmBackend({ threads: 1 })));
+    expect(m.token_embedding).toBe(ahead); // kept, not copied
+    expect(bits(m.encodeText(tokens).data)).toEqual(bits(ref.encodeText(tokens).data));
+    expect(bits(m.token_embedding.data)).toEqual(bits(table!.data));
+    m.dispose();
+    // loadModel by path takes the same road; an image-only model and an fp32 file read nothing ahead
+    const byPath = await loadModel(file, { threads: 1 });
+    expect(bits(byPath.encodeText(tokens).data)).toEqual(bits(ref.encodeText(tokens).data));
+    byPath.dispose();
+    ref.dispose();
+    const imageOnly = await readCheckpoint(file);
+    readTableAhead(imageOnly.stateDict, "image");
+    expect(imageOnly.stateDict.get("token_embedding.weight")).not.toBeInstanceOf(HalfTensor);
+    // the read fails (the file shrank): the model is disposed and the one-line error is the read's
+    const late = await readCheckpoint(file);
+    const lateReady = readTableAhead(late.stateDict);
+    writeFileSync(file, bytes.subarray(0, 1000));
+    let disposed = false;
+    const fake = { dispose: () => (disposed = true) } as unknown as CLIP;
+    await expect(lateReady(fake)).rejects.toThrow(/changed size while it was being loaded/);
+    expect(disposed).toBe(true);
+    // a build that throws before the read is awaited leaves no unhandled rejection (vitest would report one)
+    writeFileSync(file, bytes);
+    const dropped = await readCheckpoint(file);
+    readTableAhead(dropped.stateDict);
+    writeFileSync(file, bytes.subarray(0, 1000));
+    await new Promise((r) => setTimeout(r, 200));
   });
 
   test("a file that shrinks after its header was read is refused in one line", async () => {

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { ASSET_FILES, PACKAGE_ROOT } from "../assets.js";
 import { PRECISIONS, type Backend, type Precision, type WeightPrecision } from "../backend/backend.js";
 import {
-  checkpointFromBytes, createBackend, localModelPath, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, openaiVocabPath, readCheckpoint,
+  checkpointFromBytes, createBackend, localModelPath, EMBEDDED_HINTS, modelFromCheckpoint, OPENAI_VOCAB_SIZE, openaiVocabPath, readCheckpoint, readTableAhead,
   VOCAB_NAMES, vocabNextTo, type BackendName, type Checkpoint,
 } from "../clip.js";
 import { assumedSettings, ConfigError, MLP_ACTIVATIONS, type CLIPConfig, type HyperParamOptions } from "../config.js";
@@ -232,6 +232,7 @@ export async function openModel(io: Io, args: ModelArgs, towers: Towers = "both"
       throw new CliError(`--model "${path}": ${(e as Error).message}`);
     }
   }
+  const ready = readTableAhead(ck.stateDict, towers);
   let backend: Backend;
   try {
     backend = await createBackend({ backend: backendName, threads, weights });
@@ -240,7 +241,7 @@ export async function openModel(io: Io, args: ModelArgs, towers: Towers = "both"
   }
   let model: CLIP;
   try {
-    model = modelFromCheckpoint(ck, backend, { towers, precision });
+    model = await ready(modelFromCheckpoint(ck, backend, { towers, precision }));
   } catch (e) {
     throw new CliError(`--model "${path}": ${(e as Error).message}`);
   }

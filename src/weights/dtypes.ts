@@ -300,6 +300,7 @@ const WIDEN_CHUNK = 1 << 20;
  */
 export function storedByReader(
   read: (dst: Uint8Array, position: number) => void, position: number, byteLength: number, dtype: "F32" | "F16",
+  readAsync?: (dst: Uint8Array, position: number) => Promise<void>,
 ): StoredBytes {
   return {
     dtype,
@@ -307,7 +308,8 @@ export function storedByReader(
     copyTo(dst, from = 0) {
       read(dst, position + from);
     },
-    slice: (begin, end) => storedByReader(read, position + begin, end - begin, dtype),
+    ...(readAsync && { readAsync: (dst: Uint8Array) => readAsync(dst, position) }),
+    slice: (begin, end) => storedByReader(read, position + begin, end - begin, dtype, readAsync),
     widen() {
       const out = allocF32(byteLength / DTYPE_SIZE[dtype]);
       const bytes = new Uint8Array(out.buffer);

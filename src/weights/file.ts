@@ -1,6 +1,7 @@
 // Node: a safetensors file opened without reading it whole. Its tensors read their own byte ranges when asked,
 // straight into the memory that keeps them (the wasm backend's), so a load holds no copy of the file.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { WeightsError } from "./errors.js";
 import { normaliseKeys } from "./keys.js";
 import type { LoadStateDictOptions, WeightsFormat } from "./index.js";
@@ -29,7 +30,20 @@ export function openSafetensorsFile(path: string, opts: LoadStateDictOptions = {
       closeSync(f);
     }
   };
-  const sd = openSafetensors(read, size, opts);
+  const readAsync = async (dst: Uint8Array, position: number) => {
+    const f = await open(path, "r");
+    try {
+      if ((await f.stat()).size !== size) throw new WeightsError(`"${path}" changed size while it was being loaded`);
+      for (let done = 0; done < dst.length;) {
+        const { bytesRead } = await f.read(dst, done, Math.min(dst.length - done, 1 << 30), position + done);
+        if (bytesRead === 0) throw new WeightsError(`"${path}" ended at byte ${position + done}, inside a tensor its header lists`);
+        done += bytesRead;
+      }
+    } finally {
+      await f.close();
+    }
+  };
+  const sd = openSafetensors(read, size, opts, readAsync);
   return { format: "safetensors", stateDict: opts.rawKeys ? sd : normaliseKeys(sd) };
 }
 

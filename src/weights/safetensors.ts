@@ -162,6 +162,7 @@ export function safetensorsLayout(head: Uint8Array, fileLength: number, limits: 
  */
 export function openSafetensors(
   read: (dst: Uint8Array, position: number) => void, fileLength: number, limits: WeightsLimits = {},
+  readAsync?: (dst: Uint8Array, position: number) => Promise<void>,
 ): StateDict {
   const first = new Uint8Array(Math.min(8, fileLength));
   read(first, 0);
@@ -176,7 +177,7 @@ export function openSafetensors(
   for (const r of ranges) {
     const at = dataStart + r.begin, len = r.end - r.begin;
     if (r.dtype === "F16" || r.dtype === "F32") {
-      out.set(r.name, new StoredTensor(r.shape, storedByReader(read, at, len, r.dtype)));
+      out.set(r.name, new StoredTensor(r.shape, storedByReader(read, at, len, r.dtype, readAsync)));
     } else {
       const bytes = new Uint8Array(len);
       read(bytes, at);
