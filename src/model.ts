@@ -434,7 +434,8 @@ export class CLIP {
       throw new RangeError(`encodeImage: expected pixels of shape [N, 3, ${r}, ${r}], got ${shapeString(image.shape)}`);
     }
     checkBatch("encodeImage", "images", image.shape[0], this.maxBatch);
-    return visual.forward(image, hook);
+    if (hook || !this.backend.scoped) return visual.forward(image, hook); // a hook may keep module outputs
+    return this.backend.scoped(() => visual.forward(image));
   }
 
   encodeText(text: TokenTensor, hook?: ForwardHook): Tensor {
@@ -477,11 +478,10 @@ export class CLIP {
       x = transformer.forward(x, causal, hook);
       x = ln_final.forward(x);
       hook(ln_final.prefix, x);
-      x = rows(x, eot);
-    } else {
-      x = ln_final.forward(transformer.forwardPooled(x, eot, causal, Int32Array.from(eot, (e) => e + 1)));
+      return text_projection.forward(rows(x, eot));
     }
-    return text_projection.forward(x);
+    const pooled = (): Tensor => text_projection.forward(ln_final.forward(transformer.forwardPooled(x, eot, causal, Int32Array.from(eot, (e) => e + 1))));
+    return this.backend.scoped ? this.backend.scoped(pooled) : pooled();
   }
 
   /** Releases the backend's memory and threads. */

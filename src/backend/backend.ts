@@ -29,6 +29,9 @@ export interface Backend {
   dispose(): void;
   /** A hint before the prepare calls: the weights will take at most about this many bytes (as f32). */
   reserveWeights?(bytes: number): void;
+  /** Runs a forward pass whose intermediate results may share memory reused by the next pass: only fn's result
+   *  may outlive it (a copy if need be). */
+  scoped?(fn: () => Tensor): Tensor;
 }
 
 /** How a linear layer computes: float32 sums, or int8 weights and activations with int32 sums. */
