@@ -149,7 +149,7 @@ export async function runLoadJob(job: LoadJob): Promise<LoadResult> {
   ms.backend = performance.now() - t;
   peakMiB.backend = maxRssMiB();
   t = performance.now();
-  // safetensors: the header only (its tensors are read by prepare, into wasm memory); .pt: read, parsed, widened
+  // the header or zip directory and pickle only: the tensors are read by prepare, into wasm memory
   const ck = await readCheckpoint(job.file);
   ms.open = performance.now() - t;
   peakMiB.open = maxRssMiB();
@@ -193,7 +193,7 @@ export function loadReport(model: string, threads: number, rows: { job: LoadJob;
   const out = [
     `Load of ${spec.name} (seeded random weights), ${threads} thread${threads > 1 ? "s" : ""}; one fresh process per cell. `
     + `"phases" runs loadModel's steps one by one: backend = wasm instance; open = readCheckpoint (safetensors: the `
-    + `header only, each tensor is read later straight into wasm memory; .pt: read whole, parsed, widened); build = `
+    + `header, or the .pt's zip directory and pickle, only: each tensor is read later straight into wasm memory); build = `
     + `modelFromCheckpoint (the checks, BatchNorm fold, projection transposes, own copies, and prepare: each tensor `
     + `read or copied into wasm memory, widened from f16 there and packed for the GEMM, or kept f16 with weights fp16). `
     + `"of which" rows are re-timed alone after the load. Peak RSS = process maxRSS after the phase; resident = the `

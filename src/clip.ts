@@ -108,11 +108,11 @@ export async function readCheckpoint(path: string, options: LoadOptions = {}): P
   const fileConfig = files.config && { json: files.config.json, source: basename(files.config.path) };
   let ck: Checkpoint;
   if (!files.index) {
-    // safetensors is opened, not read: its tensors are read where the backend keeps them
-    const { openSafetensorsFile } = await import("./weights/file.js");
-    const opened = openSafetensorsFile(files.weights[0]!, weightsLimits(options));
+    // safetensors and torch zips are opened, not read: their tensors are read where the backend keeps them
+    const { openWeightsFile } = await import("./weights/file.js");
+    const opened = openWeightsFile(files.weights[0]!, weightsLimits(options));
     ck = opened
-      ? { ...opened, hints: collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, undefined) }
+      ? { stateDict: opened.stateDict, format: opened.format, hints: collectHints(options, OPEN_CLIP_CONFIGS, fileConfig, formatHints(opened.scriptClass)) }
       : checkpointFromBytes(await readBytes(files.weights[0]!), options, fileConfig);
   } else {
     // shards: each holds exactly the keys the index gives it; names are normalised once, over the whole
@@ -121,8 +121,8 @@ export async function readCheckpoint(path: string, options: LoadOptions = {}): P
     const maxTotal = options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
     for (const [file, keys] of files.index.keysByFile) {
       const path = files.weights.find((w) => basename(w) === file)!, limits = { ...weightsLimits(options), rawKeys: true };
-      const { openSafetensorsFile } = await import("./weights/file.js");
-      const opened = wrapShard(file, () => openSafetensorsFile(path, limits));
+      const { openWeightsFile } = await import("./weights/file.js");
+      const opened = wrapShard(file, () => openWeightsFile(path, limits));
       const shard: { format: WeightsFormat; stateDict: StateDict; scriptClass?: string } = opened
         ?? (await readBytes(path).then((bytes) => wrapShard(file, () => loadStateDictWithFormat(bytes, limits))));
       format = shard.format;

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { test } from "@fast-check/vitest";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { memoryIo, runCli } from "../src/cli/cli.js";
-import { loadModel, modelFromCheckpoint, readCheckpoint, readTableAhead, type LoadOptions } from "../src/clip.js";
+import { checkpointFromBytes, loadModel, modelFromCheckpoint, readCheckpoint, readTableAhead, type LoadOptions } from "../src/clip.js";
 import { TsBackend } from "../src/backend/ts.js";
 import { createWasmBackend, type WasmBackend } from "../src/backend/wasm.js";
 import type { Activation } from "../src/kernels/activations.js";
@@ -16,7 +16,7 @@ import { f32ToF16Exact } from "../src/backend/half.js";
 import { f16ToF32 } from "../src/kernels/f16.js";
 import { buildModel, type CLIP } from "../src/model.js";
 import { HalfTensor } from "../src/nn.js";
-import { StoredTensor, type Tensor } from "../src/tensor.js";
+import { StoredTensor, storedOf, type Tensor } from "../src/tensor.js";
 import { f16BitsToF32, f32ToF16Bits } from "../src/weights/dtypes.js";
 import { parseSafetensors, writeSafetensors } from "../src/weights/safetensors.js";
 import { goldenDir, npy, npyTokens } from "./helpers/golden.js";
@@ -285,6 +285,43 @@ describe("a safetensors file opened, not read whole: its tensors read into wasm 
     writeFileSync(file, bytes.subarray(0, bytes.length - 1000));
     const t = [...ck.stateDict.values()].at(-1)!;
     expect(() => t.data).toThrow(/changed size while it was being loaded/);
+  });
+});
+
+describe("a torch zip (.pt: torch.save, TorchScript) opened, not read whole: its stored tensors read into wasm memory", () => {
+  const files = [["vit", "weights_fp16.pt"], ["rn", "weights_fp16.pt"], ["vit", "weights_state_dict.pt"], ["vit", "weights_torchscript.pt"]];
+  for (const [name, base] of files) {
+    test(`${name}/${base} by path: the state dict, format and script class of its bytes; the embeddings of its bytes`, async () => {
+      const file = `${goldenDir(name!)}/${base}`, bytes = readFileSync(file);
+      const config = { json: JSON.parse(readFileSync(`${goldenDir(name!)}/config.json`, "utf8")), source: "config.json" };
+      const opened = await readCheckpoint(file), whole = checkpointFromBytes(bytes, {}, config);
+      expect(opened.format).toBe(whole.format);
+      expect(opened.hints).toEqual(whole.hints); // a TorchScript file's class still names OpenAI's settings
+      expect([...opened.stateDict.keys()]).toEqual([...whole.stateDict.keys()]);
+      let unread = 0;
+      for (const [k, t] of whole.stateDict) {
+        const o = opened.stateDict.get(k)!;
+        expect(o.shape, k).toEqual(t.shape);
+        expect(bits(o.data), k).toEqual(bits(t.data));
+        if (storedOf(o)?.readAsync) unread++; // read from the file when asked (bytes in memory have no async read)
+      }
+      expect(unread).toBeGreaterThan(whole.stateDict.size / 2);
+      if (!base!.includes("fp16")) return; // the same state dict: the f32 files' embeddings follow
+      const ref = await loadModel(bytes, { backend: "ts" });
+      const m = await loadModel(file, { threads: 2 });
+      expect(embed(m, name!)).toEqual(embed(ref, name!));
+      m.dispose();
+      ref.dispose();
+    }, 120_000);
+  }
+
+  test("a .pt that shrinks after its directory was read is refused in one line", async () => {
+    const file = join(dir, "shrinks.pt"), bytes = readFileSync(`${goldenDir("vit")}/weights_fp16.pt`);
+    writeFileSync(file, bytes);
+    const ck = await readCheckpoint(file);
+    writeFileSync(file, bytes.subarray(0, bytes.length - 1000));
+    const t = ck.stateDict.get("visual.proj")!;
+    expect(() => t.data).toThrow(/^"[^"]*shrinks\.pt" changed size while it was being loaded$/);
   });
 });
 

@@ -1,10 +1,14 @@
 // Bad input of every kind must end in a WeightsError with a useful message: never a RangeError/TypeError,
 // a hang, or an allocation sized by a lying file.
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { zipSync } from "fflate";
-import { describe, expect, test } from "vitest";
-import { loadStateDict, parseSafetensors, WeightsError, ZipArchive } from "../src/weights/index.js";
+import { afterAll, describe, expect, test } from "vitest";
+import { openWeightsFile } from "../src/weights/file.js";
+import { loadStateDict, loadStateDictWithFormat, parseSafetensors, WeightsError, ZipArchive, type LoadStateDictOptions } from "../src/weights/index.js";
+import type { StateDict } from "../src/tensor.js";
 
 const DIR = "test/fixtures/weights/";
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(DIR + name));
@@ -332,6 +336,63 @@ describe("zip errors", () => {
           cleanly(() => loadStateDict(b));
         }),
         { numRuns: 200 },
+      );
+    }
+  });
+});
+
+describe("a torch zip read from its file (openWeightsFile) fails or loads exactly as its bytes do", () => {
+  const dir = mkdtempSync(join(tmpdir(), "clip-ts-zipfile-")), path = join(dir, "w.pt");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  /** The error's message, or the names, shapes and values loaded. */
+  function outcome(f: () => { stateDict: StateDict } | null): string {
+    try {
+      return [...f()!.stateDict].map(([k, t]) => `${k} [${t.shape}] ${Array.from(t.data).join(",")}`).join("\n");
+    } catch (e) {
+      if (!(e instanceof WeightsError)) throw e;
+      return `error: ${e.message}`;
+    }
+  }
+  const same = (b: Uint8Array, opts: LoadStateDictOptions = {}) => {
+    writeFileSync(path, b);
+    expect(outcome(() => openWeightsFile(path, opts))).toBe(outcome(() => loadStateDictWithFormat(b, opts)));
+  };
+  const names = ["torch_sd.pt", "torch_sd_zip64.pt", "torchscript_tree.pt", "torch_extras.pt", "torch_wrapped.pt"];
+
+  test("intact, every truncation, and with verifyChecksums", () => {
+    for (const name of names) {
+      const file = fixture(name);
+      same(file);
+      same(file, { verifyChecksums: true });
+      expect(outcome(() => openWeightsFile(path))).not.toMatch(/^error/);
+      for (let cut = 4; cut < file.length; cut += Math.ceil(file.length / 500)) same(file.subarray(0, cut));
+    }
+  });
+
+  test("random corruption and holes", () => {
+    for (const name of names) {
+      const file = fixture(name);
+      fc.assert(
+        fc.property(
+          fc.array(fc.tuple(fc.nat(file.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+          fc.boolean(),
+          (edits, checksums) => {
+            const b = file.slice();
+            for (const [i, v] of edits) b[i] = v;
+            b.set(file.subarray(0, 4)); // still a zip by its first bytes, so the file is opened as one
+            same(b, { verifyChecksums: checksums });
+          },
+        ),
+        { numRuns: 100 },
+      );
+      fc.assert(
+        fc.property(fc.integer({ min: 4, max: file.length - 1 }), fc.integer({ min: 1, max: 64 }), (at, len) => {
+          const b = new Uint8Array(file.length - Math.min(len, file.length - at));
+          b.set(file.subarray(0, at));
+          b.set(file.subarray(at + len), at);
+          same(b);
+        }),
+        { numRuns: 100 },
       );
     }
   });

@@ -1,26 +1,50 @@
-// Node: a safetensors file opened without reading it whole. Its tensors read their own byte ranges when asked,
-// straight into the memory that keeps them (the wasm backend's), so a load holds no copy of the file.
+// Node: a weights file opened without reading it whole (safetensors, or a torch zip: torch.save and TorchScript, as
+// OpenAI's .pt files). Its tensors read their own byte ranges when asked, straight into the memory that keeps them
+// (the wasm backend's), so a load holds no copy of the file.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { WeightsError } from "./errors.js";
 import { normaliseKeys } from "./keys.js";
 import type { LoadStateDictOptions, WeightsFormat } from "./index.js";
 import { openSafetensors, safetensorsHeaderLength } from "./safetensors.js";
+import { LIMIT_NAMES, validateLimits } from "./dtypes.js";
+import { loadTorchZip } from "./torch.js";
+import { isZip, ZipArchive } from "./zip.js";
 import type { StateDict } from "../tensor.js";
 
-/** The state dict of a safetensors file, its tensors read from the file on demand; null for another format. */
-export function openSafetensorsFile(path: string, opts: LoadStateDictOptions = {}): { format: WeightsFormat; stateDict: StateDict } | null {
+/** The state dict of a safetensors or torch zip file, its tensors read from the file on demand; null for another
+ *  format (which the caller reads whole, for its own error). */
+export function openWeightsFile(
+  path: string, opts: LoadStateDictOptions = {},
+): { format: WeightsFormat; stateDict: StateDict; scriptClass?: string } | null {
   const fd = openSync(path, "r");
-  let size: number;
+  let size: number, first: Uint8Array;
   try {
     size = fstatSync(fd).size;
-    const first = new Uint8Array(Math.min(9, size));
+    first = new Uint8Array(Math.min(9, size));
     readFully(fd, first, 0, path);
-    if (safetensorsHeaderLength(first) === undefined || first.length < 9 || first[8] !== 0x7b) return null;
   } finally {
     closeSync(fd);
   }
-  // opened again for each read: nothing stays open, and a file changed since its header was read is refused
+  const { read, readAsync } = fileReader(path, size);
+  const keys = (sd: StateDict) => (opts.rawKeys ? sd : normaliseKeys(sd));
+  if (safetensorsHeaderLength(first) !== undefined && first.length === 9 && first[8] === 0x7b) {
+    return { format: "safetensors", stateDict: keys(openSafetensors(read, size, opts, readAsync)) };
+  }
+  if (!isZip(first)) return null;
+  validateLimits(opts, LIMIT_NAMES);
+  const bytes = (position: number, length: number) => {
+    const b = new Uint8Array(length);
+    read(b, position);
+    return b;
+  };
+  const r = loadTorchZip(new ZipArchive({ size, bytes, reader: { read, readAsync } }), opts);
+  return { format: r.kind, stateDict: keys(r.stateDict), scriptClass: r.scriptClass };
+}
+
+/** Reads of a file's byte ranges, each opening it again: nothing stays open, and a file changed since it was opened
+ *  (by its size) is refused. */
+function fileReader(path: string, size: number) {
   const read = (dst: Uint8Array, position: number) => {
     const f = openSync(path, "r");
     try {
@@ -43,8 +67,7 @@ export function openSafetensorsFile(path: string, opts: LoadStateDictOptions = {
       await f.close();
     }
   };
-  const sd = openSafetensors(read, size, opts, readAsync);
-  return { format: "safetensors", stateDict: opts.rawKeys ? sd : normaliseKeys(sd) };
+  return { read, readAsync };
 }
 
 function readFully(fd: number, dst: Uint8Array, position: number, path: string): void {

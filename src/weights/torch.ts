@@ -1,7 +1,7 @@
 // PyTorch zip checkpoints: torch.save (≥ 1.6) and TorchScript archives (torch.jit.save, e.g. OpenAI's CLIP .pt files).
 // Layout: "<top>/data.pkl" is a pickle whose tensors point (by persistent id) at raw storages "<top>/data/<key>".
 import { StoredTensor, type StateDict } from "../tensor.js";
-import { allocF32, ByteBudget, DTYPE_SIZE, decodeToF32, isDType, quoted, storedInMemory, type DType, type WeightsLimits } from "./dtypes.js";
+import { allocF32, ByteBudget, DTYPE_SIZE, decodeToF32, isDType, quoted, storedByReader, storedInMemory, type DType, type WeightsLimits } from "./dtypes.js";
 import { WeightsError } from "./errors.js";
 import { describe, PyDict, PyGlobal, PyObject, PyTuple, STORAGE_DTYPES, StorageRef, TensorRef, unpickle, type PyValue } from "./pickle.js";
 import { ZipArchive, type ZipEntry } from "./zip.js";
@@ -202,22 +202,30 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
   // Every stored element is at least one byte, so honest files never need more than this; views
   // sharing storage (or stride-0 broadcasts) must not multiply a small file into a huge allocation.
   let budget = 2 * zip.size + (1 << 20);
-  const storages = new Map<string, Uint8Array>();
+  // a storage: its bytes in memory, or (an archive read from a file, unverified) where its stored data starts
+  const storages = new Map<string, { bytes: Uint8Array | null; start: number; length: number }>();
+  const reader = opts.verifyChecksums ? undefined : zip.source.reader;
   const sd: StateDict = new Map();
   for (const [name, t] of named) {
     if (sd.has(name)) fail(`duplicate tensor name "${name}"`);
     const dtype = t.storage.dtype;
     if (!isDType(dtype)) return fail(`tensor "${name}" has unsupported dtype ${dtype}`);
-    let bytes = storages.get(t.storage.key);
-    if (!bytes) {
+    let storage = storages.get(t.storage.key);
+    if (!storage) {
       const entry = `${prefix}data/${t.storage.key}`;
-      if (!zip.get(entry)) fail(`tensor "${name}" refers to storage "${t.storage.key}" but ${entry} is missing`);
-      bytes = zip.read(checkInflated(zip.get(entry)!, limits), opts.verifyChecksums ?? false);
-      storages.set(t.storage.key, bytes);
+      const e = zip.get(entry);
+      if (!e) return fail(`tensor "${name}" refers to storage "${t.storage.key}" but ${entry} is missing`);
+      if (reader && e.method === 0) {
+        storage = { bytes: null, start: zip.dataStart(e), length: e.uncompressedSize };
+      } else {
+        const bytes = zip.read(checkInflated(e, limits), opts.verifyChecksums ?? false);
+        storage = { bytes, start: 0, length: bytes.length };
+      }
+      storages.set(t.storage.key, storage);
     }
     const needBytes = t.storage.numel * DTYPE_SIZE[dtype];
-    if (bytes.length < needBytes) {
-      fail(`storage "${t.storage.key}" declares ${t.storage.numel} ${dtype} elements (${needBytes} bytes) but has ${bytes.length} bytes`);
+    if (storage.length < needBytes) {
+      fail(`storage "${t.storage.key}" declares ${t.storage.numel} ${dtype} elements (${needBytes} bytes) but has ${storage.length} bytes`);
     }
     const count = product(t.shape, name);
     budget -= count;
@@ -225,9 +233,16 @@ export function loadTorchZip(zip: ZipArchive, opts: TorchLoadOptions = {}): { ki
     limits.take(name, count);
     const stored = contiguousRange(t, dtype);
     // a contiguous f32 or f16 tensor stays as stored: a backend reads it into its own memory (see StoredTensor)
-    sd.set(name, stored && (dtype === "F16" || dtype === "F32") && count > 0 && materialiseCheck(name, t)
-      ? new StoredTensor(t.shape.slice(), storedInMemory(bytes, stored.begin, stored.length, dtype))
-      : { data: materialise(name, t, bytes, dtype), shape: t.shape.slice(), dtype });
+    if (stored && (dtype === "F16" || dtype === "F32") && count > 0 && materialiseCheck(name, t)) {
+      const { bytes, start } = storage;
+      sd.set(name, new StoredTensor(t.shape.slice(), bytes
+        ? storedInMemory(bytes, stored.begin, stored.length, dtype)
+        : storedByReader(reader!.read, start + stored.begin, stored.length, dtype, reader!.readAsync)));
+      continue;
+    }
+    // another dtype or layout is widened here, from the storage's bytes (read once, if it was left in the file)
+    storage.bytes ??= zip.source.bytes(storage.start, storage.length);
+    sd.set(name, { data: materialise(name, t, storage.bytes, dtype), shape: t.shape.slice(), dtype });
   }
   return { kind, stateDict: sd, scriptClass };
 }

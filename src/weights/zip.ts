@@ -32,37 +32,62 @@ export function isZip(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 3 || bytes[2] === 5) && (bytes[3] === 4 || bytes[3] === 6);
 }
 
-/** Little-endian field access that throws a WeightsError instead of reading past the end. */
+/** Where an archive's bytes come from: the whole file in memory (views of it), or a file read piece by piece. */
+export interface ZipSource {
+  readonly size: number;
+  /** The bytes [position, position + length), which the archive has checked lie inside the file. */
+  bytes(position: number, length: number): Uint8Array;
+  /** Reads for stored entries kept unread (see StoredBytes); absent for bytes in memory. */
+  readonly reader?: {
+    read(dst: Uint8Array, position: number): void;
+    readAsync?(dst: Uint8Array, position: number): Promise<void>;
+  };
+}
+
+function memorySource(bytes: Uint8Array): ZipSource {
+  return { size: bytes.length, bytes: (position, length) => bytes.subarray(position, position + length) };
+}
+
+function need(off: number, len: number, size: number, what: string): void {
+  if (off < 0 || len < 0 || off + len > size) {
+    throw new WeightsError(`zip: ${what} at offset ${off} (${len} bytes) lies outside the ${size}-byte file`);
+  }
+}
+
+/** Little-endian field access at file offsets, over a piece of the file read from `base`; throws a WeightsError
+ *  instead of reading past the file's end. */
 class Fields {
   private readonly dv: DataView;
-  constructor(private readonly bytes: Uint8Array) {
-    this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  constructor(private readonly chunk: Uint8Array, private readonly base: number, private readonly size: number) {
+    this.dv = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
   need(off: number, len: number, what: string): void {
-    if (off < 0 || len < 0 || off + len > this.bytes.length) {
-      throw new WeightsError(`zip: ${what} at offset ${off} (${len} bytes) lies outside the ${this.bytes.length}-byte file`);
-    }
+    need(off, len, this.size, what);
   }
   u16(off: number): number {
-    return this.dv.getUint16(off, true);
+    return this.dv.getUint16(off - this.base, true);
   }
   u32(off: number): number {
-    return this.dv.getUint32(off, true);
+    return this.dv.getUint32(off - this.base, true);
   }
   u64(off: number, what: string): number {
-    const hi = this.dv.getUint32(off + 4, true);
+    const hi = this.dv.getUint32(off - this.base + 4, true);
     if (hi >= 0x200000) throw new WeightsError(`zip: ${what} at offset ${off} is too large`);
-    return hi * 4294967296 + this.dv.getUint32(off, true);
+    return hi * 4294967296 + this.dv.getUint32(off - this.base, true);
+  }
+  sub(off: number, len: number): Uint8Array {
+    return this.chunk.subarray(off - this.base, off - this.base + len);
   }
 }
 
 export class ZipArchive {
   readonly entries: readonly ZipEntry[];
   private readonly byName = new Map<string, ZipEntry>();
-  private readonly f: Fields;
+  readonly source: ZipSource;
 
-  constructor(private readonly bytes: Uint8Array) {
-    this.f = new Fields(bytes);
+  /** bytes: the whole archive; a ZipSource: one read piece by piece (only its directory and headers are read here). */
+  constructor(bytes: Uint8Array | ZipSource) {
+    this.source = bytes instanceof Uint8Array ? memorySource(bytes) : bytes;
     const spans: Span[] = [];
     this.entries = this.readCentralDirectory(spans);
     for (const e of this.entries) {
@@ -74,7 +99,7 @@ export class ZipArchive {
 
   /** Length of the whole archive in bytes. */
   get size(): number {
-    return this.bytes.length;
+    return this.source.size;
   }
 
   get(name: string): ZipEntry | undefined {
@@ -82,30 +107,17 @@ export class ZipArchive {
   }
 
   /**
-   * Contents of an entry: a view into the archive for stored entries, a new buffer for deflated ones.
+   * Contents of an entry: for stored entries a view of the archive in memory (or a copy, read from a file), a new
+   * buffer for deflated ones.
    * `checkCrc` defaults to true; skipping it saves a pass over large stored tensors.
    */
   read(entry: ZipEntry | string, checkCrc = true): Uint8Array {
     const e = typeof entry === "string" ? this.byName.get(entry) : entry;
     if (!e) throw new WeightsError(`zip: no entry named "${String(entry)}"`);
-    const f = this.f;
-    const off = e.localHeaderOffset;
-    f.need(off, LOCAL_SIZE, `local header of "${e.name}"`);
-    if (f.u32(off) !== SIG_LOCAL) throw new WeightsError(`zip: bad local header signature for "${e.name}" at offset ${off}`);
-    // The local header's own name/extra lengths fix where data starts; they often differ from the
-    // central directory's (torch pads the local extra field to align tensor data).
-    const nameLen = f.u16(off + 26);
-    const extraLen = f.u16(off + 28);
-    const start = off + LOCAL_SIZE + nameLen + extraLen;
-    f.need(off + LOCAL_SIZE, nameLen + extraLen, `local name/extra of "${e.name}"`);
-    f.need(start, e.compressedSize, `data of "${e.name}"`);
-    const raw = this.bytes.subarray(start, start + e.compressedSize);
+    const start = this.dataStart(e);
     let data: Uint8Array;
     if (e.method === 0) {
-      if (e.compressedSize !== e.uncompressedSize) {
-        throw new WeightsError(`zip: stored entry "${e.name}" has compressed size ${e.compressedSize} != uncompressed size ${e.uncompressedSize}`);
-      }
-      data = raw;
+      data = this.source.bytes(start, e.compressedSize);
     } else if (e.method === 8) {
       if (e.uncompressedSize > MAX_ENTRY_BYTES || e.uncompressedSize > Math.max(1024, e.compressedSize * MAX_DEFLATE_RATIO)) {
         throw new WeightsError(`zip: entry "${e.name}" declares ${e.uncompressedSize} bytes from ${e.compressedSize} deflated bytes, which is impossible`);
@@ -118,7 +130,7 @@ export class ZipArchive {
         throw new WeightsError(`zip: cannot allocate ${e.uncompressedSize} bytes for "${e.name}"`);
       }
       try {
-        data = inflateSync(raw, { out });
+        data = inflateSync(this.source.bytes(start, e.compressedSize), { out });
       } catch (err) {
         throw new WeightsError(`zip: corrupt deflate data in "${e.name}" (${(err as Error).message})`);
       }
@@ -138,20 +150,45 @@ export class ZipArchive {
     return data;
   }
 
-  private findEocd(): number {
-    const f = this.f;
-    const len = this.bytes.length;
+  /**
+   * Where a stored entry's data starts in the file (its local header checked), the entry's bytes left unread;
+   * e.g. for a tensor that a backend reads into its own memory.
+   */
+  dataStart(e: ZipEntry): number {
+    const off = e.localHeaderOffset, size = this.source.size;
+    need(off, LOCAL_SIZE, size, `local header of "${e.name}"`);
+    const f = new Fields(this.source.bytes(off, LOCAL_SIZE), off, size);
+    if (f.u32(off) !== SIG_LOCAL) throw new WeightsError(`zip: bad local header signature for "${e.name}" at offset ${off}`);
+    // The local header's own name/extra lengths fix where data starts; they often differ from the
+    // central directory's (torch pads the local extra field to align tensor data).
+    const nameLen = f.u16(off + 26);
+    const extraLen = f.u16(off + 28);
+    const start = off + LOCAL_SIZE + nameLen + extraLen;
+    f.need(off + LOCAL_SIZE, nameLen + extraLen, `local name/extra of "${e.name}"`);
+    f.need(start, e.compressedSize, `data of "${e.name}"`);
+    if (e.method === 0 && e.compressedSize !== e.uncompressedSize) {
+      throw new WeightsError(`zip: stored entry "${e.name}" has compressed size ${e.compressedSize} != uncompressed size ${e.uncompressedSize}`);
+    }
+    return start;
+  }
+
+  /** The end of central directory record's offset, and the fields of the file's tail that hold it (and a zip64
+   *  locator just before it). */
+  private findEocd(): { eocd: number; f: Fields } {
+    const len = this.source.size;
     if (len < EOCD_SIZE) throw new WeightsError(`zip: file of ${len} bytes is too short for an end of central directory record`);
-    const lowest = Math.max(0, len - EOCD_SIZE - 0xffff);
+    const lowest = Math.max(0, len - EOCD_SIZE - 0xffff), from = Math.max(0, lowest - 20);
+    const f = new Fields(this.source.bytes(from, len - from), from, len);
     for (let p = len - EOCD_SIZE; p >= lowest; p--) {
-      if (f.u32(p) === SIG_EOCD && p + EOCD_SIZE + f.u16(p + 20) <= len) return p;
+      if (f.u32(p) === SIG_EOCD && p + EOCD_SIZE + f.u16(p + 20) <= len) return { eocd: p, f };
     }
     throw new WeightsError("zip: end of central directory record not found");
   }
 
   private readCentralDirectory(spans: Span[]): ZipEntry[] {
-    const f = this.f;
-    const eocd = this.findEocd();
+    const size = this.source.size;
+    const { eocd, f: tail } = this.findEocd();
+    let f = tail;
     if (f.u16(eocd + 4) !== 0 && f.u16(eocd + 4) !== 0xffff) throw new WeightsError("zip: multi-disk archives are not supported");
     let count = f.u16(eocd + 10);
     let cdSize = f.u32(eocd + 12);
@@ -162,6 +199,7 @@ export class ZipArchive {
       const z = f.u64(loc + 8, "zip64 end record offset");
       f.need(z, 56, "zip64 end of central directory record");
       if (z > loc - 56) throw new WeightsError(`zip: zip64 end record offset ${z} overlaps its locator at ${loc}`);
+      f = new Fields(this.source.bytes(z, 56), z, size);
       if (f.u32(z) !== SIG_ZIP64_EOCD) throw new WeightsError(`zip: bad zip64 end record signature at offset ${z}`);
       if (f.u32(z + 16) !== 0 || f.u32(z + 20) !== 0) throw new WeightsError("zip: multi-disk archives are not supported");
       count = f.u64(z + 32, "zip64 entry count");
@@ -179,6 +217,7 @@ export class ZipArchive {
     }
     const entries: ZipEntry[] = [];
     const end = cdOffset + cdSize;
+    f = new Fields(this.source.bytes(cdOffset, cdSize), cdOffset, size);
     let p = cdOffset;
     const dec = new TextDecoder("utf-8");
     for (let i = 0; i < count; i++) {
@@ -196,7 +235,7 @@ export class ZipArchive {
       let local = f.u32(p + 42);
       const next = p + CENTRAL_SIZE + nameLen + extraLen + commentLen;
       if (next > end) throw new WeightsError(`zip: central directory entry ${i} at ${p} overruns the directory`);
-      const name = dec.decode(this.bytes.subarray(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen));
+      const name = dec.decode(f.sub(p + CENTRAL_SIZE, nameLen));
       if (flags & 1) throw new WeightsError(`zip: entry "${name}" is encrypted`);
       // zip64 extended information: 8-byte values, present only for fields saturated in the fixed header.
       let x = p + CENTRAL_SIZE + nameLen;
