@@ -132,18 +132,63 @@ export function packLinearWeightsF16(w: usize, N: i32, K: i32, dst: usize, tid: 
   }
 }
 
-/** packRows (assembly/linear.ts) of an f16 x [M, K] (a convolution's weights), widened, for the tiles [u0, u1). */
-export function packRowsF16(x: usize, M: i32, K: i32, dst: usize, tid: i32, u0: i32, u1: i32): void {
+/**
+ * packRows (assembly/linear.ts) of an f16 x [M, K] (a convolution's weights), widened, for the tiles [u0, u1); if
+ * scale (f32 [M]) is given, each row is multiplied by its scale after widening, f32(w · scale[m]): a BatchNorm
+ * folded as src/kernels/batch_norm.ts folds it. At load (f32 weights), or before each convolution with weights
+ * "fp16" (the halves stay in memory; the tiles land in scratch). finite: no half is infinite or NaN (the backend
+ * keeps such weights f32 under "fp16"), so the widening skips their case: half its operations, on every pass.
+ */
+export function packRowsF16(x: usize, M: i32, K: i32, dst: usize, scale: usize, finite: i32, tid: i32, u0: i32, u1: i32): void {
   for (let t = u0; t < u1; t++) {
     let d = dst + <usize>t * K * MR * 4;
-    const r0 = x + <usize>min(t * MR, M - 1) * K * 2, r1 = x + <usize>min(t * MR + 1, M - 1) * K * 2;
-    for (let k = 0; k < K; k++) {
+    const m0 = min(t * MR, M - 1), m1 = min(t * MR + 1, M - 1);
+    const r0 = x + <usize>m0 * K * 2, r1 = x + <usize>m1 * K * 2;
+    const s0 = scale ? load<f32>(scale + (<usize>m0 << 2)) : 1, s1 = scale ? load<f32>(scale + (<usize>m1 << 2)) : 1;
+    const v0 = f32x4.splat(s0), v1 = f32x4.splat(s1);
+    let k = 0;
+    for (; k + 4 <= K; k += 4) {
       const o = <usize>k << 1;
-      store<f32>(d, halfToFloat(load<u16>(r0 + o)));
-      store<f32>(d, halfToFloat(load<u16>(r1 + o)), 4);
+      const h0 = v128.load64_zero(r0 + o), h1 = v128.load64_zero(r1 + o);
+      let a = finite ? finiteHalvesToFloats(h0) : halvesToFloats(h0), b = finite ? finiteHalvesToFloats(h1) : halvesToFloats(h1);
+      if (scale) {
+        a = f32x4.mul(a, v0);
+        b = f32x4.mul(b, v1);
+      }
+      v128.store(d, i32x4.shuffle(a, b, 0, 4, 1, 5)); // the tile's k-major order: row 0's, row 1's
+      v128.store(d, i32x4.shuffle(a, b, 2, 6, 3, 7), 16);
+      d += 32;
+    }
+    for (; k < K; k++) {
+      const o = <usize>k << 1;
+      let a = halfToFloat(load<u16>(r0 + o)), b = halfToFloat(load<u16>(r1 + o));
+      if (scale) {
+        a *= s0;
+        b *= s1;
+      }
+      store<f32>(d, a);
+      store<f32>(d, b, 4);
       d += 8;
     }
   }
+}
+
+/** halfToFloat of the four finite halves in the low 64 bits of h. */
+// @ts-ignore: decorator
+@inline function finiteHalvesToFloats(h: v128): v128 {
+  const s = i32x4.extend_low_i16x8_s(h);
+  const mag = v128.and(s, i32x4.splat(0x7fff)), sign = v128.and(s, i32x4.splat(0x80000000));
+  return v128.or(f32x4.mul(i32x4.shl(mag, 13), f32x4.splat(TWO_112)), sign);
+}
+
+/** halfToFloat of the four halves in the low 64 bits of h. */
+// @ts-ignore: decorator
+@inline function halvesToFloats(h: v128): v128 {
+  const u = i32x4.extend_low_i16x8_u(h);
+  const mag = v128.and(u, i32x4.splat(0x7fff)), sign = i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16);
+  const finite = v128.or(f32x4.mul(i32x4.shl(mag, 13), f32x4.splat(TWO_112)), sign);
+  const special = v128.bitselect(i32x4.splat(QUIET_NAN), v128.or(sign, i32x4.splat(0x7f800000)), i32x4.gt_u(mag, i32x4.splat(0x7c00)));
+  return v128.bitselect(special, finite, i32x4.ge_u(mag, i32x4.splat(0x7c00)));
 }
 
 /**

@@ -22,8 +22,9 @@ export interface LoadOptions extends HyperParamOptions {
   threads?: number;
   /** Larger batches are refused with a clear error (default 1024). */
   maxBatch?: number;
-  /** How the linear layers' weights are kept: "fp32" (default) or "fp16", half the memory, widened inside the GEMM
-   *  (the same bits: every weight must be an fp16 value, as in an fp16 checkpoint; others are refused). */
+  /** How the linear and conv layers' weights are kept: "fp32" (default) or "fp16", half the memory, widened inside
+   *  the GEMM or before each convolution (the same bits: every weight must be an fp16 value, as in an fp16
+   *  checkpoint; others are refused). */
   weights?: WeightPrecision;
   /** "image" or "text": load that tower only (encodeImage or encodeText; the other call is refused); default "both".
    *  The other tower's keys are still checked, but its weights are neither prepared nor kept. */

@@ -3,7 +3,7 @@
 
 import type { Backend, Conv2dWeights, LinearWeights, Precision } from "./backend/backend.js";
 import type { Activation } from "./kernels/activations.js";
-import { foldBatchNorm } from "./kernels/batch_norm.js";
+import { batchNormScale } from "./kernels/batch_norm.js";
 import { f16ToF32 } from "./kernels/f16.js";
 import { shapeString, storedOf, tensor, type StateDict, type Tensor } from "./tensor.js";
 
@@ -124,17 +124,17 @@ export class Conv2d {
     const { inChannels, outChannels: outC, kernelSize: k, stride = 1, padding = 0, bn } = options;
     const w = p.get(`${prefix}.weight`, [outC, inChannels, k, k]);
     let bias: Tensor | null = null;
-    let weight = w;
+    let scale: Float32Array | null = null;
     if (bn) {
-      const folded = foldBatchNorm(
-        w.data, outC,
-        p.get(`${bn}.weight`, [outC]).data, p.get(`${bn}.bias`, [outC]).data,
+      const folded = batchNormScale(
+        outC, p.get(`${bn}.weight`, [outC]).data, p.get(`${bn}.bias`, [outC]).data,
         p.get(`${bn}.running_mean`, [outC]).data, p.get(`${bn}.running_var`, [outC]).data,
       );
-      weight = { data: folded.weight, shape: w.shape };
+      scale = folded.scale;
       bias = { data: folded.bias, shape: [outC] };
     }
-    this.weights = backend.prepareConv2d(weight, bias, stride, padding);
+    // the weights as given (an fp16 file's stay f16 where the backend keeps them so); the backend multiplies by scale
+    this.weights = backend.prepareConv2d(w, bias, stride, padding, scale);
   }
   /** act(conv(x) + b + residual): a residual add is done in the same kernel. */
   forward(x: Tensor, act: Activation = "none", residual: Tensor | null = null): Tensor {

@@ -17,6 +17,7 @@ import { f16ToF32 } from "../src/kernels/f16.js";
 import { buildModel, type CLIP } from "../src/model.js";
 import { HalfTensor } from "../src/nn.js";
 import { StoredTensor, storedOf, type Tensor } from "../src/tensor.js";
+import { foldBatchNorm } from "../src/kernels/batch_norm.js";
 import { f16BitsToF32, f32ToF16Bits } from "../src/weights/dtypes.js";
 import { parseSafetensors, writeSafetensors } from "../src/weights/safetensors.js";
 import { goldenDir, npy, npyTokens } from "./helpers/golden.js";
@@ -102,11 +103,18 @@ describe("stored f16 weights packed in wasm memory: the bits of widening first",
       }
     });
 
-  test.prop([fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 4 }), fc.constantFrom(1, 2, 3), seed], { numRuns: 30 })(
-    "conv2d, f16 stored bytes vs the widened f32 tensor", (O, C, k, s) => {
-      const x = { shape: [1, C, 9, 9], data: values(C * 81, s) }, w = { shape: [O, C, k, k], data: halves(O * C * k * k, s + 1, true) };
-      const expected = bits(ts.conv2d(x, ts.prepareConv2d(w, null, 2, 1)).data);
-      for (const b of wasm) expect(bits(b.conv2d(x, b.prepareConv2d(storedF16(w), null, 2, 1)).data)).toEqual(expected);
+  test.prop([fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 4 }), fc.constantFrom(1, 2, 3), fc.boolean(), fc.boolean(), fc.boolean(), seed], { numRuns: 50 })(
+    "conv2d, f16 stored bytes (kept f16 with weights fp16) or an f32 tensor, finite or not, with a folded BatchNorm's scale or not, vs the TypeScript", (O, C, k, withScale, stored, specials, s) => {
+      const x = { shape: [2, C, 9, 9], data: values(2 * C * 81, s) }, w = { shape: [O, C, k, k], data: halves(O * C * k * k, s + 1, specials) };
+      const bias = { shape: [O], data: values(O, s + 2) }, scale = withScale ? values(O, s + 3) : null;
+      const expected = bits(ts.conv2d(x, ts.prepareConv2d(w, bias, 2, 1, scale), "relu").data);
+      // scaled as foldBatchNorm scales: f32(w · scale[o])
+      const folded = scale ? { shape: w.shape, data: foldBatchNorm(w.data, O, scale, new Float32Array(O), new Float32Array(O), new Float32Array(O).fill(1), 0).weight } : w;
+      expect(bits(ts.conv2d(x, ts.prepareConv2d(folded, bias, 2, 1), "relu").data)).toEqual(expected);
+      for (const [b, weights] of [...wasm.map((b) => [b, "fp32"] as const), ...wasmHalf.map((b) => [b, "fp16"] as const)]) {
+        const weight = stored ? storedF16(w) : w;
+        expect(bits(b.conv2d(x, b.prepareConv2d(weight, bias, 2, 1, scale), "relu").data), `${b.threads} thread(s), ${weights}`).toEqual(expected);
+      }
     });
 });
 
@@ -157,6 +165,22 @@ describe('weights: "fp16" (f16 panels widened inside the GEMM): the bits of the 
     expect(await grown("fp16")).toBe((await grown("fp32")) / 2);
     w.data[w.data.length - 1] = -Infinity;
     expect(await grown("fp16")).toBe(await grown("fp32"));
+  });
+
+  test("a convolution's weights take half the wasm memory (their BatchNorm scale kept beside them); with an infinite or NaN weight they stay f32", async () => {
+    const w = { shape: [64, 32, 3, 3], data: halves(64 * 288, 6) }, scale = values(64, 7);
+    const grown = async (weights: "fp32" | "fp16") => {
+      const b = await createWasmBackend({ threads: 1, weights });
+      const before = (b as unknown as { top: number }).top;
+      b.prepareConv2d(w, null, 1, 1, scale);
+      const used = (b as unknown as { top: number }).top - before;
+      b.dispose();
+      return used;
+    };
+    expect(await grown("fp32")).toBe(64 * 288 * 4);
+    expect(await grown("fp16")).toBe(64 * 288 * 2 + 64 * 4);
+    w.data[100] = NaN; // an infinite or NaN weight: kept f32 (the widening before each convolution skips that case)
+    expect(await grown("fp16")).toBe(64 * 288 * 4);
   });
 
   test.prop([fc.integer({ min: 1, max: 23 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 37 }), fc.double({ min: 0, max: 1 }), seed], { numRuns: 30 })(

@@ -12,8 +12,9 @@ export interface Backend {
   readonly name: string;
   /** w: [N, K] as nn.Linear stores it; b: [N]. "int8": quantized per output channel (src/kernels/linear_int8.ts). */
   prepareLinear(w: Tensor, b: Tensor | null, precision?: Precision): LinearWeights;
-  /** w: [O, C, kh, kw]; b: [O] (a folded batch norm). */
-  prepareConv2d(w: Tensor, b: Tensor | null, stride: number, padding: number): Conv2dWeights;
+  /** w: [O, C, kh, kw]; b: [O]; scale: [O] or null: the weights are f32(w[o]·scale[o]) (with b, a folded batch
+   *  norm: src/kernels/batch_norm.ts). */
+  prepareConv2d(w: Tensor, b: Tensor | null, stride: number, padding: number, scale?: Float32Array | null): Conv2dWeights;
 
   /** x: [..., K] → act(x·wᵀ + b + residual): [..., N] */
   linear(x: Tensor, w: LinearWeights, act?: Activation, residual?: Tensor | null): Tensor;

@@ -16,7 +16,7 @@ export interface KernelArgs {
   /** assembly/linear_f16.ts */
   packLinearWeightsF16: { w: Ptr; N: number; K: number; dst: Ptr };
   /** assembly/linear_f16.ts */
-  packRowsF16: { x: Ptr; M: number; K: number; dst: Ptr };
+  packRowsF16: { x: Ptr; M: number; K: number; dst: Ptr; scale: Ptr; finite: number };
   /** assembly/linear_f16.ts */
   packHalfPanels: { w: Ptr; N: number; K: number; dst: Ptr; special: Ptr; counts: Ptr };
   /** assembly/linear_f16.ts */
@@ -66,7 +66,7 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
   packLinearWeights: (a) => [a.w, a.N, a.K, a.dst],
   packRows: (a) => [a.x, a.M, a.K, a.dst],
   packLinearWeightsF16: (a) => [a.w, a.N, a.K, a.dst],
-  packRowsF16: (a) => [a.x, a.M, a.K, a.dst],
+  packRowsF16: (a) => [a.x, a.M, a.K, a.dst, a.scale, a.finite],
   packHalfPanels: (a) => [a.w, a.N, a.K, a.dst, a.special, a.counts],
   packHalfPatches: (a) => [a.panels, a.K, a.starts, a.list],
   linearHalf: (a) => [a.x, a.w, a.b, a.y, a.M, a.K, a.N, a.act, a.residual, a.scratch, a.patches],
@@ -90,7 +90,7 @@ export const POSITIONAL: { readonly [K in KernelName]: (a: KernelArgs[K]) => num
 
 /** Parameters of each wasm function, its work range included: a module built from other sources is refused. */
 export const ARITY: { readonly [K in KernelName]: number } = {
-  linear: 12, packLinearWeights: 7, packRows: 7, packLinearWeightsF16: 7, packRowsF16: 7, packHalfPanels: 9,
+  linear: 12, packLinearWeights: 7, packRows: 7, packLinearWeightsF16: 7, packRowsF16: 9, packHalfPanels: 9,
   packHalfPatches: 7, linearHalf: 14, conv2d: 21, attention: 16, layerNorm: 9, avgPool2d: 8, expfArray: 5, erfArray: 5,
   activateArray: 6, linearInt8: 14, quantizeRowsInt8: 8, packLinearWeightsInt8: 10, simdPeak: 5
 };
@@ -107,7 +107,9 @@ export interface KernelExports {
   packLinearWeights(w: Ptr, N: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
   packRows(x: Ptr, M: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
   packLinearWeightsF16(w: Ptr, N: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
-  packRowsF16(x: Ptr, M: number, K: number, dst: Ptr, tid: number, u0: number, u1: number): void;
+  packRowsF16(
+    x: Ptr, M: number, K: number, dst: Ptr, scale: Ptr, finite: number, tid: number, u0: number, u1: number
+  ): void;
   packHalfPanels(
     w: Ptr, N: number, K: number, dst: Ptr, special: Ptr, counts: Ptr, tid: number, u0: number, u1: number
   ): void;

@@ -5,6 +5,7 @@ import { layerNorm } from "../kernels/layer_norm.js";
 import { linear } from "../kernels/linear.js";
 import { linearF16 } from "../kernels/linear_f16.js";
 import { linearInt8, quantizeLinearWeights } from "../kernels/linear_int8.js";
+import { scaleRows } from "../kernels/batch_norm.js";
 import { avgPool2d } from "../kernels/pool.js";
 import { tensor, type Tensor } from "../tensor.js";
 import type { Backend, Conv2dWeights, LinearWeights, Precision, WeightPrecision } from "./backend.js";
@@ -40,10 +41,10 @@ export class TsBackend implements Backend {
     return { N, K, w: w.data, half: null, b: b ? b.data : null };
   }
 
-  prepareConv2d(weight: Tensor, bias: Tensor | null, stride: number, padding: number): TsConv {
-    const { w, b } = checkPrepareConv2d(weight, bias, stride, padding);
+  prepareConv2d(weight: Tensor, bias: Tensor | null, stride: number, padding: number, scale: Float32Array | null = null): TsConv {
+    const { w, b } = checkPrepareConv2d(weight, bias, stride, padding, scale);
     const [O, C, kh, kw] = w.shape;
-    return { O, C, kh, kw, stride, padding, w: w.data, b: b ? b.data : null };
+    return { O, C, kh, kw, stride, padding, w: scale ? scaleRows(w.data, O, scale) : w.data, b: b ? b.data : null };
   }
 
   linear(input: Tensor, w: LinearWeights, act: Activation = "none", res: Tensor | null = null): Tensor {

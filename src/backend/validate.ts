@@ -61,9 +61,14 @@ export function checkPrepareLinear(w: Tensor, b: Tensor | null, precision: Preci
   return { w, b: bb };
 }
 
-export function checkPrepareConv2d(w: Tensor, b: Tensor | null, stride: number, padding: number): { w: Tensor; b: Tensor | null } {
+export function checkPrepareConv2d(
+  w: Tensor, b: Tensor | null, stride: number, padding: number, scale: Float32Array | null = null,
+): { w: Tensor; b: Tensor | null } {
   w = checkWeight("prepareConv2d: weight", w);
   if (w.shape.length !== 4) throw new RangeError(`prepareConv2d: weight must be [O, C, kh, kw], got ${shapeString(w.shape)}`);
+  if (scale !== null && (!(scale instanceof Float32Array) || scale.length !== w.shape[0])) {
+    throw new RangeError(`prepareConv2d: scale must be a Float32Array of ${w.shape[0]} values`);
+  }
   const bb = b == null ? null : checkTensor("prepareConv2d: bias", b);
   if (bb && (bb.shape.length !== 1 || bb.shape[0] !== w.shape[0])) {
     throw new RangeError(`prepareConv2d: bias ${shapeString(bb.shape)} for ${w.shape[0]} channels`);

@@ -1,6 +1,7 @@
 import type { Activation } from "../kernels/activations.js";
 import { numel, shapeString, storedOf, tensor, type StoredBytes, type Tensor } from "../tensor.js";
 import type { Backend, Conv2dWeights, LinearWeights, Precision, WeightPrecision } from "./backend.js";
+import { scaleRows } from "../kernels/batch_norm.js";
 import { writeHalfBits } from "./half.js";
 import {
   checkAttention, checkAvgPool2d, checkConv2d, checkLayerNorm, checkLinear, checkPrepareConv2d, checkPrepareLinear, checkTensor,
@@ -50,7 +51,15 @@ const ACT_CODE = {
 interface WasmLinear extends LinearWeights { ptr: number; bias: number; half: boolean; patches: number }
 /** int8 weights: int16 k-pairs in panels (assembly/linear_int8.ts), a scale per column, padded to whole panels. */
 interface WasmLinearInt8 extends LinearWeights { int8: true; ptr: number; scales: number; bias: number }
-interface WasmConv extends Conv2dWeights { ptr: number; bias: number }
+/** ptr: the packed f32 row tiles; or, with weights "fp16", half: the f16 weights [O, K] as stored, and scale (or 0),
+ *  widened and scaled into row tiles before each convolution (packRowsF16). */
+interface WasmConv extends Conv2dWeights { ptr: number; bias: number; half: number; scale: number }
+
+/** No half is infinite or NaN (exponent bits all set). */
+function finiteHalves(h: Uint16Array): boolean {
+  for (let i = 0; i < h.length; i++) if ((h[i]! & 0x7c00) === 0x7c00) return false;
+  return true;
+}
 
 /** What the backend needs of an instance: its kernels, and the constants it exports, read once. */
 interface Module {
@@ -255,21 +264,39 @@ export class WasmBackend implements Backend {
     return tensor(shape, this.takeOutput());
   }
 
-  prepareConv2d(weight: Tensor, biasIn: Tensor | null, stride: number, padding: number): Conv2dWeights {
+  prepareConv2d(weight: Tensor, biasIn: Tensor | null, stride: number, padding: number, scaleIn: Float32Array | null = null): Conv2dWeights {
     this.live();
-    const { w, b } = checkPrepareConv2d(weight, biasIn, stride, padding);
+    const { w, b } = checkPrepareConv2d(weight, biasIn, stride, padding, scaleIn);
     const [O, C, kh, kw] = w.shape;
     const { MR } = this, K = C * kh * kw, tiles = Math.ceil(O / MR);
-    const ptr = this.alloc(tiles * MR * K * 4);
     let bias = 0;
     if (b) {
       bias = this.alloc(O * 4);
       this.write(bias, b.data);
     }
     const stored = storedOf(w);
-    const raw = stored ? this.pushStored(stored) : this.stage(w.data);
-    this.run(stored?.dtype === "F16" ? "packRowsF16" : "packRows", { x: raw, M: O, K, dst: ptr }, 0, tiles);
-    const prepared: WasmConv = { O, C, kh, kw, stride, padding, ptr, bias };
+    if (this.weights === "fp16") {
+      // kept f16, with the scale: widened and scaled at every convolution
+      const first = this.top, scale = scaleIn ? this.alloc(O * 4) : 0;
+      if (scaleIn) this.write(scale, scaleIn);
+      const ptr = this.alloc(O * K * 2);
+      writeHalfBits("prepareConv2d: weight", w, this.bytes(ptr, O * K * 2));
+      if (finiteHalves(new Uint16Array(this.memory.buffer, ptr, O * K))) {
+        const prepared: WasmConv = { O, C, kh, kw, stride, padding, ptr: 0, bias, half: ptr, scale };
+        return prepared;
+      }
+      this.top = this.arena = first; // an infinite or NaN weight: this tensor is kept as f32 (the same bits)
+    }
+    const ptr = this.alloc(tiles * MR * K * 4);
+    if (stored?.dtype === "F16") {
+      const scale = scaleIn ? this.reserve(O) : 0; // above ptr: the op's arena, for this packing only
+      if (scaleIn) this.write(scale, scaleIn);
+      this.run("packRowsF16", { x: this.pushStored(stored), M: O, K, dst: ptr, scale, finite: 0 }, 0, tiles);
+    } else {
+      const raw = stored && !scaleIn ? this.pushStored(stored) : this.stage(scaleIn ? scaleRows(w.data, O, scaleIn) : w.data);
+      this.run("packRows", { x: raw, M: O, K, dst: ptr }, 0, tiles);
+    }
+    const prepared: WasmConv = { O, C, kh, kw, stride, padding, ptr, bias, half: 0, scale: 0 };
     return prepared;
   }
 
@@ -314,10 +341,16 @@ export class WasmBackend implements Backend {
     const rp = residual ? this.push(residual.data) : 0;
     const yp = this.reserveOutput(numel(shape));
     const col = this.reserve(Math.min(chunk, panels) * K * NR);
+    let wp = w.ptr;
+    if (w.half) {
+      const tiles = Math.ceil(w.O / this.MR);
+      wp = this.reserve(tiles * this.MR * K);
+      this.run("packRowsF16", { x: w.half, M: w.O, K, dst: wp, scale: w.scale, finite: 1 }, 0, tiles, w.O * K * ELEMENT_WORK);
+    }
     for (let n = 0; n < N; n++) {
       for (let c0 = 0; c0 < panels; c0 += chunk) {
         this.run("conv2d", {
-          x: xp + n * C * H * W * 4, w: w.ptr, b: w.bias, y: yp + n * w.O * P * 4, C, H, W, O: w.O, kh: w.kh, kw: w.kw,
+          x: xp + n * C * H * W * 4, w: wp, b: w.bias, y: yp + n * w.O * P * 4, C, H, W, O: w.O, kh: w.kh, kw: w.kw,
           stride: w.stride, padding: w.padding, Ho, Wo, act: this.act[act], residual: rp ? rp + n * w.O * P * 4 : 0,
           col, pBase: c0,
         }, c0, Math.min(panels, c0 + chunk), w.O * K * P);

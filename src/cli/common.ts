@@ -155,8 +155,8 @@ export const MODEL_HELP = `  --model M          a name of clip.load (ViT-B/32, R
   --threads N        worker threads for the wasm backend
   --precision P      f32 (default) or int8: the transformers' linear layers and the ViT patch embedding in
                      int8 (deterministic, faster, embeddings within cosine 0.995 of f32)
-  --weights fp16     keep an fp16 checkpoint's linear weights as fp16 (half the memory, the same bits; an fp32
-                     checkpoint is refused); default fp32`;
+  --weights fp16     keep an fp16 checkpoint's linear and conv weights as fp16 (half the memory, the same bits;
+                     an fp32 checkpoint is refused); default fp32`;
 
 export interface ModelArgs {
   model?: string;
