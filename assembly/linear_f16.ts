@@ -59,34 +59,31 @@ import { gemmPanels, BIAS_NONE, BIAS_PER_COLUMN, MR, NR } from "./linear";
   return f32x4.mul(v128.and(i32x4.shr_s(v, 3), i32x4.splat(HALF_MASK)), f32x4.splat(TWO_112));
 }
 
+/** One panel row (NR halves in halfSlot order at src) widened to NR floats at dst, by widenTop or (float)
+ *  widenTopFloat: four overlapping loads put every half in the top 16 bits of a lane. */
+// @ts-ignore: decorator
+@inline function widenRow(src: usize, dst: usize, float: bool): void {
+  const v0 = v128.load(src - 2), v1 = v128.load(src), v2 = v128.load(src, 14), v3 = v128.load(src, 16);
+  v128.store(dst, float ? widenTopFloat(v0) : widenTop(v0));
+  v128.store(dst, float ? widenTopFloat(v1) : widenTop(v1), 16);
+  v128.store(dst, float ? widenTopFloat(v2) : widenTop(v2), 32);
+  v128.store(dst, float ? widenTopFloat(v3) : widenTop(v3), 48);
+}
+
 /** The K rows of a packed f16 panel at src widened to the f32 panel layout at dst: integer widening (then
- *  patchHalves) or, with `float`, the float one. */
+ *  patchHalves), two rows a step, or, with `float`, the float one. */
 function widenPanel(src: usize, dst: usize, K: i32, float: bool): void {
   const end = src + (<usize>K << 5);
   if (float) {
-    for (; src < end; src += 32, dst += 64) {
-      const v0 = v128.load(src - 2), v1 = v128.load(src), v2 = v128.load(src, 14), v3 = v128.load(src, 16);
-      v128.store(dst, widenTopFloat(v0));
-      v128.store(dst, widenTopFloat(v1), 16);
-      v128.store(dst, widenTopFloat(v2), 32);
-      v128.store(dst, widenTopFloat(v3), 48);
-    }
+    for (; src < end; src += 32, dst += 64) widenRow(src, dst, true);
     return;
   }
   for (; src < end; src += 32, dst += 64) {
-    const v0 = v128.load(src - 2), v1 = v128.load(src), v2 = v128.load(src, 14), v3 = v128.load(src, 16);
-    v128.store(dst, widenTop(v0));
-    v128.store(dst, widenTop(v1), 16);
-    v128.store(dst, widenTop(v2), 32);
-    v128.store(dst, widenTop(v3), 48);
+    widenRow(src, dst, false);
     if (src + 32 >= end) break;
     src += 32;
     dst += 64;
-    const u0 = v128.load(src - 2), u1 = v128.load(src), u2 = v128.load(src, 14), u3 = v128.load(src, 16);
-    v128.store(dst, widenTop(u0));
-    v128.store(dst, widenTop(u1), 16);
-    v128.store(dst, widenTop(u2), 32);
-    v128.store(dst, widenTop(u3), 48);
+    widenRow(src, dst, false);
   }
 }
 
@@ -137,7 +134,7 @@ export function packLinearWeightsF16(w: usize, N: i32, K: i32, dst: usize, tid: 
  * scale (f32 [M]) is given, each row is multiplied by its scale after widening, f32(w · scale[m]): a BatchNorm
  * folded as src/kernels/batch_norm.ts folds it. At load (f32 weights), or before each convolution with weights
  * "fp16" (the halves stay in memory; the tiles land in scratch). finite: no half is infinite or NaN (the backend
- * keeps such weights f32 under "fp16"), so the widening skips their case: half its operations, on every pass.
+ * keeps such weights f32 under "fp16"), so they are widened four at a time (widenTopFloat); else one at a time.
  */
 export function packRowsF16(x: usize, M: i32, K: i32, dst: usize, scale: usize, finite: i32, tid: i32, u0: i32, u1: i32): void {
   for (let t = u0; t < u1; t++) {
@@ -147,17 +144,19 @@ export function packRowsF16(x: usize, M: i32, K: i32, dst: usize, scale: usize, 
     const s0 = scale ? load<f32>(scale + (<usize>m0 << 2)) : 1, s1 = scale ? load<f32>(scale + (<usize>m1 << 2)) : 1;
     const v0 = f32x4.splat(s0), v1 = f32x4.splat(s1);
     let k = 0;
-    for (; k + 4 <= K; k += 4) {
-      const o = <usize>k << 1;
-      const h0 = v128.load64_zero(r0 + o), h1 = v128.load64_zero(r1 + o);
-      let a = finite ? finiteHalvesToFloats(h0) : halvesToFloats(h0), b = finite ? finiteHalvesToFloats(h1) : halvesToFloats(h1);
-      if (scale) {
-        a = f32x4.mul(a, v0);
-        b = f32x4.mul(b, v1);
+    if (finite) {
+      for (; k + 4 <= K; k += 4) {
+        const o = <usize>k << 1;
+        let a = widenTopFloat(i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(r0 + o)), 16));
+        let b = widenTopFloat(i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(r1 + o)), 16));
+        if (scale) {
+          a = f32x4.mul(a, v0);
+          b = f32x4.mul(b, v1);
+        }
+        v128.store(d, i32x4.shuffle(a, b, 0, 4, 1, 5)); // the tile's k-major order: row 0's, row 1's
+        v128.store(d, i32x4.shuffle(a, b, 2, 6, 3, 7), 16);
+        d += 32;
       }
-      v128.store(d, i32x4.shuffle(a, b, 0, 4, 1, 5)); // the tile's k-major order: row 0's, row 1's
-      v128.store(d, i32x4.shuffle(a, b, 2, 6, 3, 7), 16);
-      d += 32;
     }
     for (; k < K; k++) {
       const o = <usize>k << 1;
@@ -171,24 +170,6 @@ export function packRowsF16(x: usize, M: i32, K: i32, dst: usize, scale: usize, 
       d += 8;
     }
   }
-}
-
-/** halfToFloat of the four finite halves in the low 64 bits of h. */
-// @ts-ignore: decorator
-@inline function finiteHalvesToFloats(h: v128): v128 {
-  const s = i32x4.extend_low_i16x8_s(h);
-  const mag = v128.and(s, i32x4.splat(0x7fff)), sign = v128.and(s, i32x4.splat(0x80000000));
-  return v128.or(f32x4.mul(i32x4.shl(mag, 13), f32x4.splat(TWO_112)), sign);
-}
-
-/** halfToFloat of the four halves in the low 64 bits of h. */
-// @ts-ignore: decorator
-@inline function halvesToFloats(h: v128): v128 {
-  const u = i32x4.extend_low_i16x8_u(h);
-  const mag = v128.and(u, i32x4.splat(0x7fff)), sign = i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16);
-  const finite = v128.or(f32x4.mul(i32x4.shl(mag, 13), f32x4.splat(TWO_112)), sign);
-  const special = v128.bitselect(i32x4.splat(QUIET_NAN), v128.or(sign, i32x4.splat(0x7f800000)), i32x4.gt_u(mag, i32x4.splat(0x7c00)));
-  return v128.bitselect(special, finite, i32x4.ge_u(mag, i32x4.splat(0x7c00)));
 }
 
 /**

@@ -313,18 +313,28 @@ export class VisionTransformer {
     return this.proj.forward(x);
   }
 
-  /** conv1, then [*, width, grid²] -> [*, grid², width] with the class token first, plus the positional embedding. */
+  /** conv1, then [*, width, grid²] -> [*, grid², width], and the class token and positional embedding (withClass). */
   private embedConv(conv1: Conv2d, image: Tensor, hook?: ForwardHook): Tensor {
     const x = conv1.forward(image); // shape = [*, width, grid, grid]
     hook?.(conv1.prefix, x);
-    const [N, D, gh, gw] = x.shape;
-    const G = gh * gw, L = G + 1;
+    const [N, D, gh, gw] = x.shape, G = gh * gw;
+    const patches = tensor([N * G, D]);
+    for (let n = 0; n < N; n++) {
+      for (let d = 0; d < D; d++) for (let g = 0; g < G; g++) patches.data[(n * G + g) * D + d] = x.data[(n * D + d) * G + g];
+    }
+    return this.withClass(patches, N);
+  }
+
+  /** Patch rows [N·grid², width] -> [N, grid² + 1, width]: the class token first, plus the positional embedding. */
+  private withClass(x: Tensor, N: number): Tensor {
+    const D = x.shape[1], G = x.shape[0] / N, L = G + 1;
     const tokens = tensor([N, L, D]);
     const pos = this.positional_embedding.data, cls = this.class_embedding.data;
     for (let n = 0; n < N; n++) {
-      for (let d = 0; d < D; d++) {
-        tokens.data[n * L * D + d] = f(cls[d] + pos[d]);
-        for (let g = 0; g < G; g++) tokens.data[(n * L + g + 1) * D + d] = f(x.data[(n * D + d) * G + g] + pos[(g + 1) * D + d]);
+      for (let d = 0; d < D; d++) tokens.data[n * L * D + d] = f(cls[d] + pos[d]);
+      for (let g = 0; g < G; g++) {
+        const t = (n * L + g + 1) * D, xr = (n * G + g) * D, pr = (g + 1) * D;
+        for (let d = 0; d < D; d++) tokens.data[t + d] = f(x.data[xr + d] + pos[pr + d]);
       }
     }
     return tokens;
@@ -346,22 +356,13 @@ export class VisionTransformer {
       }
     }
     const x = patchLinear.forward(patches); // [N·grid², width]
-    const D = x.shape[1], L = G + 1;
+    const D = x.shape[1];
     if (hook) {
       const conv = tensor([N, D, gh, gw]);
       for (let n = 0; n < N; n++) for (let g = 0; g < G; g++) for (let d = 0; d < D; d++) conv.data[(n * D + d) * G + g] = x.data[(n * G + g) * D + d];
       hook(`${this.prefix}.conv1`, conv);
     }
-    const tokens = tensor([N, L, D]);
-    const pos = this.positional_embedding.data, cls = this.class_embedding.data;
-    for (let n = 0; n < N; n++) {
-      for (let d = 0; d < D; d++) tokens.data[n * L * D + d] = f(cls[d] + pos[d]);
-      for (let g = 0; g < G; g++) {
-        const t = (n * L + g + 1) * D, xr = (n * G + g) * D, pr = (g + 1) * D;
-        for (let d = 0; d < D; d++) tokens.data[t + d] = f(x.data[xr + d] + pos[pr + d]);
-      }
-    }
-    return tokens;
+    return this.withClass(x, N);
   }
 }
 
